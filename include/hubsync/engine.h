@@ -1,0 +1,184 @@
+// The two sync engines, primary and backup, and what they are built from.
+//
+// An engine is pure protocol logic over the four seams: it never creates a
+// thread, never sleeps and never touches the network or disk except through
+// the Transport and FileSystem it is given. Its daemon (src/daemon.cc) owns
+// the seams and an EventLoop and calls the engine only from that loop's
+// thread: OnMessage / OnConnection / OnChanges as events arrive, Tick(now)
+// whenever the deadline Tick last returned has passed.
+#ifndef HUBSYNC_ENGINE_H_
+#define HUBSYNC_ENGINE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "hubsync/applier.h"
+#include "hubsync/change_source.h"
+#include "hubsync/clock.h"
+#include "hubsync/config.h"
+#include "hubsync/delta_writer.h"
+#include "hubsync/envelope.h"
+#include "hubsync/filesystem.h"
+#include "hubsync/keystore.h"
+#include "hubsync/messages.h"
+#include "hubsync/scanner.h"
+#include "hubsync/transport.h"
+
+namespace hubsync {
+
+using LogFn = std::function<void(LogLevel, const std::string&)>;
+
+// What an engine needs; the daemon fills it with the real seams, tests with
+// fakes. The engine owns none of them.
+struct EngineEnv {
+  Config config;
+  Transport* transport = nullptr;
+  FileSystem* fs = nullptr;
+  Clock* clock = nullptr;
+  ChangeSource* changes = nullptr;  // primary only
+  LogFn log;
+};
+
+// Topic names of SPEC 5.
+struct Topics {
+  explicit Topics(const Config& c) : prefix(c.TopicPrefix()) {}
+  std::string Status(const std::string& gw) const { return prefix + "gw/" + gw + "/status"; }
+  std::string ManifestReq(const std::string& b) const { return prefix + "gw/" + b + "/manifest/req"; }
+  std::string ManifestRes(const std::string& b) const { return prefix + "gw/" + b + "/manifest/res"; }
+  std::string Delta(const std::string& b) const { return prefix + "gw/" + b + "/delta"; }
+  std::string Ack(const std::string& b) const { return prefix + "gw/" + b + "/ack"; }
+  std::string Events() const { return prefix + "events"; }
+  std::string prefix;
+};
+
+// Messages that could not be published yet (broker away, too many in
+// flight). Flushed in order; cleared when a sync they belong to restarts.
+class Outbox {
+ public:
+  explicit Outbox(Transport* t) : t_(t) {}
+  void Send(Message m);
+  void Flush();
+  void Clear() { queue_.clear(); }
+  size_t size() const { return queue_.size(); }
+
+ private:
+  Transport* t_;
+  std::deque<Message> queue_;
+};
+
+// ---------------------------------------------------------------------------
+// The primary: keeps every backup's copy equal to data_dir.
+class PrimaryEngine {
+ public:
+  static constexpr uint32_t kWindow = 4;           // delta chunks ahead of the last ack
+  static constexpr int64_t kPhaseTimeoutMs = 15000;
+  static constexpr int64_t kMaxBackoffMs = 10000;
+
+  explicit PrimaryEngine(EngineEnv env);
+  ~PrimaryEngine();
+
+  Status Start();
+  void OnMessage(const Message& m);
+  void OnConnection(bool connected);
+  void OnChanges();
+  int64_t Tick(int64_t now_ms);
+  // Publishes the final status; call before the transport disconnects.
+  Message FinalStatus();
+
+  // For tests and the benchmark.
+  Digest root() const { return root_; }
+  bool AllInSync() const;
+
+ private:
+  struct Peer;
+  void StartSync(Peer& p, int64_t now);
+  void FailSync(Peer& p, const std::string& why, bool retry_plain);
+  void FinishSync(Peer& p, bool in_sync, const Ack* ack);
+  void OnManifestChunk(Peer& p, const Opened& o);
+  void OnAck(Peer& p, const Opened& o);
+  void Pump(Peer& p);
+  void Rescan();
+  void PublishStatus();
+  void Emit(Event e);
+  Peer* FindPeer(const std::string& id);
+  Peer& AddPeer(const std::string& id);
+  void Log(LogLevel l, const std::string& s) { if (env_.log) env_.log(l, s); }
+
+  EngineEnv env_;
+  Topics topics_;
+  PathFilter filter_;
+  KeyStore keys_;
+  std::unique_ptr<Scanner> scanner_;
+  Outbox outbox_;
+  std::shared_ptr<const Manifest> current_;
+  Digest root_{};
+  bool connected_ = false;
+  bool change_pending_ = false;
+  int64_t first_change_ms_ = 0, last_change_ms_ = 0;
+  int64_t next_period_ms_ = 0;
+  int64_t next_status_ms_ = 0;
+  uint64_t transfer_seq_ = 0;
+  std::string last_status_;
+  std::map<std::string, std::unique_ptr<Peer>> peers_;
+};
+
+// ---------------------------------------------------------------------------
+// A backup: answers manifest requests and applies deltas.
+class BackupEngine {
+ public:
+  explicit BackupEngine(EngineEnv env);
+  ~BackupEngine();
+
+  Status Start();
+  void OnMessage(const Message& m);
+  void OnConnection(bool connected);
+  int64_t Tick(int64_t now_ms);
+  Message FinalStatus();
+
+  Digest root() const { return root_; }
+
+ private:
+  void OnManifestRequest(const Message& m);
+  void OnDelta(const Message& m);
+  void FailTransfer(const std::string& why, bool retry_plain);
+  void SendAck(const Ack& a, uint64_t transfer);
+  bool EnsureChannel();
+  Status Rescan();
+  void SetState(const std::string& state, const std::string& error = "");
+  void PublishStatus();
+  void Emit(Event e);
+  void Log(LogLevel l, const std::string& s) { if (env_.log) env_.log(l, s); }
+
+  EngineEnv env_;
+  Topics topics_;
+  PathFilter filter_;
+  KeyStore keys_;
+  std::unique_ptr<Scanner> scanner_;
+  std::unique_ptr<Applier> applier_;
+  std::unique_ptr<SecureChannel> channel_;
+  Outbox outbox_;
+  Manifest manifest_;
+  bool manifest_valid_ = false;
+  Digest root_{};
+  Digest primary_root_{};   // from the last BEGIN
+  std::string state_ = "behind";
+  std::string error_;
+  int64_t behind_since_ms_ = 0;
+  int64_t last_sync_ns_ = 0;
+  int64_t next_status_ms_ = 0;
+  int64_t next_key_log_ms_ = 0;
+  uint32_t expected_chunk_ = 0;
+  int64_t transfer_start_ms_ = 0;
+  uint64_t transfer_wire_bytes_ = 0;
+  std::set<std::string> touched_;
+  std::string last_status_;
+  uint64_t rejected_ = 0;
+};
+
+}  // namespace hubsync
+
+#endif  // HUBSYNC_ENGINE_H_

@@ -1,0 +1,97 @@
+// The encrypted envelope of every message on manifest/res, delta and ack
+// (SPEC 6), and the SecureChannel that seals and opens them for one
+// primary<->backup pair.
+//
+// Wire layout (big-endian), 29 header bytes then ciphertext||16-byte tag:
+//   'H' 'S' version(1) kind(1) flags(1: bit0 last) epoch(4) counter(8)
+//   transfer(8) chunk(4)
+// Associated data = the 29 header bytes || len(home)(1) home ||
+//   len(backup)(1) backup, so every header field plus home and backup id is
+//   authenticated. Nonce = direction(1) 0 0 0 counter(8); the direction byte
+//   keeps the two sides' counters apart under the one shared key.
+#ifndef HUBSYNC_ENVELOPE_H_
+#define HUBSYNC_ENVELOPE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "hubsync/crypto.h"
+#include "hubsync/keystore.h"
+#include "hubsync/status.h"
+
+namespace hubsync {
+
+enum class MsgKind : uint8_t { kManifestRes = 1, kDelta = 2, kAck = 3 };
+
+inline constexpr uint8_t kProtocolVersion = 1;
+inline constexpr size_t kEnvelopeHeaderBytes = 29;
+inline constexpr size_t kEnvelopeOverhead = kEnvelopeHeaderBytes + kTagBytes;
+
+struct EnvelopeHeader {
+  MsgKind kind = MsgKind::kDelta;
+  bool last = false;
+  uint32_t epoch = 0;
+  uint64_t counter = 0;
+  uint64_t transfer = 0;
+  uint32_t chunk = 0;
+};
+
+// True for kinds the primary sends (delta), false for the backup's.
+inline bool SentByPrimary(MsgKind k) { return k == MsgKind::kDelta; }
+
+std::string EncodeEnvelopeHeader(const EnvelopeHeader& h);
+Result<EnvelopeHeader> DecodeEnvelopeHeader(std::string_view msg);
+std::string EnvelopeAad(std::string_view header_bytes, const std::string& home,
+                        const std::string& backup);
+
+Status SealEnvelope(AesGcm& aead, const std::string& home, const std::string& backup,
+                    const EnvelopeHeader& h, std::string_view plain, std::string* out);
+// Verifies the tag over header, home and backup; Corruption if it fails.
+Status OpenEnvelope(AesGcm& aead, const std::string& home, const std::string& backup,
+                    std::string_view msg, EnvelopeHeader* h, std::string* plain);
+
+struct Opened {
+  EnvelopeHeader header;
+  std::string plain;
+};
+
+// Seals and opens messages for one backup, with keys from a KeyStore and
+// persisted counters. Sealing uses the newest epoch; opening accepts any
+// epoch still in the store. Opening refuses (Rejected) an unknown epoch, a
+// kind this side does not receive, or a counter not above the last accepted
+// one for that epoch; a failed tag is Corruption. A refused message leaves
+// the counters untouched.
+//
+// Thread rule: one thread (the engine's).
+class SecureChannel {
+ public:
+  static Result<std::unique_ptr<SecureChannel>> Create(const KeyStore& keys,
+                                                       const std::string& home,
+                                                       const std::string& backup,
+                                                       bool is_primary);
+  Result<std::string> Seal(MsgKind kind, uint64_t transfer, uint32_t chunk, bool last,
+                           std::string_view plain);
+  Result<Opened> Open(std::string_view msg);
+  // Makes the receive counters durable; call before acting on a transfer.
+  Status SyncCounters();
+  uint32_t epoch() const { return current_epoch_; }
+
+ private:
+  struct EpochState {
+    std::unique_ptr<AesGcm> aead;
+    std::unique_ptr<RxCounter> rx;
+  };
+  SecureChannel() = default;
+  std::string home_, backup_;
+  bool is_primary_ = false;
+  uint32_t current_epoch_ = 0;
+  std::map<uint32_t, EpochState> epochs_;
+  std::unique_ptr<TxCounter> tx_;
+};
+
+}  // namespace hubsync
+
+#endif  // HUBSYNC_ENVELOPE_H_

@@ -1,0 +1,57 @@
+// Plaintext JSON messages on the broker: manifest requests, gateway status and
+// events (SPEC 5 and 8). None of them carries a file name, file content or key.
+// Encoding and decoding live in the RapidJSON adapter (src/json.cc).
+#ifndef HUBSYNC_MESSAGES_H_
+#define HUBSYNC_MESSAGES_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "hubsync/status.h"
+
+namespace hubsync {
+
+// primary -> gw/<backup>/manifest/req. Carries correlation data and a
+// response topic as MQTT v5 properties besides this body.
+struct ManifestRequest {
+  uint64_t transfer = 0;
+  std::string primary;      // the primary's gateway id
+  std::string root;         // the primary's manifest root (hex)
+  std::string expect;       // root the primary believes the backup has ("" unknown)
+  uint32_t key_epoch = 0;   // epoch the primary will use
+};
+std::string EncodeManifestRequest(const ManifestRequest& r);
+Result<ManifestRequest> DecodeManifestRequest(const std::string& json);
+
+// gw/<id>/status, retained.
+struct GatewayStatus {
+  std::string role;    // "primary" | "backup"
+  std::string state;   // in_sync | syncing | behind | error | offline | online
+  std::string root;
+  int64_t files = 0;
+  int64_t bytes = 0;
+  std::string last_sync;  // ISO-8601 UTC, "" if never
+  int64_t lag_ms = 0;
+  uint32_t key_epoch = 0;
+  int64_t progress_done = -1;   // bytes done during a sync, -1 if none
+  int64_t progress_total = -1;
+  std::string error;  // "" means null
+};
+std::string EncodeStatus(const GatewayStatus& s);
+Result<GatewayStatus> DecodeStatus(const std::string& json);
+
+// One line on hubsync/v1/<home>/events.
+struct Event {
+  std::string type;   // sync | error | rejected | ...
+  std::string gw;     // gateway that reports it
+  std::map<std::string, int64_t> counts;
+  std::map<std::string, std::string> fields;
+};
+std::string EncodeEvent(const Event& e);
+Result<Event> DecodeEvent(const std::string& json);
+
+}  // namespace hubsync
+
+#endif  // HUBSYNC_MESSAGES_H_

@@ -1,0 +1,68 @@
+// Builds a data directory's Manifest through the FileSystem seam, hashing
+// file content (SHA-256, plus block digests for large files) while reading
+// at most one buffer at a time.
+//
+// A digest cache keyed by path and (size, mtime, ctime, inode) spares a
+// restart from re-hashing unchanged files. It is persisted to `cache_path`
+// (atomically) by SaveCache. Files modified within kRacyWindowNs of a scan are
+// not cached, because a later write in the same timestamp tick could leave
+// size and mtime unchanged ("racily clean", as git calls it).
+//
+// Thread rule: one thread. Owns neither the FileSystem nor the filter.
+#ifndef HUBSYNC_SCANNER_H_
+#define HUBSYNC_SCANNER_H_
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "hubsync/filesystem.h"
+#include "hubsync/manifest.h"
+#include "hubsync/paths.h"
+
+namespace hubsync {
+
+// Hashes a whole file: SHA-256 and, for files >= kBlockDigestMinSize, the
+// block digests. Fails with Aborted if the file changed size while read.
+Status HashFile(FileSystem* fs, const std::string& path, uint64_t size, Digest* digest,
+                std::string* blocks);
+
+class Scanner {
+ public:
+  static constexpr int64_t kRacyWindowNs = 2'000'000'000;
+
+  Scanner(FileSystem* fs, const PathFilter* filter, std::string cache_path);
+
+  // Scans everything. `now_ns` is the wall clock (for the racy window).
+  Result<Manifest> Scan(int64_t now_ns);
+  // Re-reads only `paths` (and whole subtrees for directories) and patches
+  // `m`. Explicitly changed files are always re-hashed.
+  Status Update(Manifest* m, const std::vector<std::string>& paths, int64_t now_ns);
+
+  Status LoadCache();
+  Status SaveCache();  // no-op when nothing changed
+  uint64_t hashed_bytes() const { return hashed_bytes_; }
+
+ private:
+  struct CacheEntry {
+    uint64_t size;
+    int64_t mtime_ns, ctime_ns;
+    uint64_t inode;
+    Digest digest;
+    std::string blocks;
+  };
+  Status ScanDir(const std::string& dir, Manifest* out, int64_t now_ns);
+  Status MakeEntry(const std::string& path, const FileInfo& fi, bool force_hash, int64_t now_ns,
+                   Entry* e);
+
+  FileSystem* fs_;
+  const PathFilter* filter_;
+  std::string cache_path_;
+  std::unordered_map<std::string, CacheEntry> cache_;
+  bool cache_dirty_ = false;
+  uint64_t hashed_bytes_ = 0;
+};
+
+}  // namespace hubsync
+
+#endif  // HUBSYNC_SCANNER_H_

@@ -1,0 +1,141 @@
+// Binary codecs for what travels inside encrypted envelopes: the manifest
+// stream (backup -> primary), delta records (primary -> backup) and acks.
+// Pure: no I/O. Decoders treat input as hostile: every length is checked and
+// every path validated.
+//
+// All integers are big-endian; strings are u16 length + bytes.
+#ifndef HUBSYNC_WIRE_H_
+#define HUBSYNC_WIRE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hubsync/manifest.h"
+#include "hubsync/status.h"
+
+namespace hubsync {
+
+class WireWriter {
+ public:
+  explicit WireWriter(std::string* out) : out_(out) {}
+  void U8(uint8_t v) { out_->push_back(static_cast<char>(v)); }
+  void U16(uint16_t v);
+  void U32(uint32_t v);
+  void U64(uint64_t v);
+  void Str(std::string_view s);       // u16 length; caller keeps s < 64 KiB
+  void LongStr(std::string_view s);   // u32 length
+  void Raw(const void* p, size_t n) { out_->append(static_cast<const char*>(p), n); }
+
+ private:
+  std::string* out_;
+};
+
+class WireReader {
+ public:
+  explicit WireReader(std::string_view in) : in_(in) {}
+  bool U8(uint8_t* v);
+  bool U16(uint16_t* v);
+  bool U32(uint32_t* v);
+  bool U64(uint64_t* v);
+  bool Str(std::string* s);
+  bool LongStr(std::string_view* s);
+  bool Raw(void* p, size_t n);
+  bool done() const { return pos_ == in_.size(); }
+  size_t remaining() const { return in_.size() - pos_; }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+// ---- manifest stream --------------------------------------------------------
+// Chunk 0 starts with a header; entries follow, never split across chunks.
+struct ManifestHeader {
+  bool same = false;  // backup's root equals the request's "expect": no entries follow
+  Digest root{};
+  uint32_t count = 0;
+};
+
+// Splits the stream into plaintext chunks of at most `max_plain` bytes.
+std::vector<std::string> EncodeManifestChunks(const ManifestHeader& h, const Manifest& m,
+                                              size_t max_plain);
+
+// Reassembles chunks that arrive in order (chunk index 0, 1, ...).
+class ManifestAssembler {
+ public:
+  Status Add(uint32_t chunk, bool last, std::string_view plain);
+  bool done() const { return done_; }
+  const ManifestHeader& header() const { return header_; }
+  Manifest Take() { return std::move(manifest_); }
+
+ private:
+  uint32_t next_chunk_ = 0;
+  bool done_ = false;
+  ManifestHeader header_;
+  Manifest manifest_;
+};
+
+void EncodeEntry(const Entry& e, std::string* out);
+Status DecodeEntry(WireReader* r, Entry* e);
+
+// ---- delta records ----------------------------------------------------------
+enum class RecKind : uint8_t {
+  kBegin = 'B',       // op_count, total (content bytes), root (primary's root after apply)
+  kDelete = 'X',      // path
+  kMkdir = 'D',       // path, mode
+  kSymlink = 'L',     // path, target, mtime
+  kFile = 'F',        // path, mode, mtime, size, digest, source, [source_path]
+  kData = 'K',        // offset, bytes for the current file
+  kCopyBlocks = 'C',  // first_block, count: reuse the backup's own blocks of the same path
+  kSetAttr = 'A',     // path, type, mode, mtime
+  kEnd = 'E',         // commit
+};
+
+enum class FileSource : uint8_t {
+  kShipped = 0,   // bytes follow in kData (and kCopyBlocks) records
+  kLocalCopy = 1, // copy of the backup's own file at source_path (same digest)
+};
+
+struct DeltaRecord {
+  RecKind kind = RecKind::kEnd;
+  std::string path;
+  std::string target;       // symlink target, or source path for kLocalCopy
+  uint8_t type = 0;         // kSetAttr: EntryType
+  uint32_t mode = 0;
+  int64_t mtime_ns = 0;
+  uint64_t size = 0;
+  Digest digest{};
+  FileSource source = FileSource::kShipped;
+  uint64_t offset = 0;      // kData: file offset; kCopyBlocks: first block
+  uint32_t count = 0;       // kCopyBlocks: blocks; kBegin: op count
+  uint64_t total = 0;       // kBegin: bytes to ship
+  Digest root{};            // kBegin
+  std::string_view data;    // kData payload (points into the chunk)
+};
+
+// Bytes a record takes without its data (for chunk budgeting).
+size_t RecordOverhead(const DeltaRecord& r);
+void EncodeRecord(const DeltaRecord& r, std::string* out);
+// Decodes every record of one chunk. Paths are validated; Corruption or
+// InvalidArgument on anything malformed.
+Status DecodeRecords(std::string_view chunk, std::vector<DeltaRecord>* out);
+
+// ---- acks -------------------------------------------------------------------
+struct Ack {
+  enum class Kind : uint8_t { kProgress = 1, kDone = 2, kError = 3 };
+  Kind kind = Kind::kDone;
+  uint32_t chunk = 0;        // progress: highest chunk written
+  Digest root{};             // done: backup's root after applying
+  uint32_t files = 0;
+  uint64_t bytes = 0;
+  std::string error;         // error: one line, no file names
+  bool retry_plain = false;  // error: resend without local copies / block reuse
+};
+std::string EncodeAck(const Ack& a);
+Result<Ack> DecodeAck(std::string_view plain);
+
+}  // namespace hubsync
+
+#endif  // HUBSYNC_WIRE_H_

@@ -1,0 +1,403 @@
+#include "hubsync/applier.h"
+
+#include <algorithm>
+#include <map>
+
+namespace hubsync {
+namespace {
+
+constexpr char kJournal[] = ".hubsync/journal";
+constexpr char kJournalTmp[] = ".hubsync/journal.tmp";
+constexpr char kStagingRoot[] = ".hubsync/staging";
+constexpr char kJournalMagic[] = "HSJ1";
+constexpr size_t kCopyBuffer = 256 * 1024;
+
+std::string Parent(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash);
+}
+
+Result<std::string> ReadAll(FileSystem* fs, const std::string& path) {
+  auto f = fs->OpenRead(path);
+  if (!f.ok()) return f.status();
+  std::string out, buf(65536, '\0');
+  while (true) {
+    auto n = (*f)->ReadAt(out.size(), buf.data(), buf.size());
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    out.append(buf.data(), *n);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Applier::OpenFile {
+  bool skip = false;  // excluded on this backup: consume records, write nothing
+  std::string path;
+  std::string staged;
+  uint32_t mode = 0;
+  int64_t mtime_ns = 0;
+  uint64_t size = 0;
+  Digest digest{};
+  uint64_t written = 0;
+  bool reused_local = false;
+  std::unique_ptr<WritableFile> out;
+  Sha256 hash;
+};
+
+Applier::Applier(FileSystem* fs, const PathFilter* filter) : fs_(fs), filter_(filter) {}
+Applier::~Applier() = default;
+
+std::string Applier::StagingDir() const {
+  return std::string(kStagingRoot) + "/" + std::to_string(transfer_);
+}
+
+Status Applier::Recover() {
+  HUBSYNC_RETURN_IF_ERROR(fs_->MakeDir(kStagingDirName, 0700));
+  auto journal = ReadAll(fs_, kJournal);
+  if (journal.ok()) {
+    HUBSYNC_RETURN_IF_ERROR(ReplayJournal(*journal));
+  } else if (journal.status().code() != Status::Code::kNotFound) {
+    return journal.status();
+  }
+  HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournalTmp));
+  HUBSYNC_RETURN_IF_ERROR(fs_->RemoveTree(kStagingRoot));
+  HUBSYNC_RETURN_IF_ERROR(fs_->MakeDir(kStagingRoot, 0700));
+  return fs_->SyncDir(kStagingDirName);
+}
+
+Status Applier::Begin(uint64_t transfer) {
+  if (active_) Abort();
+  active_ = true;
+  retry_plain_ = false;
+  transfer_ = transfer;
+  next_staged_ = 0;
+  steps_.clear();
+  file_.reset();
+  stats_ = ApplyStats{};
+  HUBSYNC_RETURN_IF_ERROR(fs_->RemoveTree(StagingDir()));
+  return fs_->MakeDir(StagingDir(), 0700);
+}
+
+void Applier::Abort() {
+  file_.reset();
+  steps_.clear();
+  if (active_) fs_->RemoveTree(StagingDir());
+  active_ = false;
+}
+
+Status Applier::FinishFile() {
+  if (!file_) return Status::Ok();
+  std::unique_ptr<OpenFile> f = std::move(file_);
+  if (f->skip) return Status::Ok();
+  if (f->written != f->size || f->hash.Final() != f->digest) {
+    retry_plain_ = f->reused_local;
+    return Status::Corruption("received file does not match its digest");
+  }
+  HUBSYNC_RETURN_IF_ERROR(f->out->SetAttrs(f->mode, f->mtime_ns));
+  HUBSYNC_RETURN_IF_ERROR(f->out->Sync());
+  HUBSYNC_RETURN_IF_ERROR(f->out->Close());
+  steps_.push_back({Step::Kind::kRename, f->path, f->staged, 0, 0, 0});
+  ++stats_.files;
+  return Status::Ok();
+}
+
+Status Applier::Record(const DeltaRecord& r) {
+  if (!active_) return Status::InvalidArgument("record outside a transfer");
+  if (r.kind != RecKind::kData && r.kind != RecKind::kCopyBlocks) {
+    HUBSYNC_RETURN_IF_ERROR(FinishFile());
+  }
+  auto excluded = [&](bool is_dir) {
+    if (!filter_->Excluded(r.path, is_dir)) return false;
+    ++stats_.skipped_excluded;
+    return true;
+  };
+  switch (r.kind) {
+    case RecKind::kBegin:
+    case RecKind::kEnd: return Status::Ok();
+    case RecKind::kDelete:
+    {
+      if (excluded(false) || excluded(true)) return Status::Ok();
+      // The step remembers what it deletes: on replay, a path that by then
+      // holds the delta's new object of another type must not be deleted.
+      auto st = fs_->Stat(r.path);
+      if (!st.ok()) {
+        bool gone = st.status().code() == Status::Code::kNotFound ||
+                    st.status().code() == Status::Code::kRejected;
+        return gone ? Status::Ok() : st.status();
+      }
+      steps_.push_back({Step::Kind::kDelete, r.path, "", static_cast<uint8_t>(st->type), 0, 0});
+      ++stats_.deleted;
+      return Status::Ok();
+    }
+    case RecKind::kMkdir:
+      if (excluded(true)) return Status::Ok();
+      steps_.push_back({Step::Kind::kMkdir, r.path, "", static_cast<uint8_t>(EntryType::kDir),
+                        r.mode, 0});
+      return Status::Ok();
+    case RecKind::kSetAttr:
+      if (excluded(r.type == static_cast<uint8_t>(EntryType::kDir))) return Status::Ok();
+      steps_.push_back({Step::Kind::kSetAttr, r.path, "", r.type, r.mode, r.mtime_ns});
+      return Status::Ok();
+    case RecKind::kSymlink: {
+      if (excluded(false)) return Status::Ok();
+      std::string staged = std::to_string(next_staged_++);
+      std::string full = StagingDir() + "/" + staged;
+      HUBSYNC_RETURN_IF_ERROR(fs_->Symlink(r.target, full));
+      HUBSYNC_RETURN_IF_ERROR(fs_->SetAttrs(full, EntryType::kSymlink, 0, r.mtime_ns));
+      steps_.push_back({Step::Kind::kRename, r.path, staged, 0, 0, 0});
+      return Status::Ok();
+    }
+    case RecKind::kFile: {
+      file_ = std::make_unique<OpenFile>();
+      file_->path = r.path;
+      if (excluded(false)) {
+        file_->skip = true;
+        return Status::Ok();
+      }
+      file_->staged = std::to_string(next_staged_++);
+      file_->mode = r.mode;
+      file_->mtime_ns = r.mtime_ns;
+      file_->size = r.size;
+      file_->digest = r.digest;
+      auto out = fs_->Create(StagingDir() + "/" + file_->staged);
+      if (!out.ok()) return out.status();
+      file_->out = std::move(out).value();
+      if (r.source == FileSource::kLocalCopy) {
+        file_->reused_local = true;
+        auto in = fs_->OpenRead(r.target);
+        if (!in.ok()) {
+          retry_plain_ = true;
+          return Status::Aborted("local copy source is gone");
+        }
+        std::string buf(kCopyBuffer, '\0');
+        while (true) {
+          auto n = (*in)->ReadAt(file_->written, buf.data(), buf.size());
+          if (!n.ok()) return n.status();
+          if (*n == 0) break;
+          std::string_view chunk(buf.data(), *n);
+          HUBSYNC_RETURN_IF_ERROR(file_->out->Append(chunk));
+          file_->hash.Update(chunk);
+          file_->written += *n;
+          if (file_->written > file_->size) break;
+        }
+      }
+      return Status::Ok();
+    }
+    case RecKind::kData: {
+      if (!file_) return Status::Corruption("data outside a file");
+      if (file_->skip) return Status::Ok();
+      if (r.offset != file_->written || file_->written + r.data.size() > file_->size) {
+        return Status::Corruption("file data out of order");
+      }
+      HUBSYNC_RETURN_IF_ERROR(file_->out->Append(r.data));
+      file_->hash.Update(r.data);
+      file_->written += r.data.size();
+      stats_.bytes += r.data.size();
+      return Status::Ok();
+    }
+    case RecKind::kCopyBlocks: {
+      if (!file_) return Status::Corruption("block copy outside a file");
+      if (file_->skip) return Status::Ok();
+      file_->reused_local = true;
+      uint64_t bs = BlockSizeFor(file_->size);
+      if (r.offset * bs != file_->written || r.count == 0 || r.count > kMaxBlocks) {
+        return Status::Corruption("block copy out of order");
+      }
+      auto in = fs_->OpenRead(file_->path);
+      if (!in.ok()) {
+        retry_plain_ = true;
+        return Status::Aborted("block copy source is gone");
+      }
+      uint64_t end = std::min<uint64_t>(file_->size, (r.offset + r.count) * bs);
+      std::string buf(kCopyBuffer, '\0');
+      while (file_->written < end) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - file_->written));
+        auto n = (*in)->ReadAt(file_->written, buf.data(), want);
+        if (!n.ok()) return n.status();
+        if (*n == 0) {
+          retry_plain_ = true;
+          return Status::Aborted("block copy source is shorter than expected");
+        }
+        std::string_view chunk(buf.data(), *n);
+        HUBSYNC_RETURN_IF_ERROR(file_->out->Append(chunk));
+        file_->hash.Update(chunk);
+        file_->written += *n;
+      }
+      return Status::Ok();
+    }
+  }
+  return Status::Corruption("unknown record");
+}
+
+Status Applier::CheckPostState() {
+  std::set<std::string> deleted, made_dirs, made_other;
+  for (const Step& s : steps_) {
+    if (s.kind == Step::Kind::kDelete) deleted.insert(s.path);
+    if (s.kind == Step::Kind::kMkdir) made_dirs.insert(s.path);
+    if (s.kind == Step::Kind::kRename) made_other.insert(s.path);
+  }
+  std::map<std::string, bool> dir_ok;  // ancestor -> is a real directory afterwards
+  auto is_dir_after = [&](const std::string& a) -> Result<bool> {
+    auto it = dir_ok.find(a);
+    if (it != dir_ok.end()) return it->second;
+    bool ok;
+    if (made_dirs.count(a)) {
+      ok = true;
+    } else if (made_other.count(a) || deleted.count(a)) {
+      ok = false;
+    } else {
+      auto st = fs_->Stat(a);
+      if (st.ok()) {
+        ok = st->type == EntryType::kDir;
+      } else if (st.status().code() == Status::Code::kNotFound ||
+                 st.status().code() == Status::Code::kRejected) {
+        ok = false;
+      } else {
+        return st.status();
+      }
+    }
+    dir_ok[a] = ok;
+    return ok;
+  };
+  for (const Step& s : steps_) {
+    if (s.kind == Step::Kind::kDelete) continue;
+    for (size_t slash = s.path.find('/'); slash != std::string::npos;
+         slash = s.path.find('/', slash + 1)) {
+      auto ok = is_dir_after(s.path.substr(0, slash));
+      if (!ok.ok()) return ok.status();
+      if (!*ok) return Status::Rejected("a path's parent would not be a directory");
+    }
+  }
+  return Status::Ok();
+}
+
+Status Applier::WriteJournal() {
+  std::string body;
+  WireWriter w(&body);
+  w.Raw(kJournalMagic, 4);
+  w.U64(transfer_);
+  w.U32(static_cast<uint32_t>(steps_.size()));
+  for (const Step& s : steps_) {
+    w.U8(static_cast<uint8_t>(s.kind));
+    w.Str(s.path);
+    w.Str(s.staged);
+    w.U8(s.type);
+    w.U32(s.mode);
+    w.U64(static_cast<uint64_t>(s.mtime_ns));
+  }
+  Digest d = Sha256Of(body);
+  body.append(reinterpret_cast<const char*>(d.data()), d.size());
+  HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournalTmp));
+  auto f = fs_->Create(kJournalTmp);
+  if (!f.ok()) return f.status();
+  HUBSYNC_RETURN_IF_ERROR((*f)->Append(body));
+  HUBSYNC_RETURN_IF_ERROR((*f)->Sync());
+  HUBSYNC_RETURN_IF_ERROR((*f)->Close());
+  HUBSYNC_RETURN_IF_ERROR(fs_->Rename(kJournalTmp, kJournal));
+  return fs_->SyncDir(kStagingDirName);  // the journal is durable: committed
+}
+
+Status Applier::ReplayJournal(const std::string& text) {
+  if (text.size() < 4 + 8 + 4 + 32 || text.compare(0, 4, kJournalMagic) != 0) {
+    return Status::Corruption("journal is damaged");
+  }
+  std::string_view body(text.data(), text.size() - 32);
+  Digest d = Sha256Of(body);
+  if (!std::equal(d.begin(), d.end(), reinterpret_cast<const uint8_t*>(text.data()) + body.size())) {
+    return Status::Corruption("journal checksum mismatch");
+  }
+  WireReader r(body.substr(4));
+  uint64_t transfer;
+  uint32_t n;
+  if (!r.U64(&transfer) || !r.U32(&n)) return Status::Corruption("journal is damaged");
+  std::vector<Step> steps;
+  for (uint32_t i = 0; i < n; ++i) {
+    Step s;
+    uint8_t kind;
+    uint64_t mt;
+    if (!r.U8(&kind) || !r.Str(&s.path) || !r.Str(&s.staged) || !r.U8(&s.type) ||
+        !r.U32(&s.mode) || !r.U64(&mt) || kind < 1 || kind > 4) {
+      return Status::Corruption("journal is damaged");
+    }
+    s.kind = static_cast<Step::Kind>(kind);
+    s.mtime_ns = static_cast<int64_t>(mt);
+    HUBSYNC_RETURN_IF_ERROR(ValidateRelativePath(s.path));
+    steps.push_back(std::move(s));
+  }
+  transfer_ = transfer;
+  HUBSYNC_RETURN_IF_ERROR(RunSteps(steps, StagingDir()));
+  HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournal));
+  return fs_->SyncDir(kStagingDirName);
+}
+
+Status Applier::RunSteps(const std::vector<Step>& steps, const std::string& staging_dir) {
+  std::set<std::string> touched_dirs;
+  int done = 0;
+  auto crash = [&]() { return crash_after_steps_ >= 0 && done++ >= crash_after_steps_; };
+  for (const Step& s : steps) {
+    if (crash()) return Status::Aborted("simulated crash");
+    touched_dirs.insert(Parent(s.path));
+    switch (s.kind) {
+      case Step::Kind::kDelete: {
+        auto before = fs_->Stat(s.path);
+        if (!before.ok() || static_cast<uint8_t>(before->type) != s.type) break;
+        Status st = fs_->Remove(s.path);
+        if (!st.ok()) {
+          // A directory that still holds excluded files stays.
+          auto info = fs_->Stat(s.path);
+          if (!(info.ok() && info->type == EntryType::kDir)) return st;
+        }
+        break;
+      }
+      case Step::Kind::kMkdir:
+        HUBSYNC_RETURN_IF_ERROR(fs_->MakeDir(s.path, 0700));
+        break;
+      case Step::Kind::kRename: {
+        std::string from = staging_dir + "/" + s.staged;
+        auto st = fs_->Stat(from);
+        if (st.ok()) {
+          HUBSYNC_RETURN_IF_ERROR(fs_->Rename(from, s.path));
+        } else if (st.status().code() != Status::Code::kNotFound ||
+                   !fs_->Stat(s.path).ok()) {
+          return Status::Corruption("journal step lost its staged file");
+        }
+        break;
+      }
+      case Step::Kind::kSetAttr:
+        HUBSYNC_RETURN_IF_ERROR(
+            fs_->SetAttrs(s.path, static_cast<EntryType>(s.type), s.mode, s.mtime_ns));
+        break;
+    }
+  }
+  // Directory modes last (children first), so a read-only directory does not
+  // stop its own children from being created.
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    if (it->kind != Step::Kind::kMkdir) continue;
+    if (crash()) return Status::Aborted("simulated crash");
+    HUBSYNC_RETURN_IF_ERROR(fs_->SetAttrs(it->path, EntryType::kDir, it->mode, 0));
+  }
+  for (const std::string& d : touched_dirs) {
+    Status st = fs_->SyncDir(d);
+    if (!st.ok() && st.code() != Status::Code::kNotFound) return st;
+  }
+  return Status::Ok();
+}
+
+Status Applier::Commit() {
+  if (!active_) return Status::InvalidArgument("commit outside a transfer");
+  HUBSYNC_RETURN_IF_ERROR(FinishFile());
+  HUBSYNC_RETURN_IF_ERROR(CheckPostState());
+  HUBSYNC_RETURN_IF_ERROR(fs_->SyncDir(StagingDir()));
+  HUBSYNC_RETURN_IF_ERROR(WriteJournal());
+  HUBSYNC_RETURN_IF_ERROR(RunSteps(steps_, StagingDir()));
+  HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournal));
+  HUBSYNC_RETURN_IF_ERROR(fs_->SyncDir(kStagingDirName));
+  fs_->RemoveTree(StagingDir());
+  steps_.clear();
+  active_ = false;
+  return Status::Ok();
+}
+
+}  // namespace hubsync

@@ -1,0 +1,319 @@
+#include <climits>
+
+#include "hubsync/engine.h"
+
+namespace hubsync {
+namespace {
+
+// Above this many touched paths a full rescan beats patching the manifest.
+constexpr size_t kMaxIncrementalPaths = 256;
+
+}  // namespace
+
+BackupEngine::BackupEngine(EngineEnv env)
+    : env_(std::move(env)),
+      topics_(env_.config),
+      filter_(env_.config.exclude),
+      keys_(env_.config.state_dir),
+      outbox_(env_.transport) {
+  scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.config.state_dir + "/manifest.cache");
+  applier_ = std::make_unique<Applier>(env_.fs, &filter_);
+}
+
+BackupEngine::~BackupEngine() = default;
+
+Status BackupEngine::Start() {
+  // Finish (or discard) whatever a crash interrupted before anything else.
+  HUBSYNC_RETURN_IF_ERROR(applier_->Recover());
+  HUBSYNC_RETURN_IF_ERROR(scanner_->LoadCache());
+  HUBSYNC_RETURN_IF_ERROR(Rescan());
+  behind_since_ms_ = env_.clock->NowMs();
+  EnsureChannel();
+  return Status::Ok();
+}
+
+Status BackupEngine::Rescan() {
+  auto m = scanner_->Scan(env_.clock->WallNs());
+  if (!m.ok()) {
+    manifest_valid_ = false;
+    return m.status();
+  }
+  manifest_ = std::move(m).value();
+  root_ = ManifestRoot(manifest_);
+  manifest_valid_ = true;
+  Status s = scanner_->SaveCache();
+  if (!s.ok()) Log(LogLevel::kWarn, "manifest cache not saved: " + s.ToString());
+  return Status::Ok();
+}
+
+bool BackupEngine::EnsureChannel() {
+  if (channel_) return true;
+  auto ch = SecureChannel::Create(keys_, env_.config.home, env_.config.gateway_id, false);
+  if (!ch.ok()) {
+    int64_t now = env_.clock->NowMs();
+    if (now >= next_key_log_ms_) {
+      Log(LogLevel::kWarn, "no usable key (" + ch.status().ToString() +
+                               "); install one with hubsync keyimport");
+      next_key_log_ms_ = now + 60000;
+    }
+    return false;
+  }
+  channel_ = std::move(ch).value();
+  return true;
+}
+
+void BackupEngine::OnConnection(bool connected) {
+  if (!connected) {
+    Log(LogLevel::kWarn, "lost the broker; waiting for it");
+    return;
+  }
+  Log(LogLevel::kInfo, "connected to the broker");
+  outbox_.Clear();
+  const std::string& me = env_.config.gateway_id;
+  env_.transport->Subscribe(topics_.ManifestReq(me), 1);
+  env_.transport->Subscribe(topics_.Delta(me), 1);
+  // Birth: the primary sees us and starts a catch-up sync.
+  last_status_.clear();
+  PublishStatus();
+}
+
+void BackupEngine::OnMessage(const Message& m) {
+  const std::string& me = env_.config.gateway_id;
+  if (m.topic == topics_.ManifestReq(me)) return OnManifestRequest(m);
+  if (m.topic == topics_.Delta(me)) return OnDelta(m);
+}
+
+void BackupEngine::OnManifestRequest(const Message& m) {
+  auto req = DecodeManifestRequest(m.payload);
+  if (!req.ok()) {
+    Log(LogLevel::kWarn, "ignored a malformed manifest request");
+    return;
+  }
+  // Answer only on our own response topic: never act as a reflector.
+  if (m.response_topic != topics_.ManifestRes(env_.config.gateway_id)) {
+    Log(LogLevel::kWarn, "ignored a manifest request with a foreign response topic");
+    return;
+  }
+  if (!EnsureChannel()) return;
+  if (req->expect.empty() || !manifest_valid_) {
+    Status s = Rescan();
+    if (!s.ok()) {
+      SetState("error", "scan failed: " + s.message());
+      return;
+    }
+  }
+  if (req->root != ToHex(root_)) {
+    if (state_ == "in_sync") behind_since_ms_ = env_.clock->NowMs();
+    SetState("syncing");
+  }
+  ManifestHeader h;
+  h.root = root_;
+  h.same = !req->expect.empty() && req->expect == ToHex(root_);
+  h.count = static_cast<uint32_t>(manifest_.size());
+  size_t max_plain = static_cast<size_t>(env_.config.max_message_bytes) - kEnvelopeOverhead - 1024;
+  std::vector<std::string> chunks = EncodeManifestChunks(h, manifest_, max_plain);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    bool last = i + 1 == chunks.size();
+    auto sealed = channel_->Seal(MsgKind::kManifestRes, req->transfer, static_cast<uint32_t>(i),
+                                 last, chunks[i]);
+    if (!sealed.ok()) {
+      SetState("error", sealed.status().ToString());
+      return;
+    }
+    Message out;
+    out.topic = m.response_topic;
+    out.payload = std::move(sealed).value();
+    out.correlation = m.correlation;
+    outbox_.Send(std::move(out));
+  }
+  if (req->root == ToHex(root_) && state_ != "in_sync") {
+    primary_root_ = root_;
+    last_sync_ns_ = env_.clock->WallNs();
+    SetState("in_sync");
+  }
+}
+
+void BackupEngine::SendAck(const Ack& a, uint64_t transfer) {
+  auto sealed = channel_->Seal(MsgKind::kAck, transfer, 0, a.kind != Ack::Kind::kProgress,
+                               EncodeAck(a));
+  if (!sealed.ok()) {
+    Log(LogLevel::kError, "cannot seal an ack: " + sealed.status().ToString());
+    return;
+  }
+  Message out;
+  out.topic = topics_.Ack(env_.config.gateway_id);
+  out.payload = std::move(sealed).value();
+  outbox_.Send(std::move(out));
+}
+
+void BackupEngine::FailTransfer(const std::string& why, bool retry_plain) {
+  uint64_t transfer = applier_->transfer();
+  applier_->Abort();
+  touched_.clear();
+  Log(LogLevel::kWarn, "delta refused: " + why);
+  Ack a;
+  a.kind = Ack::Kind::kError;
+  a.error = why;
+  a.retry_plain = retry_plain;
+  SendAck(a, transfer);
+  Event e{"error", env_.config.gateway_id, {}, {{"error", why}, {"stage", "apply"}}};
+  Emit(std::move(e));
+  SetState("error", why);
+}
+
+void BackupEngine::OnDelta(const Message& m) {
+  if (!EnsureChannel()) return;
+  auto opened = channel_->Open(m.payload);
+  if (!opened.ok()) {
+    ++rejected_;
+    Log(LogLevel::kWarn, "refused a delta message: " + opened.status().ToString());
+    Event e{"rejected", env_.config.gateway_id,
+            {{"bytes", static_cast<int64_t>(m.payload.size())},
+             {"rejected_total", static_cast<int64_t>(rejected_)}},
+            {{"reason", opened.status().message()}}};
+    Emit(std::move(e));
+    return;
+  }
+  const EnvelopeHeader& h = opened->header;
+  if (h.chunk == 0) {
+    if (applier_->active()) applier_->Abort();
+    touched_.clear();
+    Status s = applier_->Begin(h.transfer);
+    if (!s.ok()) return FailTransfer("cannot stage: " + s.message(), false);
+    expected_chunk_ = 0;
+    transfer_start_ms_ = env_.clock->NowMs();
+    transfer_wire_bytes_ = 0;
+    SetState("syncing");
+  }
+  if (!applier_->active() || h.transfer != applier_->transfer()) return;  // stale
+  if (h.chunk != expected_chunk_) return FailTransfer("delta chunk missing or out of order", false);
+  ++expected_chunk_;
+  transfer_wire_bytes_ += m.payload.size();
+  std::vector<DeltaRecord> records;
+  Status s = DecodeRecords(opened->plain, &records);
+  if (!s.ok()) return FailTransfer("malformed delta: " + s.message(), false);
+  bool saw_end = false;
+  for (const DeltaRecord& r : records) {
+    if (r.kind == RecKind::kBegin) {
+      if (h.chunk != 0) return FailTransfer("begin record inside a delta", false);
+      primary_root_ = r.root;
+      continue;
+    }
+    if (r.kind == RecKind::kEnd) {
+      saw_end = true;
+      continue;
+    }
+    if (!r.path.empty()) touched_.insert(r.path);
+    s = applier_->Record(r);
+    if (!s.ok()) return FailTransfer(s.message(), applier_->retry_plain());
+  }
+  if (saw_end != h.last) return FailTransfer("delta end does not match the last flag", false);
+  if (!h.last) {
+    Ack a;
+    a.kind = Ack::Kind::kProgress;
+    a.chunk = h.chunk;
+    SendAck(a, h.transfer);
+    return;
+  }
+  // Every message this delta consists of must stay refused after a restart
+  // before the delta takes effect.
+  s = channel_->SyncCounters();
+  if (!s.ok()) return FailTransfer("cannot persist counters: " + s.message(), false);
+  s = applier_->Commit();
+  if (!s.ok()) return FailTransfer(s.message(), applier_->retry_plain());
+  ApplyStats stats = applier_->stats();
+  if (touched_.size() > kMaxIncrementalPaths || !manifest_valid_) {
+    s = Rescan();
+  } else {
+    std::vector<std::string> paths(touched_.begin(), touched_.end());
+    s = scanner_->Update(&manifest_, paths, env_.clock->WallNs());
+    root_ = ManifestRoot(manifest_);
+  }
+  touched_.clear();
+  if (!s.ok()) manifest_valid_ = false;
+  Ack a;
+  a.kind = Ack::Kind::kDone;
+  a.root = root_;
+  a.files = stats.files;
+  a.bytes = stats.bytes;
+  SendAck(a, h.transfer);
+  int64_t now = env_.clock->NowMs();
+  last_sync_ns_ = env_.clock->WallNs();
+  Log(LogLevel::kInfo, "applied delta " + std::to_string(h.transfer) + ": " +
+                           std::to_string(stats.files) + " files, " +
+                           std::to_string(stats.deleted) + " deletions in " +
+                           std::to_string(now - transfer_start_ms_) + " ms");
+  Event e{"applied",
+          env_.config.gateway_id,
+          {{"files", stats.files},
+           {"deleted", stats.deleted},
+           {"bytes", static_cast<int64_t>(stats.bytes)},
+           {"wire_bytes", static_cast<int64_t>(transfer_wire_bytes_)},
+           {"skipped_excluded", stats.skipped_excluded},
+           {"duration_ms", now - transfer_start_ms_}},
+          {}};
+  Emit(std::move(e));
+  SetState(root_ == primary_root_ ? "in_sync" : "behind");
+}
+
+void BackupEngine::SetState(const std::string& state, const std::string& error) {
+  if (state != "in_sync" && state_ == "in_sync") behind_since_ms_ = env_.clock->NowMs();
+  state_ = state;
+  error_ = error;
+  PublishStatus();
+}
+
+void BackupEngine::PublishStatus() {
+  GatewayStatus s;
+  s.role = "backup";
+  s.state = state_;
+  s.root = ToHex(root_);
+  for (const Entry& e : manifest_) s.files += e.type == EntryType::kFile;
+  s.bytes = static_cast<int64_t>(ManifestBytes(manifest_));
+  if (last_sync_ns_) s.last_sync = FormatIso8601(last_sync_ns_);
+  int64_t now = env_.clock->NowMs();
+  s.lag_ms = state_ == "in_sync" ? 0 : now - behind_since_ms_;
+  s.key_epoch = channel_ ? channel_->epoch() : 0;
+  s.error = error_;
+  std::string payload = EncodeStatus(s);
+  if (payload == last_status_) return;
+  last_status_ = payload;
+  next_status_ms_ = now + 30000;
+  Message m;
+  m.topic = topics_.Status(env_.config.gateway_id);
+  m.payload = payload;
+  m.retained = true;
+  outbox_.Send(std::move(m));
+}
+
+int64_t BackupEngine::Tick(int64_t now) {
+  outbox_.Flush();
+  if (now >= next_status_ms_) {
+    last_status_.clear();  // refresh (lag grows while behind)
+    PublishStatus();
+  }
+  int64_t next = next_status_ms_;
+  if (outbox_.size() > 0) next = std::min(next, now + 5);
+  return next;
+}
+
+Message BackupEngine::FinalStatus() {
+  GatewayStatus s;
+  s.role = "backup";
+  s.state = "offline";
+  s.root = ToHex(root_);
+  Message m;
+  m.topic = topics_.Status(env_.config.gateway_id);
+  m.payload = EncodeStatus(s);
+  m.retained = true;
+  return m;
+}
+
+void BackupEngine::Emit(Event e) {
+  Message m;
+  m.topic = topics_.Events();
+  m.payload = EncodeEvent(e);
+  outbox_.Send(std::move(m));
+}
+
+}  // namespace hubsync

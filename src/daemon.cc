@@ -1,0 +1,124 @@
+#include "hubsync/daemon.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+
+#include "hubsync/event_loop.h"
+
+namespace hubsync {
+
+void BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+LogFn StderrLogger(const std::string& tag, LogLevel min) {
+  auto mu = std::make_shared<std::mutex>();
+  return [tag, min, mu](LogLevel level, const std::string& text) {
+    if (level < min) return;
+    static const char* kNames[] = {"debug", "info", "warn", "error"};
+    std::string line = FormatIso8601(RealClock()->WallNs()) + " hubsync[" + tag + "] " +
+                       kNames[static_cast<int>(level)] + ": " + text + "\n";
+    std::lock_guard<std::mutex> l(*mu);
+    fputs(line.c_str(), stderr);
+  };
+}
+
+namespace {
+
+// The shared shape of both daemons; Engine is PrimaryEngine or BackupEngine.
+template <typename Engine>
+int Run(const char* role, const Config& config, bool watch_changes) {
+  LogFn log = StderrLogger(std::string(role) + "/" + config.gateway_id, config.log_level);
+  std::unique_ptr<FileSystem> fs = NewPosixFileSystem(config.data_dir);
+  PathFilter filter(config.exclude);
+  std::unique_ptr<ChangeSource> changes;
+  if (watch_changes) changes = NewInotifySource(config.data_dir, &filter);
+
+  EventLoop loop(RealClock());
+  MqttOptions mo;
+  mo.uri = config.broker.uri;
+  mo.client_id = "hubsync-" + config.home + "-" + config.gateway_id;
+  mo.username = config.broker.username;
+  mo.password = config.broker.password;
+  mo.ca_file = config.broker.ca_file;
+
+  EngineEnv env;
+  env.config = config;
+  env.fs = fs.get();
+  env.clock = RealClock();
+  env.changes = changes.get();
+  env.log = log;
+  // The will must exist before the transport: build it from a throwaway
+  // engine-free status so the transport can be created once.
+  {
+    GatewayStatus offline;
+    offline.role = role;
+    offline.state = "offline";
+    mo.will.topic = Topics(config).Status(config.gateway_id);
+    mo.will.payload = EncodeStatus(offline);
+    mo.will.retained = true;
+  }
+  std::unique_ptr<Transport> transport = NewMqttTransport(mo);
+  env.transport = transport.get();
+  Engine engine(env);
+
+  // Changes are taken before the first scan so none falls between them.
+  if constexpr (std::is_same_v<Engine, PrimaryEngine>) {
+    Status s = changes->Start([&] { loop.Post([&] { engine.OnChanges(); }); });
+    if (!s.ok()) {
+      log(LogLevel::kError, "cannot watch data_dir: " + s.ToString());
+      return 1;
+    }
+  }
+  Status s = engine.Start();
+  if (!s.ok()) {
+    log(LogLevel::kError, "cannot start: " + s.ToString());
+    return 1;
+  }
+  transport->SetHandlers(
+      [&](Message m) { loop.Post([&engine, m = std::move(m)] { engine.OnMessage(m); }); },
+      [&](bool up) { loop.Post([&engine, up] { engine.OnConnection(up); }); });
+  s = transport->Connect();
+  if (!s.ok()) {
+    log(LogLevel::kError, "broker.uri: " + s.ToString());
+    return 1;
+  }
+  log(LogLevel::kInfo, std::string("started as ") + role + " of home " + config.home +
+                           " on " + config.broker.uri);
+
+  std::thread signals([&] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    loop.Stop();
+  });
+  loop.Run([&](int64_t now) { return engine.Tick(now); });
+  signals.join();
+  if (changes) changes->Stop();
+  Message final_status = engine.FinalStatus();
+  transport->Disconnect(&final_status);
+  log(LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int RunDaemon(Role role, const Config& config) {
+  if (role == Role::kPrimary) return Run<PrimaryEngine>("primary", config, true);
+  return Run<BackupEngine>("backup", config, false);
+}
+
+}  // namespace hubsync

@@ -1,0 +1,177 @@
+#include "hubsync/delta_writer.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace hubsync {
+namespace {
+
+constexpr size_t kMinData = 4096;  // start a new chunk rather than ship slivers
+
+bool SameBlock(const Entry& a, const Entry& b, size_t i) {
+  size_t n = kBlockDigestBytes;
+  return (i + 1) * n <= a.blocks.size() && (i + 1) * n <= b.blocks.size() &&
+         std::memcmp(a.blocks.data() + i * n, b.blocks.data() + i * n, n) == 0;
+}
+
+}  // namespace
+
+DeltaWriter::DeltaWriter(FileSystem* fs, std::shared_ptr<const Manifest> target,
+                         std::shared_ptr<const Manifest> base_manifest, std::vector<Op> ops,
+                         size_t max_plain)
+    : fs_(fs),
+      target_(std::move(target)),
+      base_(std::move(base_manifest)),
+      ops_(std::move(ops)),
+      max_plain_(max_plain) {
+  for (const Op& op : ops_) {
+    if (op.kind != Op::Kind::kPutFile || !op.local_source.empty()) continue;
+    PlanSegments(op);
+    for (const Segment& s : segments_) total_ += s.copy ? 0 : s.length;
+  }
+  segments_.clear();
+}
+
+DeltaWriter::~DeltaWriter() = default;
+
+void DeltaWriter::PlanSegments(const Op& op) {
+  segments_.clear();
+  const Entry& e = *op.entry;
+  if (!op.base) {
+    if (e.size > 0) segments_.push_back({false, 0, e.size});
+    return;
+  }
+  uint64_t bs = BlockSizeFor(e.size);
+  uint64_t nblocks = (e.size + bs - 1) / bs;
+  for (uint64_t i = 0; i < nblocks; ++i) {
+    bool copy = SameBlock(e, *op.base, i);
+    if (copy) {
+      if (!segments_.empty() && segments_.back().copy) ++segments_.back().length;
+      else segments_.push_back({true, i, 1});
+    } else {
+      uint64_t len = std::min(bs, e.size - i * bs);
+      if (!segments_.empty() && !segments_.back().copy) segments_.back().length += len;
+      else segments_.push_back({false, i * bs, len});
+    }
+  }
+}
+
+DeltaRecord DeltaWriter::FileRecord(const Op& op) const {
+  DeltaRecord r;
+  r.kind = RecKind::kFile;
+  r.path = op.path;
+  r.mode = op.entry->mode;
+  r.mtime_ns = op.entry->mtime_ns;
+  r.size = op.entry->size;
+  r.digest = op.entry->digest;
+  if (!op.local_source.empty()) {
+    r.source = FileSource::kLocalCopy;
+    r.target = op.local_source;
+  }
+  return r;
+}
+
+Result<std::string> DeltaWriter::Next(bool* last) {
+  std::string chunk;
+  *last = false;
+  if (!begun_) {
+    DeltaRecord b;
+    b.kind = RecKind::kBegin;
+    b.count = static_cast<uint32_t>(ops_.size());
+    b.total = total_;
+    b.root = ManifestRoot(*target_);
+    EncodeRecord(b, &chunk);
+    begun_ = true;
+  }
+  while (true) {
+    // Continue the file in progress.
+    while (seg_ < segments_.size()) {
+      const Segment& s = segments_[seg_];
+      if (s.copy) {
+        DeltaRecord c;
+        c.kind = RecKind::kCopyBlocks;
+        c.offset = s.offset;
+        c.count = static_cast<uint32_t>(s.length);
+        if (chunk.size() + RecordOverhead(c) > max_plain_) return chunk;
+        EncodeRecord(c, &chunk);
+        ++seg_;
+        continue;
+      }
+      size_t room = max_plain_ > chunk.size() + 32 ? max_plain_ - chunk.size() - 32 : 0;
+      if (room < kMinData && !chunk.empty()) return chunk;
+      size_t want = static_cast<size_t>(std::min<uint64_t>(room, s.length - seg_done_));
+      buf_.resize(want);
+      size_t got = 0;
+      while (got < want) {
+        auto n = reader_->ReadAt(s.offset + seg_done_ + got, buf_.data() + got, want - got);
+        if (!n.ok()) return n.status();
+        if (*n == 0) return Status::Aborted("file shrank while being sent");
+        got += *n;
+      }
+      DeltaRecord d;
+      d.kind = RecKind::kData;
+      d.offset = s.offset + seg_done_;
+      d.data = std::string_view(buf_.data(), want);
+      EncodeRecord(d, &chunk);
+      shipped_ += want;
+      seg_done_ += want;
+      if (seg_done_ == s.length) {
+        ++seg_;
+        seg_done_ = 0;
+      }
+    }
+    reader_.reset();
+    if (next_op_ == ops_.size()) {
+      DeltaRecord end;
+      end.kind = RecKind::kEnd;
+      EncodeRecord(end, &chunk);
+      *last = true;
+      done_ = true;
+      return chunk;
+    }
+    const Op& op = ops_[next_op_];
+    DeltaRecord r;
+    switch (op.kind) {
+      case Op::Kind::kDelete:
+        r.kind = RecKind::kDelete;
+        r.path = op.path;
+        break;
+      case Op::Kind::kMkdir:
+        r.kind = RecKind::kMkdir;
+        r.path = op.path;
+        r.mode = op.entry->mode;
+        break;
+      case Op::Kind::kSymlink:
+        r.kind = RecKind::kSymlink;
+        r.path = op.path;
+        r.target = op.entry->target;
+        r.mtime_ns = op.entry->mtime_ns;
+        break;
+      case Op::Kind::kSetAttr:
+        r.kind = RecKind::kSetAttr;
+        r.path = op.path;
+        r.type = static_cast<uint8_t>(op.entry->type);
+        r.mode = op.entry->mode;
+        r.mtime_ns = op.entry->mtime_ns;
+        break;
+      case Op::Kind::kPutFile: r = FileRecord(op); break;
+    }
+    if (chunk.size() + RecordOverhead(r) + kMinData > max_plain_ && !chunk.empty()) return chunk;
+    EncodeRecord(r, &chunk);
+    ++next_op_;
+    if (op.kind == Op::Kind::kPutFile && op.local_source.empty()) {
+      PlanSegments(op);
+      seg_ = 0;
+      seg_done_ = 0;
+      bool needs_data = std::any_of(segments_.begin(), segments_.end(),
+                                    [](const Segment& s) { return !s.copy; });
+      if (needs_data) {
+        auto f = fs_->OpenRead(op.path);
+        if (!f.ok()) return Status::Aborted("file vanished while being sent");
+        reader_ = std::move(f).value();
+      }
+    }
+  }
+}
+
+}  // namespace hubsync

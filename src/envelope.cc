@@ -1,0 +1,159 @@
+#include "hubsync/envelope.h"
+
+namespace hubsync {
+namespace {
+
+void Put32(std::string* s, uint32_t v) {
+  for (int i = 3; i >= 0; --i) s->push_back(static_cast<char>(v >> (8 * i)));
+}
+void Put64(std::string* s, uint64_t v) {
+  for (int i = 7; i >= 0; --i) s->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t Get(std::string_view s, size_t at, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v = v << 8 | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+
+void MakeNonce(const EnvelopeHeader& h, uint8_t out[kNonceBytes]) {
+  out[0] = SentByPrimary(h.kind) ? 1 : 2;
+  out[1] = out[2] = out[3] = 0;
+  for (int i = 0; i < 8; ++i) out[4 + i] = static_cast<uint8_t>(h.counter >> (56 - 8 * i));
+}
+
+}  // namespace
+
+std::string EncodeEnvelopeHeader(const EnvelopeHeader& h) {
+  std::string s;
+  s.reserve(kEnvelopeHeaderBytes);
+  s.push_back('H');
+  s.push_back('S');
+  s.push_back(static_cast<char>(kProtocolVersion));
+  s.push_back(static_cast<char>(h.kind));
+  s.push_back(h.last ? 1 : 0);
+  Put32(&s, h.epoch);
+  Put64(&s, h.counter);
+  Put64(&s, h.transfer);
+  Put32(&s, h.chunk);
+  return s;
+}
+
+Result<EnvelopeHeader> DecodeEnvelopeHeader(std::string_view msg) {
+  if (msg.size() < kEnvelopeOverhead) return Status::Corruption("message too short");
+  if (msg[0] != 'H' || msg[1] != 'S') return Status::Corruption("not a hubsync envelope");
+  if (static_cast<uint8_t>(msg[2]) != kProtocolVersion) {
+    return Status::Rejected("unsupported protocol version");
+  }
+  EnvelopeHeader h;
+  uint8_t kind = static_cast<uint8_t>(msg[3]);
+  if (kind < 1 || kind > 3) return Status::Corruption("unknown message kind");
+  h.kind = static_cast<MsgKind>(kind);
+  uint8_t flags = static_cast<uint8_t>(msg[4]);
+  if (flags & ~1u) return Status::Corruption("unknown flags");
+  h.last = flags & 1;
+  h.epoch = static_cast<uint32_t>(Get(msg, 5, 4));
+  h.counter = Get(msg, 9, 8);
+  h.transfer = Get(msg, 17, 8);
+  h.chunk = static_cast<uint32_t>(Get(msg, 25, 4));
+  return h;
+}
+
+std::string EnvelopeAad(std::string_view header_bytes, const std::string& home,
+                        const std::string& backup) {
+  std::string ad(header_bytes);
+  ad.push_back(static_cast<char>(home.size()));
+  ad += home;
+  ad.push_back(static_cast<char>(backup.size()));
+  ad += backup;
+  return ad;
+}
+
+Status SealEnvelope(AesGcm& aead, const std::string& home, const std::string& backup,
+                    const EnvelopeHeader& h, std::string_view plain, std::string* out) {
+  std::string header = EncodeEnvelopeHeader(h);
+  uint8_t nonce[kNonceBytes];
+  MakeNonce(h, nonce);
+  out->clear();
+  out->reserve(header.size() + plain.size() + kTagBytes);
+  *out = header;
+  return aead.Seal(nonce, EnvelopeAad(header, home, backup), plain, out);
+}
+
+Status OpenEnvelope(AesGcm& aead, const std::string& home, const std::string& backup,
+                    std::string_view msg, EnvelopeHeader* h, std::string* plain) {
+  auto hdr = DecodeEnvelopeHeader(msg);
+  if (!hdr.ok()) return hdr.status();
+  *h = *hdr;
+  uint8_t nonce[kNonceBytes];
+  MakeNonce(*h, nonce);
+  std::string_view header = msg.substr(0, kEnvelopeHeaderBytes);
+  return aead.Open(nonce, EnvelopeAad(header, home, backup), msg.substr(kEnvelopeHeaderBytes),
+                   plain);
+}
+
+Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(const KeyStore& keys,
+                                                             const std::string& home,
+                                                             const std::string& backup,
+                                                             bool is_primary) {
+  auto entries = keys.Load(backup);
+  if (!entries.ok()) return entries.status();
+  std::unique_ptr<SecureChannel> ch(new SecureChannel);
+  ch->home_ = home;
+  ch->backup_ = backup;
+  ch->is_primary_ = is_primary;
+  std::string base = keys.state_dir() + "/counters/" + backup + ".e";
+  for (const KeyEntry& e : *entries) {
+    EpochState st;
+    st.aead = std::make_unique<AesGcm>(e.key);
+    auto rx = RxCounter::Open(base + std::to_string(e.epoch) + ".rx");
+    if (!rx.ok()) return rx.status();
+    st.rx = std::make_unique<RxCounter>(std::move(rx).value());
+    ch->epochs_[e.epoch] = std::move(st);
+    ch->current_epoch_ = e.epoch;
+  }
+  auto tx = TxCounter::Open(base + std::to_string(ch->current_epoch_) + ".tx");
+  if (!tx.ok()) return tx.status();
+  ch->tx_ = std::make_unique<TxCounter>(std::move(tx).value());
+  return ch;
+}
+
+Result<std::string> SecureChannel::Seal(MsgKind kind, uint64_t transfer, uint32_t chunk,
+                                        bool last, std::string_view plain) {
+  if (SentByPrimary(kind) != is_primary_) return Status::InvalidArgument("wrong direction");
+  auto counter = tx_->Next();
+  if (!counter.ok()) return counter.status();
+  EnvelopeHeader h;
+  h.kind = kind;
+  h.last = last;
+  h.epoch = current_epoch_;
+  h.counter = *counter;
+  h.transfer = transfer;
+  h.chunk = chunk;
+  std::string out;
+  HUBSYNC_RETURN_IF_ERROR(SealEnvelope(*epochs_[current_epoch_].aead, home_, backup_, h, plain,
+                                       &out));
+  return out;
+}
+
+Result<Opened> SecureChannel::Open(std::string_view msg) {
+  auto hdr = DecodeEnvelopeHeader(msg);
+  if (!hdr.ok()) return hdr.status();
+  if (SentByPrimary(hdr->kind) == is_primary_) {
+    return Status::Rejected("message kind not accepted in this direction");
+  }
+  auto it = epochs_.find(hdr->epoch);
+  if (it == epochs_.end()) return Status::Rejected("unknown key epoch");
+  if (!it->second.rx->Fresh(hdr->counter)) return Status::Rejected("replayed message");
+  Opened o;
+  HUBSYNC_RETURN_IF_ERROR(
+      OpenEnvelope(*it->second.aead, home_, backup_, msg, &o.header, &o.plain));
+  HUBSYNC_RETURN_IF_ERROR(it->second.rx->Accept(o.header.counter));
+  return o;
+}
+
+Status SecureChannel::SyncCounters() {
+  for (auto& [epoch, st] : epochs_) HUBSYNC_RETURN_IF_ERROR(st.rx->Sync());
+  return Status::Ok();
+}
+
+}  // namespace hubsync

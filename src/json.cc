@@ -1,0 +1,441 @@
+// The RapidJSON adapter: configuration parsing and the plaintext JSON
+// messages. The only file that includes RapidJSON.
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "hubsync/config.h"
+#include "hubsync/messages.h"
+
+namespace hubsync {
+namespace {
+
+using rapidjson::Document;
+using rapidjson::Value;
+
+Status Bad(const std::string& key, const std::string& problem) {
+  return Status::InvalidArgument(key + ": " + problem);
+}
+
+// Walks "a.b.c" in `doc`, creating objects on the way, and sets the leaf.
+Status ApplyOverride(Document& doc, const Override& o) {
+  Document value_doc;
+  value_doc.Parse(o.second.c_str());
+  Value value;
+  if (value_doc.HasParseError()) {
+    value.SetString(o.second.c_str(), doc.GetAllocator());
+  } else {
+    value.CopyFrom(value_doc, doc.GetAllocator());
+  }
+  Value* node = &doc;
+  std::string path = o.first;
+  size_t start = 0;
+  while (true) {
+    size_t dot = path.find('.', start);
+    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (part.empty()) return Bad(o.first, "empty key in --set");
+    if (!node->IsObject()) return Bad(o.first, "--set goes through a non-object");
+    if (dot == std::string::npos) {
+      auto it = node->FindMember(part.c_str());
+      if (it != node->MemberEnd()) {
+        it->value = value;
+      } else {
+        node->AddMember(Value(part.c_str(), doc.GetAllocator()), value, doc.GetAllocator());
+      }
+      return Status::Ok();
+    }
+    auto it = node->FindMember(part.c_str());
+    if (it == node->MemberEnd()) {
+      node->AddMember(Value(part.c_str(), doc.GetAllocator()), Value(rapidjson::kObjectType),
+                      doc.GetAllocator());
+      it = node->FindMember(part.c_str());
+    } else if (it->value.IsNull()) {
+      it->value.SetObject();
+    }
+    node = &it->value;
+    start = dot + 1;
+  }
+}
+
+// Checks an object's keys against the allowed set.
+Status CheckKeys(const Value& obj, const std::string& prefix, const std::set<std::string>& allowed) {
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+    std::string k = it->name.GetString();
+    if (!allowed.count(k)) return Bad(prefix + k, "unknown key");
+  }
+  return Status::Ok();
+}
+
+Status GetString(const Value& obj, const char* name, const std::string& key, bool required,
+                 std::string* out) {
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || it->value.IsNull()) {
+    if (required) return Bad(key, "required");
+    return Status::Ok();
+  }
+  if (!it->value.IsString()) return Bad(key, "must be a string");
+  *out = it->value.GetString();
+  if (required && out->empty()) return Bad(key, "must not be empty");
+  return Status::Ok();
+}
+
+Status GetInt(const Value& obj, const char* name, const std::string& key, int64_t min,
+              int64_t max, int64_t* out) {
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd()) return Status::Ok();
+  if (!it->value.IsInt64()) return Bad(key, "must be an integer");
+  int64_t v = it->value.GetInt64();
+  if (v < min || v > max) {
+    return Bad(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+Status GetBool(const Value& obj, const char* name, const std::string& key, bool* out) {
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd()) return Status::Ok();
+  if (!it->value.IsBool()) return Bad(key, "must be true or false");
+  *out = it->value.GetBool();
+  return Status::Ok();
+}
+
+Status GetStringList(const Value& obj, const char* name, const std::string& key,
+                     std::vector<std::string>* out) {
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return Status::Ok();
+  if (!it->value.IsArray()) return Bad(key, "must be an array of strings");
+  out->clear();
+  for (auto& v : it->value.GetArray()) {
+    if (!v.IsString() || v.GetStringLength() == 0) {
+      return Bad(key, "must be an array of non-empty strings");
+    }
+    out->push_back(v.GetString());
+  }
+  return Status::Ok();
+}
+
+Status GetObject(const Value& obj, const char* name, const std::string& key, const Value** out) {
+  *out = nullptr;
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return Status::Ok();
+  if (!it->value.IsObject()) return Bad(key, "must be an object");
+  *out = &it->value;
+  return Status::Ok();
+}
+
+bool IsValidBrokerUri(const std::string& uri) {
+  static const char* kSchemes[] = {"tcp://", "mqtt://", "ssl://", "mqtts://", "ws://", "wss://"};
+  for (const char* s : kSchemes) {
+    size_t n = std::strlen(s);
+    if (uri.compare(0, n, s) != 0) continue;
+    std::string rest = uri.substr(n);
+    size_t colon = rest.rfind(':');
+    if (colon == std::string::npos || colon == 0) return false;
+    std::string port = rest.substr(colon + 1);
+    if (port.empty() || port.size() > 5) return false;
+    for (char c : port) {
+      if (c < '0' || c > '9') return false;
+    }
+    long p = std::stol(port);
+    return p > 0 && p < 65536;
+  }
+  return false;
+}
+
+Status ValidateIds(const Config& c) {
+  if (!IsValidId(c.home)) return Bad("home", "must be 1-64 of [A-Za-z0-9_-]");
+  if (!IsValidId(c.gateway_id)) return Bad("gateway_id", "must be 1-64 of [A-Za-z0-9_-]");
+  std::set<std::string> seen;
+  for (const auto& b : c.backups) {
+    if (!IsValidId(b)) return Bad("backups", "\"" + b + "\" is not a valid gateway id");
+    if (b == c.gateway_id) return Bad("backups", "lists this gateway itself");
+    if (!seen.insert(b).second) return Bad("backups", "lists \"" + b + "\" twice");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool IsValidId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<Override> ParseOverride(const std::string& arg) {
+  size_t eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return Status::InvalidArgument("--set " + arg + ": expected key.path=value");
+  }
+  return Override{arg.substr(0, eq), arg.substr(eq + 1)};
+}
+
+Result<Config> ParseConfig(const std::string& json_text, const std::vector<Override>& overrides) {
+  Document doc;
+  doc.Parse(json_text.c_str());
+  if (doc.HasParseError()) {
+    return Status::InvalidArgument(std::string("config: invalid JSON at offset ") +
+                                   std::to_string(doc.GetErrorOffset()) + ": " +
+                                   rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject()) return Bad("config", "must be a JSON object");
+  for (const auto& o : overrides) HUBSYNC_RETURN_IF_ERROR(ApplyOverride(doc, o));
+
+  HUBSYNC_RETURN_IF_ERROR(CheckKeys(doc, "", {"home", "gateway_id", "broker", "oob", "data_dir",
+                                              "state_dir", "exclude", "backups", "policy",
+                                              "bridge", "max_message_bytes", "log_level"}));
+  Config c;
+  HUBSYNC_RETURN_IF_ERROR(GetString(doc, "home", "home", true, &c.home));
+  HUBSYNC_RETURN_IF_ERROR(GetString(doc, "gateway_id", "gateway_id", true, &c.gateway_id));
+  const Value* broker = nullptr;
+  HUBSYNC_RETURN_IF_ERROR(GetObject(doc, "broker", "broker", &broker));
+  if (!broker) return Bad("broker.uri", "required");
+  HUBSYNC_RETURN_IF_ERROR(
+      CheckKeys(*broker, "broker.", {"uri", "username", "password_file", "ca_file"}));
+  HUBSYNC_RETURN_IF_ERROR(GetString(*broker, "uri", "broker.uri", true, &c.broker.uri));
+  if (!IsValidBrokerUri(c.broker.uri)) {
+    return Bad("broker.uri", "must look like tcp://HOST:PORT (or ssl://, ws://, wss://)");
+  }
+  HUBSYNC_RETURN_IF_ERROR(GetString(*broker, "username", "broker.username", false,
+                                    &c.broker.username));
+  HUBSYNC_RETURN_IF_ERROR(GetString(*broker, "password_file", "broker.password_file", false,
+                                    &c.broker.password_file));
+  HUBSYNC_RETURN_IF_ERROR(GetString(*broker, "ca_file", "broker.ca_file", false,
+                                    &c.broker.ca_file));
+  const Value* oob = nullptr;
+  HUBSYNC_RETURN_IF_ERROR(GetObject(doc, "oob", "oob", &oob));
+  if (oob) {
+    HUBSYNC_RETURN_IF_ERROR(CheckKeys(*oob, "oob.", {"uri"}));
+    HUBSYNC_RETURN_IF_ERROR(GetString(*oob, "uri", "oob.uri", false, &c.oob.uri));
+    if (!c.oob.uri.empty() && !IsValidBrokerUri(c.oob.uri)) {
+      return Bad("oob.uri", "must look like tcp://HOST:PORT");
+    }
+  }
+  HUBSYNC_RETURN_IF_ERROR(GetString(doc, "data_dir", "data_dir", true, &c.data_dir));
+  HUBSYNC_RETURN_IF_ERROR(GetString(doc, "state_dir", "state_dir", true, &c.state_dir));
+  HUBSYNC_RETURN_IF_ERROR(GetStringList(doc, "exclude", "exclude", &c.exclude));
+  HUBSYNC_RETURN_IF_ERROR(GetStringList(doc, "backups", "backups", &c.backups));
+  const Value* policy = nullptr;
+  HUBSYNC_RETURN_IF_ERROR(GetObject(doc, "policy", "policy", &policy));
+  if (policy) {
+    HUBSYNC_RETURN_IF_ERROR(CheckKeys(*policy, "policy.", {"on_change", "delay_ms", "period_s"}));
+    HUBSYNC_RETURN_IF_ERROR(GetBool(*policy, "on_change", "policy.on_change", &c.policy.on_change));
+    HUBSYNC_RETURN_IF_ERROR(GetInt(*policy, "delay_ms", "policy.delay_ms", 0, 86400000,
+                                   &c.policy.delay_ms));
+    HUBSYNC_RETURN_IF_ERROR(GetInt(*policy, "period_s", "policy.period_s", 0, 31 * 86400,
+                                   &c.policy.period_s));
+  }
+  const Value* bridge = nullptr;
+  HUBSYNC_RETURN_IF_ERROR(GetObject(doc, "bridge", "bridge", &bridge));
+  if (bridge) {
+    HUBSYNC_RETURN_IF_ERROR(CheckKeys(*bridge, "bridge.", {"link", "listen"}));
+    HUBSYNC_RETURN_IF_ERROR(GetString(*bridge, "link", "bridge.link", false, &c.bridge.link));
+    HUBSYNC_RETURN_IF_ERROR(GetBool(*bridge, "listen", "bridge.listen", &c.bridge.listen));
+    if (!c.bridge.link.empty() && c.bridge.link.rfind("unix:", 0) != 0 &&
+        c.bridge.link.rfind("l2cap:", 0) != 0) {
+      return Bad("bridge.link", "must be unix:PATH or l2cap:BDADDR/PSM");
+    }
+  }
+  HUBSYNC_RETURN_IF_ERROR(GetInt(doc, "max_message_bytes", "max_message_bytes", 16384,
+                                 256 * 1024 * 1024, &c.max_message_bytes));
+  std::string level = "info";
+  HUBSYNC_RETURN_IF_ERROR(GetString(doc, "log_level", "log_level", false, &level));
+  if (level == "debug") c.log_level = LogLevel::kDebug;
+  else if (level == "info") c.log_level = LogLevel::kInfo;
+  else if (level == "warn") c.log_level = LogLevel::kWarn;
+  else if (level == "error") c.log_level = LogLevel::kError;
+  else return Bad("log_level", "must be debug, info, warn or error");
+  HUBSYNC_RETURN_IF_ERROR(ValidateIds(c));
+  return c;
+}
+
+Result<Config> LoadConfig(const std::string& path, const std::vector<Override>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Bad("config", "cannot read " + path + ": " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Result<Config> parsed = ParseConfig(ss.str(), overrides);
+  if (!parsed.ok()) return parsed;
+  Config c = std::move(parsed).value();
+  struct stat st;
+  if (stat(c.data_dir.c_str(), &st) != 0) {
+    return Bad("data_dir", c.data_dir + ": " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return Bad("data_dir", c.data_dir + " is not a directory");
+  if (stat(c.state_dir.c_str(), &st) != 0) {
+    if (mkdir(c.state_dir.c_str(), 0700) != 0) {
+      return Bad("state_dir", "cannot create " + c.state_dir + ": " + std::strerror(errno));
+    }
+  } else if (!S_ISDIR(st.st_mode)) {
+    return Bad("state_dir", c.state_dir + " is not a directory");
+  }
+  if (!c.broker.password_file.empty()) {
+    std::ifstream pf(c.broker.password_file, std::ios::binary);
+    if (!pf) {
+      return Bad("broker.password_file",
+                 "cannot read " + c.broker.password_file + ": " + std::strerror(errno));
+    }
+    std::getline(pf, c.broker.password);
+    while (!c.broker.password.empty() &&
+           (c.broker.password.back() == '\r' || c.broker.password.back() == ' ')) {
+      c.broker.password.pop_back();
+    }
+  }
+  if (!c.broker.ca_file.empty() && access(c.broker.ca_file.c_str(), R_OK) != 0) {
+    return Bad("broker.ca_file", "cannot read " + c.broker.ca_file + ": " + std::strerror(errno));
+  }
+  return c;
+}
+
+// ---- messages -------------------------------------------------------------
+
+namespace {
+
+std::string Write(const Document& d) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  d.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+Result<Document*> ParseObject(Document* d, const std::string& json) {
+  d->Parse(json.c_str(), json.size());
+  if (d->HasParseError() || !d->IsObject()) return Status::Corruption("not a JSON object");
+  auto v = d->FindMember("v");
+  if (v == d->MemberEnd() || !v->value.IsInt() || v->value.GetInt() != 1) {
+    return Status::Rejected("unsupported message version");
+  }
+  return d;
+}
+
+std::string Str(const Value& o, const char* k) {
+  auto it = o.FindMember(k);
+  return (it != o.MemberEnd() && it->value.IsString()) ? it->value.GetString() : "";
+}
+int64_t Int(const Value& o, const char* k, int64_t dflt) {
+  auto it = o.FindMember(k);
+  return (it != o.MemberEnd() && it->value.IsInt64()) ? it->value.GetInt64() : dflt;
+}
+uint64_t UInt(const Value& o, const char* k) {
+  auto it = o.FindMember(k);
+  return (it != o.MemberEnd() && it->value.IsUint64()) ? it->value.GetUint64() : 0;
+}
+
+}  // namespace
+
+std::string EncodeManifestRequest(const ManifestRequest& r) {
+  Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  d.AddMember("v", 1, a);
+  d.AddMember("transfer", r.transfer, a);
+  d.AddMember("primary", Value(r.primary.c_str(), a), a);
+  d.AddMember("root", Value(r.root.c_str(), a), a);
+  d.AddMember("expect", Value(r.expect.c_str(), a), a);
+  d.AddMember("key_epoch", r.key_epoch, a);
+  return Write(d);
+}
+
+Result<ManifestRequest> DecodeManifestRequest(const std::string& json) {
+  Document d;
+  auto p = ParseObject(&d, json);
+  if (!p.ok()) return p.status();
+  ManifestRequest r;
+  r.transfer = UInt(d, "transfer");
+  r.primary = Str(d, "primary");
+  r.root = Str(d, "root");
+  r.expect = Str(d, "expect");
+  r.key_epoch = static_cast<uint32_t>(UInt(d, "key_epoch"));
+  if (r.transfer == 0 || !IsValidId(r.primary)) return Status::Corruption("bad manifest request");
+  return r;
+}
+
+std::string EncodeStatus(const GatewayStatus& s) {
+  Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  d.AddMember("v", 1, a);
+  d.AddMember("role", Value(s.role.c_str(), a), a);
+  d.AddMember("state", Value(s.state.c_str(), a), a);
+  d.AddMember("root", Value(s.root.c_str(), a), a);
+  d.AddMember("files", s.files, a);
+  d.AddMember("bytes", s.bytes, a);
+  if (s.last_sync.empty()) d.AddMember("last_sync", Value(), a);
+  else d.AddMember("last_sync", Value(s.last_sync.c_str(), a), a);
+  d.AddMember("lag_ms", s.lag_ms, a);
+  d.AddMember("key_epoch", s.key_epoch, a);
+  d.AddMember("policies", Value(rapidjson::kObjectType), a);
+  if (s.progress_total >= 0) {
+    Value prog(rapidjson::kObjectType);
+    prog.AddMember("done", s.progress_done, a);
+    prog.AddMember("total", s.progress_total, a);
+    d.AddMember("progress", prog, a);
+  }
+  if (s.error.empty()) d.AddMember("error", Value(), a);
+  else d.AddMember("error", Value(s.error.c_str(), a), a);
+  return Write(d);
+}
+
+Result<GatewayStatus> DecodeStatus(const std::string& json) {
+  Document d;
+  auto p = ParseObject(&d, json);
+  if (!p.ok()) return p.status();
+  GatewayStatus s;
+  s.role = Str(d, "role");
+  s.state = Str(d, "state");
+  s.root = Str(d, "root");
+  s.files = Int(d, "files", 0);
+  s.bytes = Int(d, "bytes", 0);
+  s.last_sync = Str(d, "last_sync");
+  s.lag_ms = Int(d, "lag_ms", 0);
+  s.key_epoch = static_cast<uint32_t>(UInt(d, "key_epoch"));
+  auto prog = d.FindMember("progress");
+  if (prog != d.MemberEnd() && prog->value.IsObject()) {
+    s.progress_done = Int(prog->value, "done", -1);
+    s.progress_total = Int(prog->value, "total", -1);
+  }
+  s.error = Str(d, "error");
+  if (s.state.empty()) return Status::Corruption("status without state");
+  return s;
+}
+
+std::string EncodeEvent(const Event& e) {
+  Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  d.AddMember("v", 1, a);
+  d.AddMember("type", Value(e.type.c_str(), a), a);
+  d.AddMember("gw", Value(e.gw.c_str(), a), a);
+  for (const auto& [k, v] : e.fields) d.AddMember(Value(k.c_str(), a), Value(v.c_str(), a), a);
+  for (const auto& [k, v] : e.counts) d.AddMember(Value(k.c_str(), a), Value(static_cast<int64_t>(v)), a);
+  return Write(d);
+}
+
+Result<Event> DecodeEvent(const std::string& json) {
+  Document d;
+  auto p = ParseObject(&d, json);
+  if (!p.ok()) return p.status();
+  Event e;
+  for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
+    std::string k = it->name.GetString();
+    if (k == "v") continue;
+    if (k == "type" && it->value.IsString()) e.type = it->value.GetString();
+    else if (k == "gw" && it->value.IsString()) e.gw = it->value.GetString();
+    else if (it->value.IsString()) e.fields[k] = it->value.GetString();
+    else if (it->value.IsInt64()) e.counts[k] = it->value.GetInt64();
+  }
+  return e;
+}
+
+}  // namespace hubsync

@@ -1,0 +1,249 @@
+// The hubsync command line (SPEC 3). A thin shell over the library: parse
+// arguments, load the config, hand over to a daemon or a one-shot command.
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <mutex>
+
+#include "hubsync/config.h"
+#include "hubsync/crypto.h"
+#include "hubsync/daemon.h"
+#include "hubsync/keystore.h"
+#include "hubsync/messages.h"
+#include "hubsync/transport.h"
+#include "../src/file_util.h"
+
+namespace hubsync {
+namespace {
+
+constexpr char kVersion[] = "hubsync 0.1.0 (protocol v1)";
+constexpr char kUsage[] =
+    "usage:\n"
+    "  hubsync primary   -c CONFIG [--set key.path=value]...   run the primary daemon\n"
+    "  hubsync backup    -c CONFIG [--set ...]                 run a backup daemon\n"
+    "  hubsync bridge    -c CONFIG                             run the BLE bridge (OOB topic)\n"
+    "  hubsync pair      -c CONFIG                             out-of-band key exchange\n"
+    "  hubsync status    -c CONFIG [--timeout MS]              print every gateway's sync state\n"
+    "  hubsync keygen    -c CONFIG --backup ID --out FILE      (primary) make a key for a backup\n"
+    "  hubsync keyimport -c CONFIG FILE                        (backup) install a keygen key\n"
+    "  hubsync --version | --help\n"
+    "exit codes: 0 done, 2 bad usage or configuration, 1 other errors\n";
+
+int Usage(const std::string& problem) {
+  std::fprintf(stderr, "hubsync: %s\n%s", problem.c_str(), kUsage);
+  return 2;
+}
+
+struct Args {
+  std::string command;
+  std::string config_path;
+  std::vector<Override> overrides;
+  std::map<std::string, std::string> options;  // --backup, --out, --timeout
+  std::vector<std::string> positional;
+};
+
+// Returns 0 on success or the exit code to use.
+int ParseArgs(int argc, char** argv, Args* a) {
+  if (argc < 2) return Usage("missing command");
+  a->command = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) return nullptr;
+      (void)name;
+      return argv[++i];
+    };
+    if (arg == "-c" || arg == "--config") {
+      const char* v = value("-c");
+      if (!v) return Usage("-c needs a file");
+      a->config_path = v;
+    } else if (arg == "--set") {
+      const char* v = value("--set");
+      if (!v) return Usage("--set needs key.path=value");
+      auto o = ParseOverride(v);
+      if (!o.ok()) return Usage(o.status().message());
+      a->overrides.push_back(*o);
+    } else if (arg == "--backup" || arg == "--out" || arg == "--timeout") {
+      const char* v = value(arg.c_str());
+      if (!v) return Usage(arg + " needs a value");
+      a->options[arg.substr(2)] = v;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return Usage("unknown option " + arg);
+    } else {
+      a->positional.push_back(arg);
+    }
+  }
+  if (a->config_path.empty()) return Usage(a->command + " needs -c CONFIG");
+  return 0;
+}
+
+int Keygen(const Config& c, const Args& a) {
+  auto backup = a.options.find("backup");
+  auto out = a.options.find("out");
+  if (backup == a.options.end() || out == a.options.end()) {
+    return Usage("keygen needs --backup ID and --out FILE");
+  }
+  if (!IsValidId(backup->second)) return Usage("--backup: not a valid gateway id");
+  KeyStore keys(c.state_dir);
+  KeyEntry e;
+  e.epoch = 1;
+  auto old = keys.Load(backup->second);
+  if (old.ok()) e.epoch = old->back().epoch + 1;
+  Status s = RandomBytes(e.key.data(), e.key.size());
+  if (s.ok()) s = WriteFileAtomic(out->second, KeyStore::Export(c.home, backup->second, e), 0600);
+  if (s.ok()) s = keys.Put(backup->second, e);
+  if (!s.ok()) {
+    std::fprintf(stderr, "hubsync keygen: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "hubsync keygen: key epoch %u for %s stored and written to %s (0600)\n",
+               e.epoch, backup->second.c_str(), out->second.c_str());
+  return 0;
+}
+
+int Keyimport(const Config& c, const Args& a) {
+  if (a.positional.size() != 1) return Usage("keyimport needs one FILE");
+  auto text = ReadSmallFile(a.positional[0]);
+  if (!text.ok()) {
+    std::fprintf(stderr, "hubsync keyimport: %s\n", text.status().ToString().c_str());
+    return 1;
+  }
+  auto e = KeyStore::Import(*text, c.home, c.gateway_id);
+  if (!e.ok()) {
+    std::fprintf(stderr, "hubsync keyimport: %s\n", e.status().message().c_str());
+    return 2;
+  }
+  KeyStore keys(c.state_dir);
+  Status s = keys.Put(c.gateway_id, *e);
+  if (!s.ok()) {
+    std::fprintf(stderr, "hubsync keyimport: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "hubsync keyimport: key epoch %u installed for %s\n", e->epoch,
+               c.gateway_id.c_str());
+  return 0;
+}
+
+// Reads the retained status topics and prints one row per gateway.
+int PrintStatus(const Config& c, const Args& a) {
+  int64_t timeout_ms = 3000;
+  if (a.options.count("timeout")) timeout_ms = std::atoll(a.options.at("timeout").c_str());
+  MqttOptions mo;
+  mo.uri = c.broker.uri;
+  mo.client_id = "hubsync-status-" + std::to_string(getpid());
+  mo.username = c.broker.username;
+  mo.password = c.broker.password;
+  mo.ca_file = c.broker.ca_file;
+  auto t = NewMqttTransport(mo);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, GatewayStatus> rows;
+  bool connected = false;
+  auto last_msg = std::chrono::steady_clock::now();
+  std::string prefix = c.TopicPrefix() + "gw/";
+  t->SetHandlers(
+      [&](Message m) {
+        auto st = DecodeStatus(m.payload);
+        if (!st.ok()) return;
+        std::string gw = m.topic.substr(prefix.size());
+        gw = gw.substr(0, gw.find('/'));
+        std::lock_guard<std::mutex> l(mu);
+        rows[gw] = *st;
+        last_msg = std::chrono::steady_clock::now();
+        cv.notify_all();
+      },
+      [&](bool up) {
+        std::lock_guard<std::mutex> l(mu);
+        connected = up;
+        cv.notify_all();
+      });
+  Status s = t->Connect();
+  if (!s.ok()) {
+    std::fprintf(stderr, "hubsync status: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  {
+    std::unique_lock<std::mutex> l(mu);
+    if (!cv.wait_until(l, deadline, [&] { return connected; })) {
+      std::fprintf(stderr, "hubsync status: cannot reach the broker at %s\n", c.broker.uri.c_str());
+      return 1;
+    }
+  }
+  t->Subscribe(prefix + "+/status", 1);
+  {
+    // Retained messages arrive right after subscribing; stop once quiet.
+    std::unique_lock<std::mutex> l(mu);
+    last_msg = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto quiet_until = last_msg + std::chrono::milliseconds(300);
+      if (cv.wait_until(l, quiet_until) == std::cv_status::timeout &&
+          std::chrono::steady_clock::now() >= last_msg + std::chrono::milliseconds(300)) {
+        break;
+      }
+    }
+  }
+  t->Disconnect(nullptr);
+  std::lock_guard<std::mutex> l(mu);
+  std::printf("%-24s %-8s %-9s %8s %14s  %-24s %8s\n", "GATEWAY", "ROLE", "STATE", "FILES",
+              "BYTES", "LAST SYNC", "LAG MS");
+  bool all_ok = true;
+  int backups = 0;
+  for (const auto& [gw, st] : rows) {
+    std::printf("%-24s %-8s %-9s %8lld %14lld  %-24s %8lld\n", gw.c_str(), st.role.c_str(),
+                st.state.c_str(), static_cast<long long>(st.files),
+                static_cast<long long>(st.bytes),
+                st.last_sync.empty() ? "-" : st.last_sync.c_str(),
+                static_cast<long long>(st.lag_ms));
+    if (st.role == "backup") {
+      ++backups;
+      if (st.state != "in_sync") all_ok = false;
+    }
+  }
+  if (rows.empty()) std::printf("(no gateway has published a status yet)\n");
+  return all_ok && backups > 0 ? 0 : 3;
+}
+
+int Main(int argc, char** argv) {
+  if (argc >= 2 && (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "version"))) {
+    std::printf("%s\n", kVersion);
+    return 0;
+  }
+  if (argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  BlockStopSignals();
+  Args a;
+  if (int rc = ParseArgs(argc, argv, &a)) return rc;
+  static const char* kCommands[] = {"primary", "backup", "bridge", "pair",
+                                    "status",  "keygen", "keyimport"};
+  bool known = false;
+  for (const char* k : kCommands) known |= a.command == k;
+  if (!known) return Usage("unknown command " + a.command);
+  auto config = LoadConfig(a.config_path, a.overrides);
+  if (!config.ok()) {
+    std::fprintf(stderr, "hubsync: %s\n", config.status().message().c_str());
+    return 2;
+  }
+  if (a.command == "primary") return RunDaemon(Role::kPrimary, *config);
+  if (a.command == "backup") return RunDaemon(Role::kBackup, *config);
+  if (a.command == "keygen") return Keygen(*config, a);
+  if (a.command == "keyimport") return Keyimport(*config, a);
+  if (a.command == "status") return PrintStatus(*config, a);
+  std::fprintf(stderr,
+               "hubsync %s: out-of-band pairing is not available in this build yet; "
+               "provision keys with keygen/keyimport\n",
+               a.command.c_str());
+  return 1;
+}
+
+}  // namespace
+}  // namespace hubsync
+
+int main(int argc, char** argv) { return hubsync::Main(argc, argv); }

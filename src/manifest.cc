@@ -1,0 +1,132 @@
+#include "hubsync/manifest.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace hubsync {
+namespace {
+
+struct DigestHash {
+  size_t operator()(const Digest& d) const {
+    size_t h = 0;
+    for (size_t i = 0; i < sizeof h; ++i) h = h << 8 | d[i];
+    return h;
+  }
+};
+
+bool SameContent(const Entry& a, const Entry& b) {
+  return a.size == b.size && a.digest == b.digest;
+}
+
+bool SameAttrs(const Entry& a, const Entry& b) {
+  if (a.mode != b.mode) return false;
+  return a.type == EntryType::kDir || a.mtime_ns == b.mtime_ns;
+}
+
+}  // namespace
+
+uint32_t BlockSizeFor(uint64_t size) {
+  uint64_t bs = 64 * 1024;
+  while ((size + bs - 1) / bs > kMaxBlocks) bs *= 2;
+  return static_cast<uint32_t>(bs);
+}
+
+void SortManifest(Manifest* m) {
+  std::sort(m->begin(), m->end(), [](const Entry& a, const Entry& b) { return a.path < b.path; });
+}
+
+Digest ManifestRoot(const Manifest& m) {
+  Sha256 h;
+  for (const Entry& e : m) {
+    h.Update(e.path.data(), e.path.size() + 0);
+    uint8_t fixed[1 + 4 + 8 + 8];
+    fixed[0] = static_cast<uint8_t>(e.type);
+    for (int i = 0; i < 4; ++i) fixed[1 + i] = static_cast<uint8_t>(e.mode >> (8 * i));
+    int64_t mt = e.type == EntryType::kDir ? 0 : e.mtime_ns;
+    for (int i = 0; i < 8; ++i) fixed[5 + i] = static_cast<uint8_t>(static_cast<uint64_t>(mt) >> (8 * i));
+    for (int i = 0; i < 8; ++i) fixed[13 + i] = static_cast<uint8_t>(e.size >> (8 * i));
+    h.Update("\0", 1);
+    h.Update(fixed, sizeof fixed);
+    h.Update(e.digest.data(), e.digest.size());
+    uint32_t tl = static_cast<uint32_t>(e.target.size());
+    h.Update(&tl, sizeof tl);
+    h.Update(e.target);
+  }
+  return h.Final();
+}
+
+Manifest FilterManifest(const Manifest& m, const PathFilter& filter) {
+  Manifest out;
+  out.reserve(m.size());
+  for (const Entry& e : m) {
+    if (!filter.Excluded(e.path, e.type == EntryType::kDir)) out.push_back(e);
+  }
+  return out;
+}
+
+uint64_t ManifestBytes(const Manifest& m) {
+  uint64_t n = 0;
+  for (const Entry& e : m) n += e.type == EntryType::kFile ? e.size : 0;
+  return n;
+}
+
+std::vector<Op> Diff(const Manifest& primary, const Manifest& backup, const DiffOptions& opts) {
+  std::vector<Op> deletes, updates;
+  std::unordered_map<Digest, const Entry*, DigestHash> backup_content;
+  if (opts.allow_local_source) {
+    for (const Entry& e : backup) {
+      if (e.type == EntryType::kFile && e.size > 0) backup_content.emplace(e.digest, &e);
+    }
+  }
+  auto put = [&](const Entry& p, const Entry* old) {
+    Op op{Op::Kind::kPutFile, &p, p.path, {}, nullptr};
+    if (old && opts.allow_block_reuse && !old->blocks.empty() && !p.blocks.empty() &&
+        BlockSizeFor(old->size) == BlockSizeFor(p.size)) {
+      op.base = old;
+    } else if (p.size > 0) {
+      auto it = backup_content.find(p.digest);
+      if (it != backup_content.end() && it->second->size == p.size) {
+        op.local_source = it->second->path;
+      }
+    }
+    updates.push_back(std::move(op));
+  };
+  auto create = [&](const Entry& p) {
+    switch (p.type) {
+      case EntryType::kDir: updates.push_back({Op::Kind::kMkdir, &p, p.path, {}, nullptr}); break;
+      case EntryType::kSymlink:
+        updates.push_back({Op::Kind::kSymlink, &p, p.path, {}, nullptr});
+        break;
+      case EntryType::kFile: put(p, nullptr); break;
+    }
+  };
+  size_t i = 0, j = 0;
+  while (i < primary.size() || j < backup.size()) {
+    if (j >= backup.size() || (i < primary.size() && primary[i].path < backup[j].path)) {
+      create(primary[i++]);
+    } else if (i >= primary.size() || backup[j].path < primary[i].path) {
+      deletes.push_back({Op::Kind::kDelete, nullptr, backup[j++].path, {}, nullptr});
+    } else {
+      const Entry& p = primary[i++];
+      const Entry& b = backup[j++];
+      if (p.type != b.type) {
+        deletes.push_back({Op::Kind::kDelete, nullptr, b.path, {}, nullptr});
+        create(p);
+      } else if (p.type == EntryType::kFile && !SameContent(p, b)) {
+        put(p, &b);
+      } else if (p.type == EntryType::kSymlink && p.target != b.target) {
+        updates.push_back({Op::Kind::kSymlink, &p, p.path, {}, nullptr});
+      } else if (!SameAttrs(p, b)) {
+        updates.push_back({p.type == EntryType::kDir ? Op::Kind::kMkdir : Op::Kind::kSetAttr, &p,
+                           p.path, {}, nullptr});
+      }
+    }
+  }
+  // Children before parents: reverse path order.
+  std::reverse(deletes.begin(), deletes.end());
+  deletes.insert(deletes.end(), std::make_move_iterator(updates.begin()),
+                 std::make_move_iterator(updates.end()));
+  return deletes;
+}
+
+}  // namespace hubsync

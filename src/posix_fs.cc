@@ -1,0 +1,325 @@
+// PosixFileSystem: the FileSystem seam on Linux. Every path is resolved from
+// a descriptor of the root, one component at a time with O_NOFOLLOW, so a
+// symlink anywhere on the way is refused instead of followed.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "file_util.h"
+#include "hubsync/filesystem.h"
+
+namespace hubsync {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      fd_ = o.fd_;
+      o.fd_ = -1;
+    }
+    return *this;
+  }
+  ~Fd() { Reset(); }
+  void Reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+ private:
+  int fd_;
+};
+
+Status Errno(const std::string& what, int err) {
+  if (err == ENOENT) return Status::NotFound(what + ": " + ErrnoText(err));
+  if (err == ELOOP || err == ENOTDIR) return Status::Rejected(what + ": " + ErrnoText(err));
+  return Status::IoError(what + ": " + ErrnoText(err));
+}
+
+FileInfo InfoFromStat(const struct stat& st) {
+  FileInfo fi;
+  if (S_ISREG(st.st_mode)) fi.type = EntryType::kFile;
+  else if (S_ISDIR(st.st_mode)) fi.type = EntryType::kDir;
+  else if (S_ISLNK(st.st_mode)) fi.type = EntryType::kSymlink;
+  else fi.supported = false;
+  fi.mode = st.st_mode & 07777;
+  fi.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  fi.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  fi.size = S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
+  if (S_ISLNK(st.st_mode)) fi.size = 0;
+  fi.inode = st.st_ino;
+  return fi;
+}
+
+struct timespec ToTimespec(int64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  if (ts.tv_nsec < 0) {
+    ts.tv_nsec += 1000000000;
+    ts.tv_sec -= 1;
+  }
+  return ts;
+}
+
+class PosixReadable : public ReadableFile {
+ public:
+  explicit PosixReadable(Fd fd) : fd_(std::move(fd)) {}
+  Result<size_t> ReadAt(uint64_t offset, void* buf, size_t n) override {
+    while (true) {
+      ssize_t r = pread(fd_.get(), buf, n, static_cast<off_t>(offset));
+      if (r >= 0) return static_cast<size_t>(r);
+      if (errno != EINTR) return Errno("read", errno);
+    }
+  }
+
+ private:
+  Fd fd_;
+};
+
+class PosixWritable : public WritableFile {
+ public:
+  PosixWritable(Fd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
+  Status Append(std::string_view data) override {
+    while (!data.empty()) {
+      ssize_t n = write(fd_.get(), data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Errno("write " + name_, errno);
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::Ok();
+  }
+  Status Sync() override {
+    if (fdatasync(fd_.get()) != 0) return Errno("fsync " + name_, errno);
+    return Status::Ok();
+  }
+  Status SetAttrs(uint32_t mode, int64_t mtime_ns) override {
+    if (fchmod(fd_.get(), mode) != 0) return Errno("chmod " + name_, errno);
+    struct timespec ts[2] = {{0, UTIME_OMIT}, ToTimespec(mtime_ns)};
+    if (futimens(fd_.get(), ts) != 0) return Errno("utimens " + name_, errno);
+    return Status::Ok();
+  }
+  Status Close() override {
+    int fd = fd_.release();
+    if (fd >= 0 && close(fd) != 0) return Errno("close " + name_, errno);
+    return Status::Ok();
+  }
+
+ private:
+  Fd fd_;
+  std::string name_;
+};
+
+class PosixFileSystem : public FileSystem {
+ public:
+  explicit PosixFileSystem(std::string root) : root_(std::move(root)) {}
+
+  const std::string& root() const override { return root_; }
+
+  Result<FileInfo> Stat(const std::string& path) override {
+    std::string leaf;
+    auto dir = OpenParent(path, &leaf);
+    if (!dir.ok()) return dir.status();
+    struct stat st;
+    if (fstatat(dir->get(), leaf.empty() ? "." : leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return Errno("stat", errno);
+    }
+    return InfoFromStat(st);
+  }
+
+  Result<std::vector<DirEntry>> ListDir(const std::string& path) override {
+    auto dfd = OpenDir(path);
+    if (!dfd.ok()) return dfd.status();
+    int fd = dfd->release();
+    DIR* d = fdopendir(fd);
+    if (!d) {
+      int err = errno;
+      close(fd);
+      return Errno("opendir", err);
+    }
+    std::vector<DirEntry> out;
+    errno = 0;
+    while (struct dirent* de = readdir(d)) {
+      if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
+      struct stat st;
+      if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // removed while listing
+        int err = errno;
+        closedir(d);
+        return Errno("stat", err);
+      }
+      out.push_back({de->d_name, InfoFromStat(st)});
+    }
+    closedir(d);
+    return out;
+  }
+
+  Result<std::string> ReadLink(const std::string& path) override {
+    std::string leaf;
+    auto dir = OpenParent(path, &leaf);
+    if (!dir.ok()) return dir.status();
+    char buf[4096];
+    ssize_t n = readlinkat(dir->get(), leaf.c_str(), buf, sizeof buf);
+    if (n < 0) return Errno("readlink", errno);
+    return std::string(buf, static_cast<size_t>(n));
+  }
+
+  Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override {
+    std::string leaf;
+    auto dir = OpenParent(path, &leaf);
+    if (!dir.ok()) return dir.status();
+    int fd = openat(dir->get(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return Errno("open", errno);
+    return std::unique_ptr<ReadableFile>(new PosixReadable(Fd(fd)));
+  }
+
+  Result<std::unique_ptr<WritableFile>> Create(const std::string& path) override {
+    std::string leaf;
+    auto dir = OpenParent(path, &leaf);
+    if (!dir.ok()) return dir.status();
+    int fd = openat(dir->get(), leaf.c_str(),
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return Errno("create", errno);
+    return std::unique_ptr<WritableFile>(new PosixWritable(Fd(fd), "staged file"));
+  }
+
+  Status MakeDir(const std::string& path, uint32_t mode) override {
+    std::string leaf;
+    auto dir = OpenParent(path, &leaf);
+    if (!dir.ok()) return dir.status();
+    if (mkdirat(dir->get(), leaf.c_str(), 0700) != 0) {
+      if (errno != EEXIST) return Errno("mkdir", errno);
+      struct stat st;
+      if (fstatat(dir->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+        return Status::IoError("mkdir: exists and is not a directory");
+      }
+    }
+    if (fchmodat(dir->get(), leaf.c_str(), mode, 0) != 0) return Errno("chmod", errno);
+    return Status::Ok();
+  }
+
+  Status Symlink(const std::string& target, const std::string& path) override {
+    std::string leaf;
+    auto dir = OpenParent(path, &leaf);
+    if (!dir.ok()) return dir.status();
+    if (symlinkat(target.c_str(), dir->get(), leaf.c_str()) != 0) return Errno("symlink", errno);
+    return Status::Ok();
+  }
+
+  Status Rename(const std::string& from, const std::string& to) override {
+    std::string from_leaf, to_leaf;
+    auto from_dir = OpenParent(from, &from_leaf);
+    if (!from_dir.ok()) return from_dir.status();
+    auto to_dir = OpenParent(to, &to_leaf);
+    if (!to_dir.ok()) return to_dir.status();
+    if (renameat(from_dir->get(), from_leaf.c_str(), to_dir->get(), to_leaf.c_str()) != 0) {
+      return Errno("rename", errno);
+    }
+    return Status::Ok();
+  }
+
+  Status Remove(const std::string& path) override {
+    std::string leaf;
+    auto dir = OpenParent(path, &leaf);
+    if (!dir.ok()) {
+      return dir.status().code() == Status::Code::kNotFound ? Status::Ok() : dir.status();
+    }
+    if (unlinkat(dir->get(), leaf.c_str(), 0) == 0 || errno == ENOENT) return Status::Ok();
+    if (errno == EISDIR || errno == EPERM) {
+      if (unlinkat(dir->get(), leaf.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) {
+        return Status::Ok();
+      }
+    }
+    return Errno("remove", errno);
+  }
+
+  Status RemoveTree(const std::string& path) override {
+    auto st = Stat(path);
+    if (!st.ok()) return st.status().code() == Status::Code::kNotFound ? Status::Ok() : st.status();
+    if (st->type == EntryType::kDir) {
+      auto list = ListDir(path);
+      if (!list.ok()) return list.status();
+      for (const auto& e : *list) HUBSYNC_RETURN_IF_ERROR(RemoveTree(path + "/" + e.name));
+    }
+    return Remove(path);
+  }
+
+  Status SetAttrs(const std::string& path, EntryType type, uint32_t mode,
+                  int64_t mtime_ns) override {
+    std::string leaf;
+    auto dir = OpenParent(path, &leaf);
+    if (!dir.ok()) return dir.status();
+    if (type != EntryType::kSymlink && fchmodat(dir->get(), leaf.c_str(), mode, 0) != 0) {
+      return Errno("chmod", errno);
+    }
+    if (type != EntryType::kDir) {
+      struct timespec ts[2] = {{0, UTIME_OMIT}, ToTimespec(mtime_ns)};
+      if (utimensat(dir->get(), leaf.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+        return Errno("utimens", errno);
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status SyncDir(const std::string& path) override {
+    auto dir = OpenDir(path);
+    if (!dir.ok()) return dir.status();
+    if (fsync(dir->get()) != 0) return Errno("fsync dir", errno);
+    return Status::Ok();
+  }
+
+ private:
+  // Opens the directory `path` ("" = root) without following any symlink.
+  Result<Fd> OpenDir(const std::string& path) {
+    Fd cur(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (cur.get() < 0) return Errno("open data dir", errno);
+    size_t start = 0;
+    while (start < path.size()) {
+      size_t slash = path.find('/', start);
+      std::string part = path.substr(start, slash == std::string::npos ? std::string::npos
+                                                                        : slash - start);
+      if (part.empty() || part == "." || part == "..") return Status::Rejected("bad path");
+      int fd = openat(cur.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) return Errno("open dir", errno);
+      cur = Fd(fd);
+      if (slash == std::string::npos) break;
+      start = slash + 1;
+    }
+    return cur;
+  }
+
+  Result<Fd> OpenParent(const std::string& path, std::string* leaf) {
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos) {
+      *leaf = path;
+      return OpenDir("");
+    }
+    *leaf = path.substr(slash + 1);
+    return OpenDir(path.substr(0, slash));
+  }
+
+  std::string root_;
+};
+
+}  // namespace
+
+std::unique_ptr<FileSystem> NewPosixFileSystem(const std::string& root) {
+  return std::make_unique<PosixFileSystem>(root);
+}
+
+}  // namespace hubsync

@@ -1,0 +1,474 @@
+#include <algorithm>
+#include <climits>
+
+#include "hubsync/engine.h"
+
+namespace hubsync {
+
+void Outbox::Send(Message m) {
+  if (queue_.empty() && t_->Publish(m).ok()) return;
+  queue_.push_back(std::move(m));
+}
+
+void Outbox::Flush() {
+  while (!queue_.empty() && t_->Publish(queue_.front()).ok()) queue_.pop_front();
+}
+
+struct PrimaryEngine::Peer {
+  enum class Phase { kIdle, kAwaitManifest, kSending, kAwaitAck };
+  std::string id;
+  std::unique_ptr<SecureChannel> channel;
+  Phase phase = Phase::kIdle;
+  bool wanted = true;        // a sync should run
+  bool force_full = true;    // ask for the whole manifest (repairs drift)
+  bool plain_next = false;   // no local copies / block reuse next time
+  bool online = true;
+  int64_t retry_at_ms = 0;
+  int64_t backoff_ms = 0;
+  int64_t deadline_ms = 0;
+  int64_t next_key_log_ms = 0;
+  // The current sync.
+  uint64_t transfer = 0;
+  int64_t started_ms = 0;
+  uint64_t wire_bytes = 0;
+  std::shared_ptr<const Manifest> snapshot;
+  Digest snapshot_root{};
+  ManifestAssembler assembler;
+  std::shared_ptr<const Manifest> backup_manifest;
+  std::unique_ptr<DeltaWriter> writer;
+  uint32_t next_chunk = 0;
+  int64_t acked_chunk = -1;
+  // What the backup is known to hold after its last successful sync.
+  std::shared_ptr<const Manifest> known;
+  Digest known_root{};
+  int64_t last_sync_ns = 0;
+};
+
+PrimaryEngine::PrimaryEngine(EngineEnv env)
+    : env_(std::move(env)),
+      topics_(env_.config),
+      filter_(env_.config.exclude),
+      keys_(env_.config.state_dir),
+      outbox_(env_.transport) {
+  scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.config.state_dir + "/manifest.cache");
+  for (const auto& b : env_.config.backups) AddPeer(b);
+}
+
+PrimaryEngine::~PrimaryEngine() = default;
+
+PrimaryEngine::Peer& PrimaryEngine::AddPeer(const std::string& id) {
+  auto p = std::make_unique<Peer>();
+  p->id = id;
+  Peer& ref = *p;
+  peers_[id] = std::move(p);
+  return ref;
+}
+
+PrimaryEngine::Peer* PrimaryEngine::FindPeer(const std::string& id) {
+  auto it = peers_.find(id);
+  return it == peers_.end() ? nullptr : it->second.get();
+}
+
+Status PrimaryEngine::Start() {
+  HUBSYNC_RETURN_IF_ERROR(scanner_->LoadCache());
+  int64_t t0 = env_.clock->NowMs();
+  auto m = scanner_->Scan(env_.clock->WallNs());
+  if (!m.ok()) return m.status();
+  current_ = std::make_shared<const Manifest>(std::move(m).value());
+  root_ = ManifestRoot(*current_);
+  HUBSYNC_RETURN_IF_ERROR(scanner_->SaveCache());
+  Log(LogLevel::kInfo, "scanned data_dir: " + std::to_string(current_->size()) + " entries, " +
+                           std::to_string(ManifestBytes(*current_)) + " bytes in " +
+                           std::to_string(env_.clock->NowMs() - t0) + " ms");
+  if (env_.config.policy.period_s > 0) {
+    next_period_ms_ = env_.clock->NowMs() + env_.config.policy.period_s * 1000;
+  }
+  return Status::Ok();
+}
+
+void PrimaryEngine::OnConnection(bool connected) {
+  connected_ = connected;
+  if (!connected) {
+    Log(LogLevel::kWarn, "lost the broker; syncs will restart when it is back");
+    return;
+  }
+  Log(LogLevel::kInfo, "connected to the broker");
+  outbox_.Clear();
+  env_.transport->Subscribe(topics_.prefix + "gw/+/status", 1);
+  env_.transport->Subscribe(topics_.prefix + "gw/+/manifest/res", 1);
+  env_.transport->Subscribe(topics_.prefix + "gw/+/ack", 1);
+  last_status_.clear();
+  PublishStatus();
+  // Whatever was in flight may be lost with the old connection: restart.
+  for (auto& [id, p] : peers_) {
+    p->phase = Peer::Phase::kIdle;
+    p->writer.reset();
+    p->wanted = true;
+    p->retry_at_ms = 0;
+  }
+}
+
+void PrimaryEngine::Rescan() {
+  auto m = scanner_->Scan(env_.clock->WallNs());
+  if (!m.ok()) {
+    Log(LogLevel::kError, "scan failed: " + m.status().ToString());
+    return;
+  }
+  current_ = std::make_shared<const Manifest>(std::move(m).value());
+  root_ = ManifestRoot(*current_);
+  Status s = scanner_->SaveCache();
+  if (!s.ok()) Log(LogLevel::kWarn, "manifest cache not saved: " + s.ToString());
+}
+
+void PrimaryEngine::OnChanges() {
+  ChangeBatch batch = env_.changes->Take();
+  if (batch.empty()) return;
+  Digest before = root_;
+  if (batch.overflow) {
+    Log(LogLevel::kWarn, "change queue overflowed: rescanning everything");
+    Rescan();
+  } else {
+    auto next = std::make_shared<Manifest>(*current_);
+    std::vector<std::string> paths(batch.paths.begin(), batch.paths.end());
+    Status s = scanner_->Update(next.get(), paths, env_.clock->WallNs());
+    if (!s.ok()) {
+      Log(LogLevel::kWarn, "incremental scan failed (" + s.ToString() + "): rescanning");
+      Rescan();
+    } else {
+      current_ = std::move(next);
+      root_ = ManifestRoot(*current_);
+    }
+  }
+  if (root_ == before) return;
+  int64_t now = env_.clock->NowMs();
+  if (!change_pending_) first_change_ms_ = now;
+  change_pending_ = true;
+  last_change_ms_ = now;
+  PublishStatus();
+}
+
+void PrimaryEngine::OnMessage(const Message& m) {
+  if (m.topic.compare(0, topics_.prefix.size(), topics_.prefix) != 0) return;
+  std::string rest = m.topic.substr(topics_.prefix.size());
+  if (rest.compare(0, 3, "gw/") != 0) return;
+  size_t slash = rest.find('/', 3);
+  if (slash == std::string::npos) return;
+  std::string gw = rest.substr(3, slash - 3);
+  std::string kind = rest.substr(slash + 1);
+  if (gw == env_.config.gateway_id) return;
+
+  if (kind == "status") {
+    auto st = DecodeStatus(m.payload);
+    if (!st.ok() || st->role != "backup") return;
+    Peer* p = FindPeer(gw);
+    if (!p) {
+      // A backup not in the config is served once it holds a key (paired).
+      if (!IsValidId(gw) || !keys_.Load(gw).ok()) return;
+      Log(LogLevel::kInfo, "backup " + gw + " announced itself and has a key: serving it");
+      p = &AddPeer(gw);
+    }
+    bool was_online = p->online;
+    p->online = st->state != "offline";
+    bool differs = st->state != "syncing" && p->phase == Peer::Phase::kIdle &&
+                   st->root != ToHex(p->known_root);
+    if (p->online && (!was_online || differs)) {
+      // A backup that (re)appeared or differs: catch it up now.
+      if (!was_online) Log(LogLevel::kInfo, "backup " + gw + " is online: syncing it");
+      p->wanted = true;
+      if (p->phase == Peer::Phase::kIdle) p->retry_at_ms = 0;
+    }
+    return;
+  }
+  Peer* p = FindPeer(gw);
+  if (!p || !p->channel) return;
+  if (kind != "manifest/res" && kind != "ack") return;
+  auto opened = p->channel->Open(m.payload);
+  if (!opened.ok()) {
+    Log(LogLevel::kWarn, "refused a message from " + gw + ": " + opened.status().ToString());
+    Event e{"rejected", env_.config.gateway_id, {{"bytes", static_cast<int64_t>(m.payload.size())}},
+            {{"backup", gw}, {"reason", opened.status().message()}}};
+    Emit(std::move(e));
+    return;
+  }
+  MsgKind expected = kind == "ack" ? MsgKind::kAck : MsgKind::kManifestRes;
+  if (opened->header.kind != expected || opened->header.transfer != p->transfer) {
+    return;  // a stale answer to a sync that was given up
+  }
+  p->wire_bytes += m.payload.size();
+  if (expected == MsgKind::kManifestRes) OnManifestChunk(*p, *opened);
+  else OnAck(*p, *opened);
+}
+
+void PrimaryEngine::StartSync(Peer& p, int64_t now) {
+  if (!p.channel) {
+    auto ch = SecureChannel::Create(keys_, env_.config.home, p.id, true);
+    if (!ch.ok()) {
+      if (now >= p.next_key_log_ms) {
+        Log(LogLevel::kWarn, "no usable key for backup " + p.id + " (" + ch.status().ToString() +
+                                 "); provision one with hubsync keygen");
+        p.next_key_log_ms = now + 60000;
+      }
+      p.retry_at_ms = now + 2000;
+      return;
+    }
+    p.channel = std::move(ch).value();
+  }
+  p.wanted = false;
+  p.phase = Peer::Phase::kAwaitManifest;
+  p.transfer = static_cast<uint64_t>(env_.clock->WallNs() / 1000000) * 1000 + (++transfer_seq_ % 1000);
+  p.started_ms = now;
+  p.deadline_ms = now + kPhaseTimeoutMs;
+  p.wire_bytes = 0;
+  p.snapshot = current_;
+  p.snapshot_root = root_;
+  p.assembler = ManifestAssembler();
+  ManifestRequest req;
+  req.transfer = p.transfer;
+  req.primary = env_.config.gateway_id;
+  req.root = ToHex(root_);
+  req.expect = (p.known && !p.force_full) ? ToHex(p.known_root) : "";
+  req.key_epoch = p.channel->epoch();
+  Message msg;
+  msg.topic = topics_.ManifestReq(p.id);
+  msg.payload = EncodeManifestRequest(req);
+  msg.response_topic = topics_.ManifestRes(p.id);
+  msg.correlation = std::to_string(p.transfer);
+  p.wire_bytes += msg.payload.size();
+  outbox_.Send(std::move(msg));
+  Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id + " started");
+  PublishStatus();
+}
+
+void PrimaryEngine::OnManifestChunk(Peer& p, const Opened& o) {
+  if (p.phase != Peer::Phase::kAwaitManifest) return;
+  Status s = p.assembler.Add(o.header.chunk, o.header.last, o.plain);
+  if (!s.ok()) return FailSync(p, "bad manifest: " + s.message(), false);
+  p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
+  if (!p.assembler.done()) return;
+  std::shared_ptr<const Manifest> theirs;
+  if (p.assembler.header().same) {
+    if (!p.known) return FailSync(p, "backup claims a manifest we do not know", false);
+    theirs = p.known;
+  } else {
+    theirs = std::make_shared<const Manifest>(FilterManifest(p.assembler.Take(), filter_));
+  }
+  p.force_full = false;
+  DiffOptions opts;
+  opts.allow_block_reuse = opts.allow_local_source = !p.plain_next;
+  std::vector<Op> ops = Diff(*p.snapshot, *theirs, opts);
+  p.backup_manifest = theirs;
+  if (ops.empty()) return FinishSync(p, true, nullptr);
+  size_t max_plain = static_cast<size_t>(env_.config.max_message_bytes) - kEnvelopeOverhead - 1024;
+  p.writer = std::make_unique<DeltaWriter>(env_.fs, p.snapshot, theirs, std::move(ops), max_plain);
+  p.phase = Peer::Phase::kSending;
+  p.next_chunk = 0;
+  p.acked_chunk = -1;
+  Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id + ": " +
+                            std::to_string(p.writer->op_count()) + " ops, " +
+                            std::to_string(p.writer->total_bytes()) + " bytes to ship");
+  Pump(p);
+}
+
+void PrimaryEngine::Pump(Peer& p) {
+  while (p.phase == Peer::Phase::kSending && !p.writer->done() &&
+         static_cast<int64_t>(p.next_chunk) - p.acked_chunk <= kWindow &&
+         outbox_.size() < 2) {
+    bool last = false;
+    auto chunk = p.writer->Next(&last);
+    if (!chunk.ok()) return FailSync(p, chunk.status().message(), false);
+    auto sealed = p.channel->Seal(MsgKind::kDelta, p.transfer, p.next_chunk, last, *chunk);
+    if (!sealed.ok()) return FailSync(p, sealed.status().ToString(), false);
+    Message msg;
+    msg.topic = topics_.Delta(p.id);
+    msg.payload = std::move(sealed).value();
+    p.wire_bytes += msg.payload.size();
+    outbox_.Send(std::move(msg));
+    ++p.next_chunk;
+    if (last) p.phase = Peer::Phase::kAwaitAck;
+  }
+}
+
+void PrimaryEngine::OnAck(Peer& p, const Opened& o) {
+  auto ack = DecodeAck(o.plain);
+  if (!ack.ok()) return FailSync(p, "bad ack", false);
+  p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
+  switch (ack->kind) {
+    case Ack::Kind::kProgress:
+      p.acked_chunk = std::max<int64_t>(p.acked_chunk, ack->chunk);
+      Pump(p);
+      return;
+    case Ack::Kind::kError:
+      return FailSync(p, "backup refused the delta: " + ack->error, ack->retry_plain);
+    case Ack::Kind::kDone:
+      if (p.phase != Peer::Phase::kAwaitAck) return FailSync(p, "early final ack", false);
+      return FinishSync(p, ack->root == p.snapshot_root, &*ack);
+  }
+}
+
+void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
+  int64_t now = env_.clock->NowMs();
+  p.phase = Peer::Phase::kIdle;
+  p.plain_next = false;
+  p.backoff_ms = 0;
+  p.retry_at_ms = 0;
+  if (in_sync) {
+    p.known = p.snapshot;
+    p.known_root = p.snapshot_root;
+    p.last_sync_ns = env_.clock->WallNs();
+  } else {
+    // The backup holds something else (e.g. its own exclusions differ):
+    // next time ask for its whole manifest.
+    p.known.reset();
+    p.force_full = true;
+  }
+  Event e;
+  e.type = "sync";
+  e.gw = env_.config.gateway_id;
+  e.fields["backup"] = p.id;
+  e.fields["result"] = in_sync ? "in_sync" : "differs";
+  e.counts["ops"] = p.writer ? static_cast<int64_t>(p.writer->op_count()) : 0;
+  e.counts["bytes"] = p.writer ? static_cast<int64_t>(p.writer->shipped_bytes()) : 0;
+  e.counts["wire_bytes"] = static_cast<int64_t>(p.wire_bytes);
+  e.counts["duration_ms"] = now - p.started_ms;
+  if (ack) e.counts["files"] = ack->files;
+  bool noop = !p.writer;
+  p.writer.reset();
+  p.snapshot.reset();
+  p.backup_manifest.reset();
+  if (!noop || !in_sync) Emit(std::move(e));
+  Log(LogLevel::kInfo, "sync to " + p.id + (in_sync ? " done" : " ended with differences") +
+                           " in " + std::to_string(now - p.started_ms) + " ms (" +
+                           std::to_string(p.wire_bytes) + " bytes on the wire)");
+  if (p.known_root != root_) p.wanted = true;  // changed meanwhile
+  PublishStatus();
+}
+
+void PrimaryEngine::FailSync(Peer& p, const std::string& why, bool retry_plain) {
+  int64_t now = env_.clock->NowMs();
+  Log(LogLevel::kWarn, "sync to " + p.id + " failed: " + why);
+  Event e{"error", env_.config.gateway_id, {{"duration_ms", now - p.started_ms}},
+          {{"backup", p.id}, {"error", why}}};
+  Emit(std::move(e));
+  p.phase = Peer::Phase::kIdle;
+  p.writer.reset();
+  p.snapshot.reset();
+  p.known.reset();
+  p.force_full = true;
+  p.plain_next = retry_plain;
+  p.wanted = true;
+  p.backoff_ms = p.backoff_ms == 0 ? 200 : std::min(kMaxBackoffMs, p.backoff_ms * 2);
+  p.retry_at_ms = now + p.backoff_ms;
+  PublishStatus();
+}
+
+int64_t PrimaryEngine::Tick(int64_t now) {
+  outbox_.Flush();
+  const Policy& pol = env_.config.policy;
+  int64_t next = INT64_MAX;
+  if (change_pending_) {
+    bool fire = false;
+    if (pol.delay_ms > 0) {
+      int64_t cap = std::max<int64_t>(4 * pol.delay_ms, pol.delay_ms + 1000);
+      int64_t at = std::min(last_change_ms_ + pol.delay_ms, first_change_ms_ + cap);
+      if (now >= at) fire = true;
+      else next = std::min(next, at);
+    } else if (pol.on_change) {
+      fire = true;
+    }
+    if (fire) {
+      change_pending_ = false;
+      for (auto& [id, p] : peers_) p->wanted = true;
+    }
+  }
+  if (next_period_ms_ > 0) {
+    if (now >= next_period_ms_) {
+      Log(LogLevel::kInfo, "periodic sync");
+      Rescan();
+      for (auto& [id, p] : peers_) {
+        p->wanted = true;
+        p->force_full = true;
+      }
+      next_period_ms_ = now + pol.period_s * 1000;
+    }
+    next = std::min(next, next_period_ms_);
+  }
+  for (auto& [id, pp] : peers_) {
+    Peer& p = *pp;
+    if (p.phase != Peer::Phase::kIdle && now >= p.deadline_ms) {
+      FailSync(p, "timed out waiting for the backup", false);
+    }
+    if (p.phase == Peer::Phase::kIdle && p.wanted && p.online && connected_) {
+      if (now >= p.retry_at_ms) StartSync(p, now);
+      else next = std::min(next, p.retry_at_ms);
+    }
+    if (p.phase == Peer::Phase::kSending) Pump(p);
+    if (p.phase != Peer::Phase::kIdle) next = std::min(next, p.deadline_ms);
+    if (p.phase == Peer::Phase::kIdle && p.wanted && p.online && connected_) {
+      next = std::min(next, p.retry_at_ms);
+    }
+  }
+  if (outbox_.size() > 0 || std::any_of(peers_.begin(), peers_.end(), [](const auto& kv) {
+        return kv.second->phase == Peer::Phase::kSending;
+      })) {
+    next = std::min(next, now + 5);  // waiting for in-flight room
+  }
+  if (now >= next_status_ms_) PublishStatus();
+  next = std::min(next, next_status_ms_);
+  return next;
+}
+
+bool PrimaryEngine::AllInSync() const {
+  for (const auto& [id, p] : peers_) {
+    if (!p->known || p->known_root != root_) return false;
+  }
+  return true;
+}
+
+void PrimaryEngine::PublishStatus() {
+  GatewayStatus s;
+  s.role = "primary";
+  bool syncing = false;
+  int64_t last_ns = 0;
+  for (const auto& [id, p] : peers_) {
+    syncing |= p->phase != Peer::Phase::kIdle;
+    last_ns = std::max(last_ns, p->last_sync_ns);
+  }
+  s.state = AllInSync() ? "in_sync" : (syncing ? "syncing" : "behind");
+  s.root = ToHex(root_);
+  s.files = 0;
+  for (const Entry& e : *current_) s.files += e.type == EntryType::kFile;
+  s.bytes = static_cast<int64_t>(ManifestBytes(*current_));
+  if (last_ns) s.last_sync = FormatIso8601(last_ns);
+  std::string payload = EncodeStatus(s);
+  int64_t now = env_.clock->NowMs();
+  if (payload == last_status_ && now < next_status_ms_) return;
+  next_status_ms_ = now + 30000;
+  last_status_ = payload;
+  if (!connected_) return;
+  Message m;
+  m.topic = topics_.Status(env_.config.gateway_id);
+  m.payload = payload;
+  m.retained = true;
+  outbox_.Send(std::move(m));
+}
+
+Message PrimaryEngine::FinalStatus() {
+  GatewayStatus s;
+  s.role = "primary";
+  s.state = "offline";
+  s.root = ToHex(root_);
+  Message m;
+  m.topic = topics_.Status(env_.config.gateway_id);
+  m.payload = EncodeStatus(s);
+  m.retained = true;
+  return m;
+}
+
+void PrimaryEngine::Emit(Event e) {
+  Message m;
+  m.topic = topics_.Events();
+  m.payload = EncodeEvent(e);
+  outbox_.Send(std::move(m));
+}
+
+}  // namespace hubsync

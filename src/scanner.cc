@@ -1,0 +1,236 @@
+#include "hubsync/scanner.h"
+
+#include <algorithm>
+
+#include "file_util.h"
+#include "hubsync/wire.h"
+
+namespace hubsync {
+namespace {
+
+constexpr size_t kReadBuffer = 256 * 1024;
+constexpr char kCacheMagic[] = "hubsync-cache v1\n";
+
+std::string Join(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+
+bool IsUnder(const std::string& path, const std::string& dir) {
+  return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+         path[dir.size()] == '/';
+}
+
+}  // namespace
+
+Status HashFile(FileSystem* fs, const std::string& path, uint64_t size, Digest* digest,
+                std::string* blocks) {
+  auto file = fs->OpenRead(path);
+  if (!file.ok()) return file.status();
+  Sha256 whole, block;
+  blocks->clear();
+  bool with_blocks = size >= kBlockDigestMinSize;
+  uint64_t block_size = BlockSizeFor(size);
+  std::string buf(kReadBuffer, '\0');
+  uint64_t offset = 0, in_block = 0;
+  while (true) {
+    size_t want = kReadBuffer;
+    if (with_blocks) want = static_cast<size_t>(std::min<uint64_t>(want, block_size - in_block));
+    auto n = (*file)->ReadAt(offset, buf.data(), want);
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    whole.Update(buf.data(), *n);
+    if (with_blocks) {
+      block.Update(buf.data(), *n);
+      in_block += *n;
+      if (in_block == block_size) {
+        Digest d = block.Final();
+        blocks->append(reinterpret_cast<const char*>(d.data()), kBlockDigestBytes);
+        in_block = 0;
+      }
+    }
+    offset += *n;
+    if (offset > size) return Status::Aborted("file grew while hashed");
+  }
+  if (offset != size) return Status::Aborted("file changed size while hashed");
+  if (with_blocks && in_block > 0) {
+    Digest d = block.Final();
+    blocks->append(reinterpret_cast<const char*>(d.data()), kBlockDigestBytes);
+  }
+  *digest = whole.Final();
+  return Status::Ok();
+}
+
+Scanner::Scanner(FileSystem* fs, const PathFilter* filter, std::string cache_path)
+    : fs_(fs), filter_(filter), cache_path_(std::move(cache_path)) {}
+
+Status Scanner::MakeEntry(const std::string& path, const FileInfo& fi, bool force_hash,
+                          int64_t now_ns, Entry* e) {
+  e->path = path;
+  e->type = fi.type;
+  e->mode = fi.mode;
+  e->mtime_ns = fi.mtime_ns;
+  e->size = fi.size;
+  e->target.clear();
+  e->blocks.clear();
+  switch (fi.type) {
+    case EntryType::kDir: e->digest = Digest{}; return Status::Ok();
+    case EntryType::kSymlink: {
+      auto t = fs_->ReadLink(path);
+      if (!t.ok()) return t.status();
+      e->target = *t;
+      e->digest = Sha256Of(*t);
+      return Status::Ok();
+    }
+    case EntryType::kFile: break;
+  }
+  auto it = cache_.find(path);
+  if (!force_hash && it != cache_.end() && it->second.size == fi.size &&
+      it->second.mtime_ns == fi.mtime_ns && it->second.ctime_ns == fi.ctime_ns &&
+      it->second.inode == fi.inode) {
+    e->digest = it->second.digest;
+    e->blocks = it->second.blocks;
+    return Status::Ok();
+  }
+  HUBSYNC_RETURN_IF_ERROR(HashFile(fs_, path, fi.size, &e->digest, &e->blocks));
+  hashed_bytes_ += fi.size;
+  if (now_ns - fi.mtime_ns > kRacyWindowNs && now_ns - fi.ctime_ns > kRacyWindowNs) {
+    cache_[path] = {fi.size, fi.mtime_ns, fi.ctime_ns, fi.inode, e->digest, e->blocks};
+  } else if (it != cache_.end()) {
+    cache_.erase(it);
+  }
+  cache_dirty_ = true;
+  return Status::Ok();
+}
+
+Status Scanner::ScanDir(const std::string& dir, Manifest* out, int64_t now_ns) {
+  auto list = fs_->ListDir(dir);
+  if (!list.ok()) {
+    // A directory removed while scanning is simply gone.
+    return list.status().code() == Status::Code::kNotFound ? Status::Ok() : list.status();
+  }
+  for (const DirEntry& de : *list) {
+    if (!de.info.supported) continue;
+    std::string path = Join(dir, de.name);
+    if (!ValidateRelativePath(path).ok()) continue;
+    if (filter_->Excluded(path, de.info.type == EntryType::kDir)) continue;
+    Entry e;
+    Status s = MakeEntry(path, de.info, false, now_ns, &e);
+    if (s.code() == Status::Code::kNotFound || s.code() == Status::Code::kAborted) continue;
+    HUBSYNC_RETURN_IF_ERROR(s);
+    out->push_back(std::move(e));
+    if (de.info.type == EntryType::kDir) HUBSYNC_RETURN_IF_ERROR(ScanDir(path, out, now_ns));
+  }
+  return Status::Ok();
+}
+
+Result<Manifest> Scanner::Scan(int64_t now_ns) {
+  Manifest m;
+  HUBSYNC_RETURN_IF_ERROR(ScanDir("", &m, now_ns));
+  SortManifest(&m);
+  // Forget cache entries of files that are gone.
+  if (cache_.size() > m.size()) {
+    std::unordered_map<std::string, CacheEntry> kept;
+    for (const Entry& e : m) {
+      auto it = cache_.find(e.path);
+      if (it != cache_.end()) kept.emplace(e.path, std::move(it->second));
+    }
+    cache_.swap(kept);
+    cache_dirty_ = true;
+  }
+  return m;
+}
+
+Status Scanner::Update(Manifest* m, const std::vector<std::string>& paths, int64_t now_ns) {
+  auto find = [&](const std::string& p) {
+    return std::lower_bound(m->begin(), m->end(), p,
+                            [](const Entry& e, const std::string& k) { return e.path < k; });
+  };
+  for (std::string path : paths) {
+    if (path.empty()) return Status::InvalidArgument("use Scan for the root");
+    if (!ValidateRelativePath(path).ok()) continue;
+    // Rescan from the highest ancestor the manifest does not know yet.
+    for (size_t slash = path.find('/'); slash != std::string::npos;
+         slash = path.find('/', slash + 1)) {
+      std::string parent = path.substr(0, slash);
+      auto it = find(parent);
+      if (it == m->end() || it->path != parent || it->type != EntryType::kDir) {
+        path = parent;
+        break;
+      }
+    }
+    // Drop the old entry and its subtree.
+    auto first = find(path);
+    auto last = first;
+    if (last != m->end() && last->path == path) ++last;
+    while (last != m->end() && IsUnder(last->path, path)) ++last;
+    first = m->erase(first, last);
+
+    auto fi = fs_->Stat(path);
+    if (!fi.ok()) {
+      if (fi.status().code() == Status::Code::kNotFound ||
+          fi.status().code() == Status::Code::kRejected) {
+        continue;  // gone (or its parent became a symlink): stays removed
+      }
+      return fi.status();
+    }
+    if (!fi->supported || filter_->Excluded(path, fi->type == EntryType::kDir)) continue;
+    Manifest fresh;
+    Entry e;
+    Status s = MakeEntry(path, *fi, true, now_ns, &e);
+    if (s.code() == Status::Code::kNotFound || s.code() == Status::Code::kAborted) continue;
+    HUBSYNC_RETURN_IF_ERROR(s);
+    fresh.push_back(std::move(e));
+    if (fi->type == EntryType::kDir) HUBSYNC_RETURN_IF_ERROR(ScanDir(path, &fresh, now_ns));
+    SortManifest(&fresh);
+    m->insert(find(path), std::make_move_iterator(fresh.begin()),
+              std::make_move_iterator(fresh.end()));
+  }
+  return Status::Ok();
+}
+
+Status Scanner::LoadCache() {
+  auto text = ReadSmallFile(cache_path_);
+  if (!text.ok()) {
+    return text.status().code() == Status::Code::kNotFound ? Status::Ok() : text.status();
+  }
+  std::string_view in(*text);
+  if (in.substr(0, sizeof kCacheMagic - 1) != kCacheMagic) return Status::Ok();  // rebuild
+  WireReader r(in.substr(sizeof kCacheMagic - 1));
+  std::unordered_map<std::string, CacheEntry> loaded;
+  while (!r.done()) {
+    std::string path;
+    CacheEntry c;
+    uint64_t mt, ct;
+    std::string_view blocks;
+    if (!r.Str(&path) || !r.U64(&c.size) || !r.U64(&mt) || !r.U64(&ct) || !r.U64(&c.inode) ||
+        !r.Raw(c.digest.data(), c.digest.size()) || !r.LongStr(&blocks)) {
+      return Status::Ok();  // a damaged cache only costs re-hashing
+    }
+    c.mtime_ns = static_cast<int64_t>(mt);
+    c.ctime_ns = static_cast<int64_t>(ct);
+    c.blocks.assign(blocks);
+    loaded.emplace(std::move(path), std::move(c));
+  }
+  cache_.swap(loaded);
+  return Status::Ok();
+}
+
+Status Scanner::SaveCache() {
+  if (!cache_dirty_ || cache_path_.empty()) return Status::Ok();
+  std::string out = kCacheMagic;
+  WireWriter w(&out);
+  for (const auto& [path, c] : cache_) {
+    w.Str(path);
+    w.U64(c.size);
+    w.U64(static_cast<uint64_t>(c.mtime_ns));
+    w.U64(static_cast<uint64_t>(c.ctime_ns));
+    w.U64(c.inode);
+    w.Raw(c.digest.data(), c.digest.size());
+    w.LongStr(c.blocks);
+  }
+  HUBSYNC_RETURN_IF_ERROR(WriteFileAtomic(cache_path_, out, 0600));
+  cache_dirty_ = false;
+  return Status::Ok();
+}
+
+}  // namespace hubsync
