@@ -379,8 +379,11 @@ Status Applier::RunSteps(const std::vector<Step>& steps, const std::string& stag
     HUBSYNC_RETURN_IF_ERROR(fs_->SetAttrs(it->path, EntryType::kDir, it->mode, 0));
   }
   for (const std::string& d : touched_dirs) {
+    // A directory that is gone (or became a file) has nothing to sync.
     Status st = fs_->SyncDir(d);
-    if (!st.ok() && st.code() != Status::Code::kNotFound) return st;
+    if (!st.ok() && st.code() != Status::Code::kNotFound && st.code() != Status::Code::kRejected) {
+      return st;
+    }
   }
   return Status::Ok();
 }

@@ -1,1 +1,345 @@
+#include "hubsync/applier.h"
+
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <list>
+
+#include "fault_fs.h"
+#include "hubsync/delta_writer.h"
+#include "hubsync/scanner.h"
+#include "test_util.h"
+
+namespace hubsync {
+namespace {
+
+using testing::Snapshot;
+using testing::TempDir;
+using testing::WriteFile;
+
+constexpr int64_t kNow = 4'000'000'000'000'000'000;  // far future: nothing is "racy"
+
+Manifest ScanTree(FileSystem* fs, const PathFilter* filter) {
+  Scanner s(fs, filter, "");
+  auto m = s.Scan(kNow);
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  return std::move(m).value();
+}
+
+struct SyncResult {
+  Status status;
+  ApplyStats stats;
+  size_t chunks = 0;
+};
+
+// Streams src's difference to dst through DeltaWriter and Applier, the way
+// the daemons do but in-process.
+SyncResult SyncOnce(const std::string& src, FileSystem* dst_fs, size_t max_plain = 8192,
+                    const PathFilter& filter = PathFilter(), int crash_after = -1) {
+  auto src_fs = NewPosixFileSystem(src);
+  auto target = std::make_shared<const Manifest>(ScanTree(src_fs.get(), &filter));
+  auto base = std::make_shared<const Manifest>(ScanTree(dst_fs, &filter));
+  DeltaWriter w(src_fs.get(), target, base, Diff(*target, *base), max_plain);
+  Applier a(dst_fs, &filter);
+  SyncResult r;
+  r.status = a.Recover();
+  if (!r.status.ok()) return r;
+  a.set_crash_after_steps_for_test(crash_after);
+  r.status = a.Begin(7);
+  while (r.status.ok() && !w.done()) {
+    bool last = false;
+    auto chunk = w.Next(&last);
+    if (!chunk.ok()) {
+      r.status = chunk.status();
+      break;
+    }
+    EXPECT_LE(chunk->size(), max_plain);
+    ++r.chunks;
+    std::vector<DeltaRecord> recs;
+    r.status = DecodeRecords(*chunk, &recs);
+    for (size_t i = 0; r.status.ok() && i < recs.size(); ++i) r.status = a.Record(recs[i]);
+    if (r.status.ok() && last) r.status = a.Commit();
+  }
+  r.stats = a.stats();
+  return r;
+}
+
+void MakeRichTree(const std::string& root) {
+  WriteFile(root + "/devices/lamp.json", R"({"on":true})");
+  WriteFile(root + "/devices/deep/er/and/deeper/x.json", "deep");
+  WriteFile(root + "/scenes/movie night ü.json", "unicode and spaces");
+  WriteFile(root + "/empty", "");
+  WriteFile(root + "/bin/run.sh", "#!/bin/sh\n");
+  chmod((root + "/bin/run.sh").c_str(), 0755);
+  chmod((root + "/devices/lamp.json").c_str(), 0600);
+  symlink("devices/lamp.json", (root + "/current").c_str());
+  symlink("/nonexistent/outside", (root + "/dangling").c_str());
+  std::string big(3 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 13);
+  WriteFile(root + "/db/hub.sqlite", big);
+}
+
+TEST(ApplierTest, InitialSyncMakesAnExactCopy) {
+  TempDir src, dst;
+  MakeRichTree(src.path());
+  auto fs = NewPosixFileSystem(dst.path());
+  SyncResult r = SyncOnce(src.path(), fs.get());
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_GT(r.chunks, 300u);  // 3 MiB through 8 KiB chunks: streamed, not whole
+  EXPECT_EQ(Snapshot(src.path()), Snapshot(dst.path()));
+}
+
+TEST(ApplierTest, EditsDeletesRenamesAndTypeChangesConverge) {
+  TempDir src, dst;
+  MakeRichTree(src.path());
+  auto fs = NewPosixFileSystem(dst.path());
+  ASSERT_TRUE(SyncOnce(src.path(), fs.get()).status.ok());
+  const std::string s = src.path();
+  WriteFile(s + "/devices/lamp.json", R"({"on":false})");
+  rename((s + "/scenes").c_str(), (s + "/scenes-renamed").c_str());
+  unlink((s + "/empty").c_str());
+  mkdir((s + "/empty").c_str(), 0750);            // file -> directory
+  WriteFile(s + "/empty/inside", "now a dir");
+  std::system(("rm -rf '" + s + "/devices/deep'").c_str());
+  WriteFile(s + "/devices/deep", "now a file");   // directory -> file
+  unlink((s + "/current").c_str());
+  symlink("scenes-renamed", (s + "/current").c_str());
+  chmod((s + "/bin/run.sh").c_str(), 0700);
+  SyncResult r = SyncOnce(s, fs.get());
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(Snapshot(src.path()), Snapshot(dst.path()));
+  // The renamed scene's content came from the backup's own copy.
+  EXPECT_EQ(r.stats.bytes, 0u + std::string(R"({"on":false})").size() + 9 + 10);
+}
+
+TEST(ApplierTest, InPlaceEditOfALargeFileShipsOnlyChangedBlocks) {
+  TempDir src, dst;
+  MakeRichTree(src.path());
+  auto fs = NewPosixFileSystem(dst.path());
+  ASSERT_TRUE(SyncOnce(src.path(), fs.get()).status.ok());
+  FILE* f = fopen((src.path() + "/db/hub.sqlite").c_str(), "r+b");
+  fseek(f, 1 << 20, SEEK_SET);
+  std::string patch(65536, 'P');
+  fwrite(patch.data(), 1, patch.size(), f);
+  fclose(f);
+  SyncResult r = SyncOnce(src.path(), fs.get());
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(r.stats.bytes, 65536u);
+  EXPECT_EQ(Snapshot(src.path()), Snapshot(dst.path()));
+}
+
+TEST(ApplierTest, CrashAtAnyJournalStepRecoversToTheNewState) {
+  TempDir src;
+  MakeRichTree(src.path());
+  TempDir old_tree;
+  {
+    auto fs = NewPosixFileSystem(old_tree.path());
+    ASSERT_TRUE(SyncOnce(src.path(), fs.get()).status.ok());
+  }
+  // The new state: many kinds of change at once.
+  const std::string s = src.path();
+  WriteFile(s + "/devices/lamp.json", "changed");
+  unlink((s + "/empty").c_str());
+  mkdir((s + "/empty").c_str(), 0755);
+  WriteFile(s + "/new/dir/file", "new");
+  std::system(("rm -rf '" + s + "/devices/deep'").c_str());
+  WriteFile(s + "/devices/deep", "file now");
+  for (int crash = 0;; ++crash) {
+    TempDir dst;
+    std::system(("cp -a '" + old_tree.path() + "/.' '" + dst.path() + "/'").c_str());
+    auto old_snapshot = Snapshot(dst.path());
+    auto fs = NewPosixFileSystem(dst.path());
+    SyncResult r = SyncOnce(s, fs.get(), 8192, PathFilter(), crash);
+    if (r.status.ok()) {
+      EXPECT_GT(crash, 5);  // the loop really crashed at several steps first
+      EXPECT_EQ(Snapshot(src.path()), Snapshot(dst.path()));
+      break;
+    }
+    ASSERT_EQ(r.status.code(), Status::Code::kAborted) << r.status.ToString();
+    // "Restart": a fresh Applier recovers.
+    PathFilter none;
+    Applier recovered(fs.get(), &none);
+    ASSERT_TRUE(recovered.Recover().ok());
+    EXPECT_EQ(Snapshot(src.path()), Snapshot(dst.path())) << "crash after step " << crash;
+    ASSERT_LT(crash, 100);
+  }
+}
+
+TEST(ApplierTest, FailureAtAnyMutationLeavesOldOrNewNeverAMix) {
+  TempDir src;
+  MakeRichTree(src.path());
+  TempDir old_tree;
+  {
+    auto fs = NewPosixFileSystem(old_tree.path());
+    ASSERT_TRUE(SyncOnce(src.path(), fs.get()).status.ok());
+  }
+  WriteFile(src.path() + "/devices/lamp.json", "changed");
+  WriteFile(src.path() + "/added/a", "a");
+  unlink((src.path() + "/bin/run.sh").c_str());
+  int total = 0;
+  {
+    TempDir dry;
+    std::system(("cp -a '" + old_tree.path() + "/.' '" + dry.path() + "/'").c_str());
+    testing::FaultFs fs(NewPosixFileSystem(dry.path()));
+    ASSERT_TRUE(SyncOnce(src.path(), &fs).status.ok());
+    total = fs.mutations;
+  }
+  ASSERT_GT(total, 5);
+  int old_seen = 0, new_seen = 0;
+  for (int n = 1; n < total; ++n) {  // mutation 0 is Recover's own mkdir
+    TempDir dst;
+    std::system(("cp -a '" + old_tree.path() + "/.' '" + dst.path() + "/'").c_str());
+    auto old_snapshot = Snapshot(dst.path());
+    testing::FaultFs faulty(NewPosixFileSystem(dst.path()));
+    faulty.fail_mutation_at = n;
+    SyncResult f = SyncOnce(src.path(), &faulty);
+    EXPECT_FALSE(f.status.ok()) << n;
+    auto real = NewPosixFileSystem(dst.path());
+    PathFilter none;
+    Applier after(real.get(), &none);
+    ASSERT_TRUE(after.Recover().ok());
+    auto snap = Snapshot(dst.path());
+    bool is_old = snap == old_snapshot, is_new = snap == Snapshot(src.path());
+    EXPECT_TRUE(is_old || is_new) << "mixed state after failing mutation " << n;
+    old_seen += is_old;
+    new_seen += is_new;
+  }
+  EXPECT_GT(old_seen, 0);
+  EXPECT_GT(new_seen, 0);
+}
+
+TEST(ApplierTest, DiskFullDuringStagingAppliesNothing) {
+  TempDir src, dst;
+  MakeRichTree(src.path());
+  auto before = Snapshot(dst.path());
+  testing::FaultFs fs(NewPosixFileSystem(dst.path()));
+  fs.write_budget = 100000;
+  SyncResult r = SyncOnce(src.path(), &fs);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find("No space"), std::string::npos);
+  auto real = NewPosixFileSystem(dst.path());
+  PathFilter none;
+  Applier after(real.get(), &none);
+  ASSERT_TRUE(after.Recover().ok());
+  EXPECT_EQ(Snapshot(dst.path()), before);
+}
+
+// Feeds hand-made records, as a malicious or broken primary would.
+Status ApplyRecords(FileSystem* fs, const std::vector<DeltaRecord>& recs,
+                    const PathFilter& filter = PathFilter()) {
+  Applier a(fs, &filter);
+  HUBSYNC_RETURN_IF_ERROR(a.Recover());
+  HUBSYNC_RETURN_IF_ERROR(a.Begin(1));
+  for (const auto& r : recs) {
+    Status s = a.Record(r);
+    if (!s.ok()) {
+      a.Abort();
+      return s;
+    }
+  }
+  Status s = a.Commit();
+  if (!s.ok()) a.Abort();
+  return s;
+}
+
+DeltaRecord FileRec(const std::string& path, const std::string& content) {
+  DeltaRecord r;
+  r.kind = RecKind::kFile;
+  r.path = path;
+  r.mode = 0644;
+  r.size = content.size();
+  r.digest = Sha256Of(content);
+  return r;
+}
+DeltaRecord DataRec(const std::string& content) {
+  static std::list<std::string> keep_alive;  // DeltaRecord::data is a view
+  keep_alive.push_back(content);
+  DeltaRecord r;
+  r.kind = RecKind::kData;
+  r.data = keep_alive.back();
+  return r;
+}
+
+TEST(ApplierTest, EscapeThroughASymlinkInTheDeltaIsRefusedWhole) {
+  TempDir dst, outside;
+  WriteFile(dst.Sub("keep"), "keep");
+  auto before = Snapshot(dst.path());
+  auto fs = NewPosixFileSystem(dst.path());
+  DeltaRecord link;
+  link.kind = RecKind::kSymlink;
+  link.path = "evil";
+  link.target = outside.path();
+  std::vector<DeltaRecord> recs = {FileRec("innocent", "x"), DataRec("x"), link,
+                                   FileRec("evil/owned", "pwn"), DataRec("pwn")};
+  Status s = ApplyRecords(fs.get(), recs);
+  EXPECT_EQ(s.code(), Status::Code::kRejected) << s.ToString();
+  EXPECT_EQ(Snapshot(dst.path()), before);
+  EXPECT_TRUE(Snapshot(outside.path()).empty());
+}
+
+TEST(ApplierTest, EscapeThroughAnExistingSymlinkIsRefused) {
+  TempDir dst, outside;
+  symlink(outside.path().c_str(), dst.Sub("link").c_str());
+  auto before = Snapshot(dst.path());
+  auto fs = NewPosixFileSystem(dst.path());
+  Status s = ApplyRecords(fs.get(), {FileRec("link/owned", "pwn"), DataRec("pwn")});
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(Snapshot(dst.path()), before);
+  EXPECT_TRUE(Snapshot(outside.path()).empty());
+  DeltaRecord del;
+  del.kind = RecKind::kDelete;
+  del.path = "link/anything";
+  WriteFile(outside.Sub("victim"), "v");
+  ApplyRecords(fs.get(), {del});
+  EXPECT_EQ(testing::ReadFile(outside.Sub("victim")), "v");
+}
+
+TEST(ApplierTest, DigestMismatchAppliesNothing) {
+  TempDir dst;
+  auto fs = NewPosixFileSystem(dst.path());
+  DeltaRecord f = FileRec("a", "expected");
+  Status s = ApplyRecords(fs.get(), {FileRec("ok", "1"), DataRec("1"), f, DataRec("tampered")});
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
+  EXPECT_TRUE(Snapshot(dst.path()).empty());
+}
+
+TEST(ApplierTest, ExcludedPathsAreNeverTouched) {
+  TempDir dst;
+  WriteFile(dst.Sub("cache/blob"), "local cache");
+  auto fs = NewPosixFileSystem(dst.path());
+  PathFilter filter({"cache/**"});
+  DeltaRecord del;
+  del.kind = RecKind::kDelete;
+  del.path = "cache/blob";
+  Status s = ApplyRecords(fs.get(), {del, FileRec("cache/new", "n"), DataRec("n"),
+                                     FileRec("real", "r"), DataRec("r")}, filter);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(testing::ReadFile(dst.Sub("cache/blob")), "local cache");
+  EXPECT_EQ(access(dst.Sub("cache/new").c_str(), F_OK), -1);
+  EXPECT_EQ(testing::ReadFile(dst.Sub("real")), "r");
+}
+
+TEST(ApplierTest, ReapplyingTheSameDeltaIsHarmless) {
+  TempDir dst;
+  auto fs = NewPosixFileSystem(dst.path());
+  std::vector<DeltaRecord> recs = {FileRec("a", "1"), DataRec("1")};
+  Status first = ApplyRecords(fs.get(), recs);
+  ASSERT_TRUE(first.ok()) << first.ToString();
+  auto once = Snapshot(dst.path());
+  Status again = ApplyRecords(fs.get(), recs);
+  ASSERT_TRUE(again.ok()) << again.ToString();
+  EXPECT_EQ(Snapshot(dst.path()), once);
+}
+
+TEST(ApplierTest, OutOfOrderDataIsRefused) {
+  TempDir dst;
+  auto fs = NewPosixFileSystem(dst.path());
+  DeltaRecord d = DataRec("x");
+  d.offset = 5;
+  EXPECT_FALSE(ApplyRecords(fs.get(), {FileRec("a", "x"), d}).ok());
+  EXPECT_FALSE(ApplyRecords(fs.get(), {DataRec("x")}).ok());
+  EXPECT_TRUE(Snapshot(dst.path()).empty());
+}
+
+}  // namespace
+}  // namespace hubsync

@@ -1,1 +1,134 @@
+#include "hubsync/config.h"
+
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "test_util.h"
+
+namespace hubsync {
+namespace {
+
+const char kMinimal[] =
+    R"({"home":"home-1","gateway_id":"hub-a","broker":{"uri":"tcp://127.0.0.1:1883"},)"
+    R"("data_dir":"/tmp","state_dir":"/tmp/st"})";
+
+TEST(ConfigTest, MinimalGetsDefaults) {
+  auto c = ParseConfig(kMinimal, {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->home, "home-1");
+  EXPECT_TRUE(c->policy.on_change);
+  EXPECT_EQ(c->policy.delay_ms, 0);
+  EXPECT_EQ(c->policy.period_s, 3600);
+  EXPECT_EQ(c->max_message_bytes, 262144);
+  EXPECT_TRUE(c->backups.empty());
+  EXPECT_EQ(c->TopicPrefix(), "hubsync/v1/home-1/");
+}
+
+TEST(ConfigTest, FullExampleFromSpecParses) {
+  const char* text = R"({
+    "home": "home-1", "gateway_id": "hub-living-room",
+    "broker": { "uri": "tcp://127.0.0.1:1883", "username": "hub-living-room",
+                "password_file": "/etc/hubsync/broker.pass", "ca_file": null },
+    "oob":    { "uri": "tcp://127.0.0.1:1884" },
+    "data_dir": "/var/lib/hub/data", "state_dir": "/var/lib/hubsync",
+    "exclude": ["cache/**", "**/*.tmp", "db/*-wal"],
+    "backups": ["hub-kitchen", "hub-bedroom"],
+    "policy":  { "on_change": true, "delay_ms": 0, "period_s": 3600 },
+    "bridge":  { "link": "unix:/run/hubsync/ble.sock", "listen": true },
+    "max_message_bytes": 262144, "log_level": "info" })";
+  auto c = ParseConfig(text, {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->backups.size(), 2u);
+  EXPECT_EQ(c->exclude[2], "db/*-wal");
+  EXPECT_EQ(c->bridge.link, "unix:/run/hubsync/ble.sock");
+}
+
+struct BadCase {
+  std::vector<Override> overrides;
+  std::string key;  // the message must start with it
+};
+
+TEST(ConfigTest, BadInputNamesTheKey) {
+  const BadCase cases[] = {
+      {{{"colour", "\"red\""}}, "colour"},
+      {{{"broker.port", "1883"}}, "broker.port"},
+      {{{"broker.uri", "127.0.0.1:1883"}}, "broker.uri"},
+      {{{"broker.uri", "tcp://host"}}, "broker.uri"},
+      {{{"broker.uri", "tcp://host:99999"}}, "broker.uri"},
+      {{{"broker.uri", "5"}}, "broker.uri"},
+      {{{"home", "a/b"}}, "home"},
+      {{{"gateway_id", ""}}, "gateway_id"},
+      {{{"policy.delay_ms", "\"soon\""}}, "policy.delay_ms"},
+      {{{"policy.period_s", "-1"}}, "policy.period_s"},
+      {{{"policy.on_change", "1"}}, "policy.on_change"},
+      {{{"exclude", "[1]"}}, "exclude"},
+      {{{"backups", "[\"hub-a\"]"}}, "backups"},
+      {{{"backups", "[\"x\",\"x\"]"}}, "backups"},
+      {{{"max_message_bytes", "10"}}, "max_message_bytes"},
+      {{{"log_level", "loud"}}, "log_level"},
+      {{{"bridge.link", "tcp:x"}}, "bridge.link"},
+  };
+  for (const auto& c : cases) {
+    auto r = ParseConfig(kMinimal, c.overrides);
+    ASSERT_FALSE(r.ok()) << c.key;
+    EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
+    EXPECT_EQ(r.status().message().rfind(c.key + ":", 0), 0u) << r.status().message();
+  }
+}
+
+TEST(ConfigTest, MissingRequiredKeys) {
+  auto r = ParseConfig(R"({"home":"h","gateway_id":"g","data_dir":"/d","state_dir":"/s"})", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "broker.uri: required");
+  r = ParseConfig(R"({"home":"h","gateway_id":"g","broker":{"uri":"tcp://a:1"},"state_dir":"/s"})",
+                  {});
+  EXPECT_EQ(r.status().message(), "data_dir: required");
+  r = ParseConfig("{not json", {});
+  EXPECT_EQ(r.status().message().rfind("config: invalid JSON", 0), 0u);
+}
+
+TEST(ConfigTest, OverridesSetNestedValuesAndStrings) {
+  auto r = ParseConfig(kMinimal, {{"broker.uri", "tcp://127.0.0.1:18830"},
+                                  {"policy.delay_ms", "250"},
+                                  {"backups", "[\"b1\",\"b2\"]"},
+                                  {"log_level", "debug"}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->broker.uri, "tcp://127.0.0.1:18830");
+  EXPECT_EQ(r->policy.delay_ms, 250);
+  EXPECT_EQ(r->backups.size(), 2u);
+  EXPECT_EQ(r->log_level, LogLevel::kDebug);
+  EXPECT_FALSE(ParseOverride("novalue").ok());
+  EXPECT_FALSE(ParseOverride("=x").ok());
+  auto o = ParseOverride("a.b=c=d");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->second, "c=d");
+}
+
+TEST(ConfigTest, LoadChecksTheFilesystem) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.Sub("c.json"), kMinimal);
+  auto r = LoadConfig(dir.Sub("c.json"), {{"data_dir", dir.Sub("nope")}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().rfind("data_dir:", 0), 0u);
+  testing::WriteFile(dir.Sub("file"), "x");
+  r = LoadConfig(dir.Sub("c.json"), {{"data_dir", dir.Sub("file")}});
+  EXPECT_EQ(r.status().message().rfind("data_dir:", 0), 0u);
+  r = LoadConfig(dir.Sub("c.json"), {{"data_dir", dir.path()},
+                                     {"state_dir", dir.Sub("state")},
+                                     {"broker.password_file", dir.Sub("missing.pass")}});
+  EXPECT_EQ(r.status().message().rfind("broker.password_file:", 0), 0u);
+  testing::WriteFile(dir.Sub("ok.pass"), "s3cret\n");
+  r = LoadConfig(dir.Sub("c.json"), {{"data_dir", dir.path()},
+                                     {"state_dir", dir.Sub("state")},
+                                     {"broker.password_file", dir.Sub("ok.pass")}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->broker.password, "s3cret");
+  struct stat st;
+  ASSERT_EQ(stat(dir.Sub("state").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  r = LoadConfig(dir.Sub("absent.json"), {});
+  EXPECT_EQ(r.status().message().rfind("config:", 0), 0u);
+}
+
+}  // namespace
+}  // namespace hubsync

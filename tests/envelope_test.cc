@@ -1,1 +1,154 @@
+#include "hubsync/envelope.h"
+
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "test_util.h"
+
+namespace hubsync {
+namespace {
+
+class EnvelopeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    KeyEntry e;
+    e.epoch = 1;
+    ASSERT_TRUE(RandomBytes(e.key.data(), e.key.size()).ok());
+    key_ = e;
+    ASSERT_TRUE(KeyStore(primary_.path()).Put("hub-b", e).ok());
+    ASSERT_TRUE(KeyStore(backup_.path()).Put("hub-b", e).ok());
+  }
+  std::unique_ptr<SecureChannel> Primary() {
+    auto c = SecureChannel::Create(KeyStore(primary_.path()), "home", "hub-b", true);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return std::move(c).value();
+  }
+  std::unique_ptr<SecureChannel> Backup() {
+    auto c = SecureChannel::Create(KeyStore(backup_.path()), "home", "hub-b", false);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return std::move(c).value();
+  }
+  testing::TempDir primary_, backup_;
+  KeyEntry key_;
+};
+
+TEST_F(EnvelopeTest, RoundTripBindsEveryHeaderField) {
+  auto p = Primary();
+  auto b = Backup();
+  auto sealed = p->Seal(MsgKind::kDelta, 42, 7, true, "secret payload");
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(sealed->find("secret"), std::string::npos);
+  auto opened = b->Open(*sealed);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(opened->plain, "secret payload");
+  EXPECT_EQ(opened->header.transfer, 42u);
+  EXPECT_EQ(opened->header.chunk, 7u);
+  EXPECT_TRUE(opened->header.last);
+  EXPECT_EQ(opened->header.epoch, 1u);
+}
+
+TEST_F(EnvelopeTest, EveryFlippedByteIsRefused) {
+  auto p = Primary();
+  auto sealed = p->Seal(MsgKind::kDelta, 42, 0, false, "payload");
+  ASSERT_TRUE(sealed.ok());
+  for (size_t i = 0; i < sealed->size(); ++i) {
+    std::string bad = *sealed;
+    bad[i] ^= 0x01;
+    auto b = Backup();
+    auto r = b->Open(bad);
+    EXPECT_FALSE(r.ok()) << "byte " << i;
+  }
+  // After all that, the genuine message still opens: refusals did not
+  // advance the counter.
+  EXPECT_TRUE(Backup()->Open(*sealed).ok());
+}
+
+TEST_F(EnvelopeTest, TruncatedAndEmptyAreRefused) {
+  auto sealed = Primary()->Seal(MsgKind::kDelta, 1, 0, true, "payload");
+  auto b = Backup();
+  for (size_t n : {size_t{0}, size_t{5}, kEnvelopeHeaderBytes, sealed->size() - 1}) {
+    EXPECT_FALSE(b->Open(sealed->substr(0, n)).ok()) << n;
+  }
+}
+
+TEST_F(EnvelopeTest, ReplayIsRefusedEvenAfterRestart) {
+  auto sealed = Primary()->Seal(MsgKind::kDelta, 1, 0, true, "x");
+  {
+    auto b = Backup();
+    ASSERT_TRUE(b->Open(*sealed).ok());
+    auto again = b->Open(*sealed);
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.status().code(), Status::Code::kRejected);
+    ASSERT_TRUE(b->SyncCounters().ok());
+  }
+  auto restarted = Backup();
+  EXPECT_EQ(restarted->Open(*sealed).status().code(), Status::Code::kRejected);
+}
+
+TEST_F(EnvelopeTest, SenderNeverReusesACounterAcrossRestarts) {
+  uint64_t last = 0;
+  for (int run = 0; run < 3; ++run) {
+    auto p = Primary();
+    for (int i = 0; i < 3; ++i) {
+      auto s = p->Seal(MsgKind::kDelta, 1, 0, true, "x");
+      auto h = DecodeEnvelopeHeader(*s);
+      ASSERT_TRUE(h.ok());
+      EXPECT_GT(h->counter, last);
+      last = h->counter;
+    }
+  }
+}
+
+TEST_F(EnvelopeTest, WrongKeyHomeBackupDirectionAndEpochAreRefused) {
+  auto sealed = Primary()->Seal(MsgKind::kDelta, 1, 0, true, "x");
+  // Another key for the same backup.
+  testing::TempDir other;
+  KeyEntry e;
+  e.epoch = 1;
+  RandomBytes(e.key.data(), e.key.size());
+  KeyStore(other.path()).Put("hub-b", e);
+  auto wrong_key = SecureChannel::Create(KeyStore(other.path()), "home", "hub-b", false);
+  EXPECT_EQ((*wrong_key)->Open(*sealed).status().code(), Status::Code::kCorruption);
+  // Same key, other home or backup: associated data differs.
+  auto other_home = SecureChannel::Create(KeyStore(backup_.path()), "home-2", "hub-b", false);
+  EXPECT_FALSE((*other_home)->Open(*sealed).ok());
+  // The primary does not accept its own direction.
+  EXPECT_EQ(Primary()->Open(*sealed).status().code(), Status::Code::kRejected);
+  // A backup cannot seal a delta.
+  EXPECT_FALSE(Backup()->Seal(MsgKind::kDelta, 1, 0, true, "x").ok());
+  // Unknown epoch.
+  std::string bad = *sealed;
+  bad[8] = 9;  // epoch's low byte
+  EXPECT_EQ(Backup()->Open(bad).status().code(), Status::Code::kRejected);
+}
+
+TEST_F(EnvelopeTest, KeysAreStoredPrivately) {
+  struct stat st;
+  ASSERT_EQ(stat((primary_.path() + "/keys/hub-b.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto loaded = KeyStore(primary_.path()).Load("hub-b");
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->back().key, key_.key);
+  std::string exported = KeyStore::Export("home", "hub-b", key_);
+  EXPECT_TRUE(KeyStore::Import(exported, "home", "hub-b").ok());
+  EXPECT_FALSE(KeyStore::Import(exported, "home", "hub-c").ok());
+  EXPECT_FALSE(KeyStore::Import(exported, "other", "hub-b").ok());
+  EXPECT_FALSE(KeyStore::Import("garbage", "home", "hub-b").ok());
+}
+
+TEST_F(EnvelopeTest, NewEpochSealsWithItAndOldEpochStillOpens) {
+  auto old_msg = Primary()->Seal(MsgKind::kDelta, 1, 0, true, "old");
+  KeyEntry e2;
+  e2.epoch = 2;
+  RandomBytes(e2.key.data(), e2.key.size());
+  KeyStore(primary_.path()).Put("hub-b", e2);
+  KeyStore(backup_.path()).Put("hub-b", e2);
+  auto p = Primary();
+  EXPECT_EQ(p->epoch(), 2u);
+  auto b = Backup();
+  EXPECT_TRUE(b->Open(*old_msg).ok());
+  EXPECT_TRUE(b->Open(*p->Seal(MsgKind::kDelta, 2, 0, true, "new")).ok());
+}
+
+}  // namespace
+}  // namespace hubsync

@@ -1,1 +1,99 @@
+#include "hubsync/scanner.h"
+
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "hubsync/clock.h"
+#include "test_util.h"
+
+namespace hubsync {
+namespace {
+
+using testing::TempDir;
+using testing::WriteFile;
+
+constexpr int64_t kFuture = 4'000'000'000'000'000'000;
+
+const Entry* Find(const Manifest& m, const std::string& p) {
+  for (const Entry& e : m) {
+    if (e.path == p) return &e;
+  }
+  return nullptr;
+}
+
+TEST(ScannerTest, ScanListsTypesAndHonoursExclusions) {
+  TempDir d;
+  WriteFile(d.Sub("a/b.json"), "hello");
+  WriteFile(d.Sub("cache/x"), "skip");
+  WriteFile(d.Sub("t.tmp"), "skip");
+  WriteFile(d.Sub(".hubsync/staging/1/0"), "never");
+  symlink("a/b.json", d.Sub("link").c_str());
+  mkfifo(d.Sub("fifo").c_str(), 0600);
+  auto fs = NewPosixFileSystem(d.path());
+  PathFilter filter({"cache/**", "*.tmp"});
+  Scanner s(fs.get(), &filter, "");
+  auto m = s.Scan(kFuture);
+  ASSERT_TRUE(m.ok());
+  std::vector<std::string> paths;
+  for (const Entry& e : *m) paths.push_back(e.path);
+  // "cache/**" excludes the directory itself too ("**" matches zero segments).
+  EXPECT_EQ(paths, (std::vector<std::string>{"a", "a/b.json", "link"}));
+  EXPECT_EQ(Find(*m, "a/b.json")->digest, Sha256Of("hello"));
+  EXPECT_EQ(Find(*m, "link")->type, EntryType::kSymlink);
+  EXPECT_EQ(Find(*m, "link")->target, "a/b.json");
+}
+
+TEST(ScannerTest, CacheSparesRehashingAcrossRestarts) {
+  TempDir d, state;
+  WriteFile(d.Sub("f1"), std::string(100000, 'a'));
+  WriteFile(d.Sub("f2"), std::string(200000, 'b'));
+  auto fs = NewPosixFileSystem(d.path());
+  PathFilter filter;
+  {
+    Scanner s(fs.get(), &filter, state.Sub("cache"));
+    ASSERT_TRUE(s.Scan(kFuture).ok());
+    EXPECT_EQ(s.hashed_bytes(), 300000u);
+    ASSERT_TRUE(s.SaveCache().ok());
+  }
+  Scanner restarted(fs.get(), &filter, state.Sub("cache"));
+  ASSERT_TRUE(restarted.LoadCache().ok());
+  WriteFile(d.Sub("f1"), std::string(100000, 'c'));  // same size, new content
+  auto m = restarted.Scan(kFuture);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(restarted.hashed_bytes(), 100000u);  // only the changed file
+  EXPECT_EQ(Find(*m, "f1")->digest, Sha256Of(std::string(100000, 'c')));
+}
+
+TEST(ScannerTest, RecentlyModifiedFilesAreNotTrustedFromTheCache) {
+  TempDir d;
+  WriteFile(d.Sub("f"), "x");
+  auto fs = NewPosixFileSystem(d.path());
+  PathFilter filter;
+  Scanner s(fs.get(), &filter, "");
+  int64_t now = RealClock()->WallNs();
+  ASSERT_TRUE(s.Scan(now).ok());
+  ASSERT_TRUE(s.Scan(now).ok());
+  EXPECT_EQ(s.hashed_bytes(), 2u);  // hashed both times: racily clean
+}
+
+TEST(ScannerTest, UpdatePatchesOnlyWhatChanged) {
+  TempDir d;
+  WriteFile(d.Sub("keep/a"), "a");
+  WriteFile(d.Sub("gone/b"), "b");
+  auto fs = NewPosixFileSystem(d.path());
+  PathFilter filter;
+  Scanner s(fs.get(), &filter, "");
+  auto m = s.Scan(kFuture);
+  ASSERT_TRUE(m.ok());
+  std::system(("rm -rf '" + d.Sub("gone") + "'").c_str());
+  WriteFile(d.Sub("new/deep/c"), "c");
+  WriteFile(d.Sub("keep/a"), "A");
+  ASSERT_TRUE(s.Update(&*m, {"gone", "new/deep/c", "keep/a"}, kFuture).ok());
+  auto full = s.Scan(kFuture);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(ManifestRoot(*m), ManifestRoot(*full));
+  EXPECT_NE(Find(*m, "new/deep"), nullptr);
+}
+
+}  // namespace
+}  // namespace hubsync

@@ -1,1 +1,152 @@
+#include "hubsync/wire.h"
+
 #include <gtest/gtest.h>
+
+namespace hubsync {
+namespace {
+
+Manifest Sample(int n) {
+  Manifest m;
+  for (int i = 0; i < n; ++i) {
+    Entry e;
+    e.path = "dir/file-" + std::to_string(1000 + i) + ".json";
+    e.mode = 0644;
+    e.mtime_ns = 1700000000000000000 + i;
+    e.size = static_cast<uint64_t>(i);
+    e.digest = Sha256Of(e.path);
+    if (i % 10 == 0) e.blocks = std::string(3 * kBlockDigestBytes, 'b');
+    m.push_back(e);
+  }
+  SortManifest(&m);
+  return m;
+}
+
+TEST(WireTest, ManifestChunksRoundTripWithinTheLimit) {
+  Manifest m = Sample(500);
+  ManifestHeader h;
+  h.root = ManifestRoot(m);
+  h.count = static_cast<uint32_t>(m.size());
+  auto chunks = EncodeManifestChunks(h, m, 4096);
+  EXPECT_GT(chunks.size(), 5u);
+  ManifestAssembler a;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_LE(chunks[i].size(), 4096u);
+    ASSERT_TRUE(a.Add(static_cast<uint32_t>(i), i + 1 == chunks.size(), chunks[i]).ok());
+  }
+  ASSERT_TRUE(a.done());
+  Manifest back = a.Take();
+  EXPECT_EQ(ManifestRoot(back), h.root);
+  EXPECT_EQ(back[0].blocks, m[0].blocks);
+}
+
+TEST(WireTest, ManifestAssemblerRefusesDisorderAndLies) {
+  Manifest m = Sample(100);
+  ManifestHeader h;
+  h.count = 100;
+  auto chunks = EncodeManifestChunks(h, m, 2048);
+  ASSERT_GT(chunks.size(), 2u);
+  ManifestAssembler skip;
+  ASSERT_TRUE(skip.Add(0, false, chunks[0]).ok());
+  EXPECT_FALSE(skip.Add(2, false, chunks[2]).ok());
+  ManifestAssembler early;
+  ASSERT_TRUE(early.Add(0, false, chunks[0]).ok());
+  EXPECT_FALSE(early.Add(1, true, chunks[1]).ok());  // fewer entries than announced
+  ManifestAssembler truncated;
+  EXPECT_FALSE(truncated.Add(0, true, chunks[0].substr(0, chunks[0].size() - 3)).ok());
+}
+
+TEST(WireTest, HostileManifestPathsAreRefused) {
+  for (const char* path : {"../escape", "/abs", "a//b", ".hubsync/x"}) {
+    Entry e;
+    e.path = path;
+    std::string buf;
+    EncodeEntry(e, &buf);
+    WireReader r(buf);
+    Entry out;
+    EXPECT_FALSE(DecodeEntry(&r, &out).ok()) << path;
+  }
+}
+
+TEST(WireTest, DeltaRecordsRoundTrip) {
+  std::string chunk;
+  DeltaRecord f;
+  f.kind = RecKind::kFile;
+  f.path = "a b/ü.json";
+  f.mode = 0640;
+  f.mtime_ns = 123456789;
+  f.size = 5;
+  f.digest = Sha256Of("hello");
+  EncodeRecord(f, &chunk);
+  DeltaRecord d;
+  d.kind = RecKind::kData;
+  d.offset = 0;
+  d.data = "hello";
+  EncodeRecord(d, &chunk);
+  DeltaRecord l;
+  l.kind = RecKind::kSymlink;
+  l.path = "link";
+  l.target = "../outside";  // a link's target is data, never followed
+  EncodeRecord(l, &chunk);
+  DeltaRecord c;
+  c.kind = RecKind::kFile;
+  c.path = "copy";
+  c.source = FileSource::kLocalCopy;
+  c.target = "orig";
+  EncodeRecord(c, &chunk);
+  DeltaRecord end;
+  end.kind = RecKind::kEnd;
+  EncodeRecord(end, &chunk);
+  std::vector<DeltaRecord> out;
+  ASSERT_TRUE(DecodeRecords(chunk, &out).ok());
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(out[0].path, f.path);
+  EXPECT_EQ(out[0].mode, 0640u);
+  EXPECT_EQ(out[0].digest, f.digest);
+  EXPECT_EQ(out[1].data, "hello");
+  EXPECT_EQ(out[2].target, "../outside");
+  EXPECT_EQ(out[3].source, FileSource::kLocalCopy);
+  EXPECT_EQ(out[3].target, "orig");
+  EXPECT_EQ(out[4].kind, RecKind::kEnd);
+  // Every truncation either fails or yields only the whole records before it.
+  for (size_t n = 1; n < chunk.size(); ++n) {
+    std::vector<DeltaRecord> partial;
+    Status s = DecodeRecords(std::string_view(chunk).substr(0, n), &partial);
+    if (s.ok()) {
+      EXPECT_LT(partial.size(), 5u) << n;
+    }
+  }
+}
+
+TEST(WireTest, HostileDeltaPathsAreRefused) {
+  for (const char* path : {"../../etc/passwd", "/etc/passwd", "a/../../b", ".hubsync/journal"}) {
+    std::string chunk;
+    DeltaRecord r;
+    r.kind = RecKind::kDelete;
+    r.path = path;
+    EncodeRecord(r, &chunk);
+    std::vector<DeltaRecord> out;
+    EXPECT_FALSE(DecodeRecords(chunk, &out).ok()) << path;
+  }
+  std::vector<DeltaRecord> out;
+  EXPECT_FALSE(DecodeRecords(std::string("Z"), &out).ok());
+  EXPECT_FALSE(DecodeRecords(std::string("K\0\0", 3), &out).ok());
+}
+
+TEST(WireTest, AckRoundTrip) {
+  Ack a;
+  a.kind = Ack::Kind::kError;
+  a.error = "digest mismatch";
+  a.retry_plain = true;
+  a.files = 3;
+  auto b = DecodeAck(EncodeAck(a));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->kind, Ack::Kind::kError);
+  EXPECT_EQ(b->error, "digest mismatch");
+  EXPECT_TRUE(b->retry_plain);
+  EXPECT_EQ(b->files, 3u);
+  EXPECT_FALSE(DecodeAck("x").ok());
+  EXPECT_FALSE(DecodeAck(EncodeAck(a) + "trailing").ok());
+}
+
+}  // namespace
+}  // namespace hubsync
