@@ -1,0 +1,156 @@
+// Integration-test harness: a real mosquitto on a free loopback port with a
+// config written per test, real hubsync processes, and waiting on conditions
+// with a deadline (never a bare sleep).
+#ifndef HUBSYNC_TESTS_HARNESS_H_
+#define HUBSYNC_TESTS_HARNESS_H_
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+namespace hubsync {
+namespace testing {
+
+// Polls `cond` every 10 ms until it holds or `timeout_ms` passes.
+inline bool WaitFor(const std::function<bool()>& cond, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    if (cond()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+inline int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+inline bool PortOpen(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+// A child process with stdout+stderr captured in `log_path`.
+class Process {
+ public:
+  Process(std::vector<std::string> argv, std::string log_path)
+      : argv_(std::move(argv)), log_path_(std::move(log_path)) {}
+  ~Process() { Kill(SIGKILL); }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  void Start() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      std::vector<char*> args;
+      for (auto& a : argv_) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  // Sends `sig` and reaps; returns the exit status (or -1 if not running).
+  int Kill(int sig) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, sig);
+    return Wait();
+  }
+  int Stop() { return Kill(SIGTERM); }
+  int Wait() {
+    if (pid_ <= 0) return -1;
+    int st = 0;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  bool Exited(int* code) {
+    if (pid_ <= 0) return true;
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return true;
+  }
+  pid_t pid() const { return pid_; }
+  std::string Log() const { return ReadFile(log_path_); }
+  // Peak resident memory (VmHWM) in KiB, from /proc.
+  long PeakRssKb() const {
+    std::string s = ReadFile("/proc/" + std::to_string(pid_) + "/status");
+    size_t at = s.find("VmHWM:");
+    return at == std::string::npos ? -1 : std::stol(s.substr(at + 6));
+  }
+
+ private:
+  std::vector<std::string> argv_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+};
+
+// A mosquitto broker on 127.0.0.1:port with a config written for the test.
+class Broker {
+ public:
+  Broker(const std::string& dir, const std::string& extra_config = "")
+      : dir_(dir), port_(FreePort()) {
+    WriteFile(dir_ + "/mosquitto.conf",
+              "listener " + std::to_string(port_) + " 127.0.0.1\n"
+              "allow_anonymous true\n"
+              "max_packet_size 1048576\n"
+              "user root\n" + extra_config);
+    Start();
+  }
+  void Start() {
+    proc_ = std::make_unique<Process>(
+        std::vector<std::string>{"/usr/sbin/mosquitto", "-c", dir_ + "/mosquitto.conf"},
+        dir_ + "/mosquitto.log");
+    proc_->Start();
+    up_ = WaitFor([&] { return PortOpen(port_); }, 10000);
+  }
+  void Kill9() { proc_->Kill(SIGKILL); }
+  void Stop() { proc_->Stop(); }
+  bool up() const { return up_; }
+  int port() const { return port_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  std::string dir_;
+  int port_;
+  bool up_ = false;
+  std::unique_ptr<Process> proc_;
+};
+
+}  // namespace testing
+}  // namespace hubsync
+
+#endif  // HUBSYNC_TESTS_HARNESS_H_

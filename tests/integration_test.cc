@@ -1,0 +1,417 @@
+// End to end: a real mosquitto, real hubsync processes, real directories.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "harness.h"
+#include "hubsync/envelope.h"
+#include "hubsync/paths.h"
+#include "hubsync/transport.h"
+#include "hubsync/wire.h"
+
+namespace hubsync {
+namespace {
+
+using testing::Broker;
+using testing::Process;
+using testing::Snapshot;
+using testing::TempDir;
+using testing::WaitFor;
+using testing::WriteFile;
+
+constexpr int kConvergeMs = 30000;
+
+struct Gateway {
+  std::string id, data, state, config;
+  std::unique_ptr<Process> proc;
+};
+
+class HomeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_ = std::make_unique<Broker>(root_.Sub("broker"));
+    ASSERT_TRUE(broker_->up()) << testing::ReadFile(root_.Sub("broker/mosquitto.log"));
+  }
+
+  Gateway MakeGateway(const std::string& id, const std::vector<std::string>& backups,
+                      const std::string& extra = "") {
+    Gateway g;
+    g.id = id;
+    g.data = root_.Sub(id + "/data");
+    g.state = root_.Sub(id + "/state");
+    g.config = root_.Sub(id + "/config.json");
+    testing::MkdirP(g.data);
+    std::string list;
+    for (const auto& b : backups) list += (list.empty() ? "\"" : ",\"") + b + "\"";
+    WriteFile(g.config, R"({"home":"home-1","gateway_id":")" + id +
+                            R"(","broker":{"uri":")" + broker_->uri() + R"("},"data_dir":")" +
+                            g.data + R"(","state_dir":")" + g.state + R"(","backups":[)" + list +
+                            R"(],"exclude":["cache/**","**/*.tmp"],"log_level":"debug")" + extra +
+                            "}");
+    return g;
+  }
+
+  // A primary and `n` backups, keys provisioned with keygen/keyimport.
+  void MakeHome(int n, const std::string& primary_extra = "") {
+    std::vector<std::string> ids;
+    for (int i = 1; i <= n; ++i) ids.push_back("hub-b" + std::to_string(i));
+    primary_ = MakeGateway("hub-p", ids, primary_extra);
+    for (const auto& id : ids) {
+      backups_[id] = MakeGateway(id, {});
+      std::string key = root_.Sub(id + ".key");
+      ASSERT_EQ(Tool({"keygen", "-c", primary_.config, "--backup", id, "--out", key}), 0);
+      ASSERT_EQ(Tool({"keyimport", "-c", backups_[id].config, key}), 0);
+    }
+  }
+
+  int Tool(std::vector<std::string> args, std::string* output = nullptr) {
+    args.insert(args.begin(), HUBSYNC_BINARY);
+    std::string log = root_.Sub("tool.log");
+    unlink(log.c_str());
+    Process p(args, log);
+    p.Start();
+    int rc = p.Wait();
+    if (output) *output = testing::ReadFile(log);
+    return rc;
+  }
+
+  void Start(Gateway& g, const std::string& role) {
+    g.proc = std::make_unique<Process>(
+        std::vector<std::string>{HUBSYNC_BINARY, role, "-c", g.config},
+        root_.Sub(g.id + ".log"));
+    g.proc->Start();
+  }
+  void StartAll() {
+    Start(primary_, "primary");
+    for (auto& [id, b] : backups_) Start(b, "backup");
+  }
+
+  // A tree as replication sees it: without what the config excludes.
+  static std::map<std::string, std::string> Replicated(const std::string& dir) {
+    PathFilter filter({"cache/**", "**/*.tmp"});
+    auto snap = Snapshot(dir);
+    for (auto it = snap.begin(); it != snap.end();) {
+      bool is_dir = it->second.rfind("D:", 0) == 0;
+      it = filter.Excluded(it->first, is_dir) ? snap.erase(it) : std::next(it);
+    }
+    return snap;
+  }
+  bool Converged(const Gateway& b, int timeout_ms = kConvergeMs) {
+    return WaitFor([&] { return Replicated(primary_.data) == Replicated(b.data); }, timeout_ms);
+  }
+  ::testing::AssertionResult AllConverged() {
+    for (auto& [id, b] : backups_) {
+      if (!Converged(b)) {
+        return ::testing::AssertionFailure()
+               << id << " did not converge\n--- primary log:\n" << primary_.proc->Log()
+               << "\n--- " << id << " log:\n" << b.proc->Log();
+      }
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  TempDir root_;
+  std::unique_ptr<Broker> broker_;
+  Gateway primary_;
+  std::map<std::string, Gateway> backups_;
+};
+
+void HubData(const std::string& d) {
+  WriteFile(d + "/devices/lamp-1.json", R"({"type":"lamp","room":"living"})");
+  WriteFile(d + "/devices/sensor-7.json", R"({"type":"motion"})");
+  WriteFile(d + "/scenes/evening.json", R"({"lamp-1":{"on":true,"level":40}})");
+  WriteFile(d + "/users/alice.json", R"({"role":"owner"})");
+  WriteFile(d + "/config/hub.json", R"({"tz":"Europe/Paris"})");
+  WriteFile(d + "/db/hub.sqlite", std::string(2 << 20, 'D'));
+  WriteFile(d + "/cache/thumbs.bin", "never synced");
+}
+
+TEST_F(HomeTest, PrimaryAndTwoBackupsConvergeThroughEveryKindOfChange) {
+  MakeHome(2);
+  HubData(primary_.data);
+  WriteFile(backups_["hub-b2"].data + "/stale.json", "only on b2");  // backups differ
+  WriteFile(backups_["hub-b1"].data + "/cache/local", "b1's own cache");
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  EXPECT_EQ(testing::ReadFile(backups_["hub-b1"].data + "/cache/local"), "b1's own cache");
+
+  const std::string& d = primary_.data;
+  WriteFile(d + "/devices/lamp-2.json", R"({"type":"lamp"})");                 // add
+  WriteFile(d + "/scenes/evening.json", R"({"lamp-1":{"on":false}})");          // edit
+  unlink((d + "/users/alice.json").c_str());                                    // delete
+  rename((d + "/config").c_str(), (d + "/settings").c_str());                   // rename dir
+  WriteFile(d + "/a/b/c/d/e/f/deep file ü.json", "deep");                       // nested
+  symlink("devices/lamp-2.json", (d + "/current-lamp").c_str());                // symlink
+  WriteFile(d + "/empty.json", "");                                             // empty
+  WriteFile(d + "/ignored.tmp", "excluded");
+  ASSERT_TRUE(AllConverged());
+  // Rename of a file and a type change.
+  rename((d + "/devices/sensor-7.json").c_str(), (d + "/devices/sensor-8.json").c_str());
+  unlink((d + "/empty.json").c_str());
+  WriteFile(d + "/empty.json/now-a-dir", "x");
+  ASSERT_TRUE(AllConverged());
+  for (auto& [id, b] : backups_) {
+    EXPECT_EQ(access((b.data + "/ignored.tmp").c_str(), F_OK), -1) << id;
+    EXPECT_EQ(b.proc->Stop(), 0);
+  }
+  EXPECT_EQ(primary_.proc->Stop(), 0);
+}
+
+TEST_F(HomeTest, StoppedBackupCatchesUpAfterRestart) {
+  MakeHome(2);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  Gateway& b2 = backups_["hub-b2"];
+  ASSERT_EQ(b2.proc->Stop(), 0);
+  WriteFile(primary_.data + "/devices/new.json", "while b2 was away");
+  unlink((primary_.data + "/devices/lamp-1.json").c_str());
+  ASSERT_TRUE(Converged(backups_["hub-b1"]));
+  EXPECT_NE(Replicated(primary_.data), Replicated(b2.data));
+  Start(b2, "backup");
+  ASSERT_TRUE(AllConverged());
+}
+
+TEST_F(HomeTest, RestartedPrimaryResyncsEveryone) {
+  MakeHome(1);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  ASSERT_EQ(primary_.proc->Stop(), 0);
+  WriteFile(primary_.data + "/devices/while-primary-down.json", "x");
+  Start(primary_, "primary");
+  ASSERT_TRUE(AllConverged());
+}
+
+TEST_F(HomeTest, BackupKilledMidSyncShowsNoPartialFileAndConvergesAfterRestart) {
+  MakeHome(1);
+  std::string big(96 << 20, '\0');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i >> 12);
+  WriteFile(primary_.data + "/db/big.sqlite", big);
+  Gateway& b = backups_["hub-b1"];
+  StartAll();
+  // Wait until the backup is streaming into staging, then kill it hard.
+  ASSERT_TRUE(WaitFor([&] { return b.proc->Log().find("syncing") != std::string::npos ||
+                                   Snapshot(b.data + "/.hubsync/staging").size() > 0; },
+                      kConvergeMs));
+  ASSERT_TRUE(WaitFor([&] {
+    auto s = Snapshot(b.data + "/.hubsync/staging");
+    for (auto& [p, v] : s) {
+      if (v.size() > 1000) return true;  // some bytes staged
+    }
+    return false;
+  }, kConvergeMs)) << b.proc->Log();
+  b.proc->Kill(SIGKILL);
+  // Nothing partial is visible: the file is absent or whole.
+  struct stat st;
+  if (stat((b.data + "/db/big.sqlite").c_str(), &st) == 0) {
+    EXPECT_EQ(static_cast<size_t>(st.st_size), big.size());
+  }
+  Start(b, "backup");
+  ASSERT_TRUE(AllConverged());
+  EXPECT_TRUE(Snapshot(b.data + "/.hubsync/staging").empty());
+}
+
+TEST_F(HomeTest, SyncSurvivesABrokerKilledMidTransfer) {
+  MakeHome(1);
+  WriteFile(primary_.data + "/db/big.sqlite", std::string(64 << 20, 'x'));
+  StartAll();
+  Gateway& b = backups_["hub-b1"];
+  ASSERT_TRUE(WaitFor([&] { return !Snapshot(b.data + "/.hubsync/staging").empty(); },
+                      kConvergeMs));
+  broker_->Kill9();
+  broker_->Start();
+  ASSERT_TRUE(broker_->up());
+  ASSERT_TRUE(AllConverged());
+}
+
+TEST_F(HomeTest, LargeFileKeepsDaemonMemoryBounded) {
+  MakeHome(1);
+  {
+    // 200 MiB written in pieces so the test itself stays small.
+    FILE* f = fopen((primary_.data + "/db/huge.bin").c_str(), "wb");
+    testing::MkdirP(primary_.data + "/db");
+    if (!f) f = fopen((primary_.data + "/db/huge.bin").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::string block(1 << 20, '\0');
+    for (int i = 0; i < 200; ++i) {
+      for (size_t j = 0; j < block.size(); j += 512) block[j] = static_cast<char>(i + j);
+      fwrite(block.data(), 1, block.size(), f);
+    }
+    fclose(f);
+  }
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  long primary_kb = primary_.proc->PeakRssKb();
+  long backup_kb = backups_["hub-b1"].proc->PeakRssKb();
+  RecordProperty("primary_peak_rss_kb", std::to_string(primary_kb));
+  RecordProperty("backup_peak_rss_kb", std::to_string(backup_kb));
+  std::printf("peak RSS after a 200 MiB file: primary %ld KiB, backup %ld KiB\n", primary_kb,
+              backup_kb);
+  EXPECT_GT(primary_kb, 0);
+  EXPECT_LT(primary_kb, 48 * 1024);
+  EXPECT_LT(backup_kb, 48 * 1024);
+}
+
+// Everything on the broker during a sync, as `mosquitto_sub -t 'hubsync/#'` sees it.
+class Recorder {
+ public:
+  explicit Recorder(const std::string& uri) {
+    MqttOptions o;
+    o.uri = uri;
+    o.client_id = "test-recorder";
+    t_ = NewMqttTransport(o);
+    t_->SetHandlers(
+        [this](Message m) {
+          std::lock_guard<std::mutex> l(mu_);
+          messages_.push_back(std::move(m));
+        },
+        [this](bool up) {
+          if (up) t_->Subscribe("hubsync/#", 1);
+          std::lock_guard<std::mutex> l(mu_);
+          up_ = up;
+        });
+    t_->Connect();
+    WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, 10000);
+  }
+  ~Recorder() { t_->Disconnect(nullptr); }
+  std::vector<Message> messages() {
+    std::lock_guard<std::mutex> l(mu_);
+    return messages_;
+  }
+  Transport* transport() { return t_.get(); }
+
+ private:
+  std::unique_ptr<Transport> t_;
+  std::mutex mu_;
+  bool up_ = false;
+  std::vector<Message> messages_;
+};
+
+TEST_F(HomeTest, NothingReadableOfNamesOrContentReachesTheBroker) {
+  MakeHome(1);
+  Recorder rec(broker_->uri());
+  WriteFile(primary_.data + "/secret-name-XYZZY.json", "secret-content-PLUGH");
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  ASSERT_TRUE(WaitFor([&] { return rec.messages().size() >= 5; }, 5000));
+  bool saw_delta = false, saw_status = false, saw_event = false;
+  for (const Message& m : rec.messages()) {
+    EXPECT_EQ(m.payload.find("XYZZY"), std::string::npos) << m.topic;
+    EXPECT_EQ(m.payload.find("PLUGH"), std::string::npos) << m.topic;
+    saw_delta |= m.topic == "hubsync/v1/home-1/gw/hub-b1/delta";
+    saw_status |= m.topic == "hubsync/v1/home-1/gw/hub-b1/status";
+    saw_event |= m.topic == "hubsync/v1/home-1/events";
+  }
+  EXPECT_TRUE(saw_delta);
+  EXPECT_TRUE(saw_status);
+  EXPECT_TRUE(saw_event);
+}
+
+TEST_F(HomeTest, CraftedDeltaEscapingDataDirIsRefusedWithNothingApplied) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  WriteFile(b.data + "/existing.json", "untouched");
+  TempDir outside;
+  Start(b, "backup");
+  Recorder rec(broker_->uri());
+  ASSERT_TRUE(WaitFor([&] {
+    for (auto& m : rec.messages()) {
+      if (m.topic.find("hub-b1/status") != std::string::npos) return true;
+    }
+    return false;
+  }, 10000));
+  auto before = Snapshot(b.data);
+  // An attacker holding the key (the worst case): a valid envelope whose
+  // records try to write through a symlink pointing outside data_dir.
+  auto ch = SecureChannel::Create(KeyStore(primary_.state), "home-1", "hub-b1", true);
+  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  std::string plain;
+  DeltaRecord begin;
+  begin.kind = RecKind::kBegin;
+  EncodeRecord(begin, &plain);
+  DeltaRecord link;
+  link.kind = RecKind::kSymlink;
+  link.path = "escape";
+  link.target = outside.path();
+  EncodeRecord(link, &plain);
+  DeltaRecord file;
+  file.kind = RecKind::kFile;
+  file.path = "escape/owned";
+  file.size = 3;
+  file.digest = Sha256Of("pwn");
+  file.mode = 0644;
+  EncodeRecord(file, &plain);
+  DeltaRecord data;
+  data.kind = RecKind::kData;
+  data.data = "pwn";
+  EncodeRecord(data, &plain);
+  DeltaRecord end;
+  end.kind = RecKind::kEnd;
+  EncodeRecord(end, &plain);
+  auto sealed = (*ch)->Seal(MsgKind::kDelta, 99, 0, true, plain);
+  ASSERT_TRUE(sealed.ok());
+  Message m;
+  m.topic = "hubsync/v1/home-1/gw/hub-b1/delta";
+  m.payload = *sealed;
+  ASSERT_TRUE(rec.transport()->Publish(m).ok());
+  // The backup answers with an error ack and an error event.
+  ASSERT_TRUE(WaitFor([&] {
+    for (auto& msg : rec.messages()) {
+      if (msg.topic == "hubsync/v1/home-1/events" &&
+          msg.payload.find("\"error\"") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }, 10000)) << b.proc->Log();
+  EXPECT_EQ(Snapshot(b.data), before);
+  EXPECT_TRUE(Snapshot(outside.path()).empty());
+  // The same message replayed is refused as a replay.
+  ASSERT_TRUE(rec.transport()->Publish(m).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    for (auto& msg : rec.messages()) {
+      if (msg.payload.find("\"rejected\"") != std::string::npos) return true;
+    }
+    return false;
+  }, 10000)) << b.proc->Log();
+  EXPECT_EQ(Snapshot(b.data), before);
+}
+
+TEST_F(HomeTest, StatusCommandReportsEveryGateway) {
+  MakeHome(2);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  std::string out;
+  ASSERT_TRUE(WaitFor([&] { return Tool({"status", "-c", primary_.config}, &out) == 0; },
+                      kConvergeMs))
+      << out;
+  EXPECT_NE(out.find("hub-b1"), std::string::npos);
+  EXPECT_NE(out.find("hub-b2"), std::string::npos);
+  EXPECT_NE(out.find("in_sync"), std::string::npos);
+  ASSERT_EQ(backups_["hub-b2"].proc->Stop(), 0);
+  EXPECT_NE(Tool({"status", "-c", primary_.config}, &out), 0);
+  EXPECT_NE(out.find("offline"), std::string::npos) << out;
+}
+
+TEST_F(HomeTest, BadConfigurationExitsTwoNamingTheKey) {
+  MakeHome(1);
+  std::string out;
+  EXPECT_EQ(Tool({"primary", "-c", primary_.config, "--set", "broker.uri=nonsense"}, &out), 2);
+  EXPECT_NE(out.find("broker.uri"), std::string::npos) << out;
+  EXPECT_EQ(Tool({"primary", "-c", primary_.config, "--set", "data_dir=/nonexistent/x"}, &out), 2);
+  EXPECT_NE(out.find("data_dir"), std::string::npos) << out;
+  EXPECT_EQ(Tool({"primary", "-c", primary_.config, "--set", "surprise=1"}, &out), 2);
+  EXPECT_NE(out.find("surprise"), std::string::npos) << out;
+  EXPECT_EQ(Tool({"primary", "-c", root_.Sub("missing.json")}, &out), 2);
+  EXPECT_EQ(Tool({"frobnicate", "-c", primary_.config}, &out), 2);
+  EXPECT_EQ(Tool({"primary"}, &out), 2);
+  EXPECT_EQ(Tool({"--version"}, &out), 0);
+}
+
+}  // namespace
+}  // namespace hubsync
