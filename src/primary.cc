@@ -22,7 +22,9 @@ struct PrimaryEngine::Peer {
   bool wanted = true;        // a sync should run
   bool force_full = true;    // ask for the whole manifest (repairs drift)
   bool plain_next = false;   // no local copies / block reuse next time
-  bool online = true;
+  // Presence comes from the backup's retained status: a backup is synced
+  // once it is known to be up (its birth, or a retained non-offline status).
+  bool online = false;
   int64_t retry_at_ms = 0;
   int64_t backoff_ms = 0;
   int64_t deadline_ms = 0;
@@ -99,8 +101,11 @@ void PrimaryEngine::OnConnection(bool connected) {
   env_.transport->Subscribe(topics_.prefix + "gw/+/ack", 1);
   last_status_.clear();
   PublishStatus();
-  // Whatever was in flight may be lost with the old connection: restart.
+  // Whatever was in flight may be lost with the old connection: restart,
+  // once each backup's status (retained, or its birth after a broker
+  // restart) shows it is there to answer.
   for (auto& [id, p] : peers_) {
+    p->online = false;
     p->phase = Peer::Phase::kIdle;
     p->writer.reset();
     p->wanted = true;
@@ -169,6 +174,15 @@ void PrimaryEngine::OnMessage(const Message& m) {
     }
     bool was_online = p->online;
     p->online = st->state != "offline";
+    if (!p->online && p->phase != Peer::Phase::kIdle) {
+      // Its half of the transfer is gone; start over when it is back.
+      Log(LogLevel::kInfo, "backup " + gw + " went offline during a sync");
+      p->phase = Peer::Phase::kIdle;
+      p->writer.reset();
+      p->snapshot.reset();
+      p->wanted = true;
+      p->retry_at_ms = 0;
+    }
     bool differs = st->state != "syncing" && p->phase == Peer::Phase::kIdle &&
                    st->root != ToHex(p->known_root);
     if (p->online && (!was_online || differs)) {
