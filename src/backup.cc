@@ -95,6 +95,8 @@ void BackupEngine::OnManifestRequest(const Message& m) {
     return;
   }
   if (!EnsureChannel()) return;
+  Log(LogLevel::kDebug, "manifest request " + std::to_string(req->transfer) +
+                            (req->expect.empty() ? " (full)" : ""));
   if (req->expect.empty() || !manifest_valid_) {
     Status s = Rescan();
     if (!s.ok()) {

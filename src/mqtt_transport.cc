@@ -1,7 +1,12 @@
 // The Paho MQTT C++ adapter, the only file that includes <mqtt/...>.
 // Paho runs every callback on its own thread; we only copy the message and
 // pass it on. Paho exceptions become Status here.
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <mqtt/async_client.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +18,41 @@
 
 namespace hubsync {
 namespace {
+
+int PortOf(const std::string& uri) {
+  size_t colon = uri.rfind(':');
+  return colon == std::string::npos ? -1 : std::atoi(uri.c_str() + colon + 1);
+}
+
+// Paho C leaves Nagle's algorithm on, and an MQTT exchange is a train of
+// small writes (PUBACK, then our next PUBLISH): with Nagle and delayed ACKs
+// each round trip stalls ~40 ms. Paho has no socket option hook, so after a
+// connect we find our TCP sockets to the broker's port and set TCP_NODELAY.
+// Setting it on a sibling client's socket to the same broker is harmless.
+void DisableNagleTowards(int port) {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return;
+  while (struct dirent* de = readdir(d)) {
+    int fd = std::atoi(de->d_name);
+    if (fd <= 2) continue;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+    sockaddr_storage peer{};
+    len = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) continue;
+    int peer_port = -1;
+    if (peer.ss_family == AF_INET) {
+      peer_port = ntohs(reinterpret_cast<sockaddr_in*>(&peer)->sin_port);
+    } else if (peer.ss_family == AF_INET6) {
+      peer_port = ntohs(reinterpret_cast<sockaddr_in6*>(&peer)->sin6_port);
+    }
+    if (peer_port != port) continue;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  closedir(d);
+}
 
 class MqttTransport : public Transport {
  public:
@@ -49,7 +89,10 @@ class MqttTransport : public Transport {
       }
       on_message_(std::move(m));
     });
-    client_.set_connected_handler([this](const std::string&) { on_connection_(true); });
+    client_.set_connected_handler([this](const std::string&) {
+      DisableNagleTowards(PortOf(options_.uri));
+      on_connection_(true);
+    });
     client_.set_connection_lost_handler([this](const std::string&) { on_connection_(false); });
   }
 

@@ -127,6 +127,7 @@ class Broker {
               "listener " + std::to_string(port_) + " 127.0.0.1\n"
               "allow_anonymous true\n"
               "max_packet_size 1048576\n"
+              "set_tcp_nodelay true\n"
               "user root\n" + extra_config);
     Start();
   }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what hubsync needs to build, test, demo and benchmark on Debian 12.
+# Used by the README's two commands, by .ci/run and by docker/Dockerfile.
+# Installs only what is missing; safe to run again.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config   # toolchain
+  libpaho-mqttpp-dev libpaho-mqtt-dev  # MQTT v5 client (Paho C++ over Paho C)
+  libcrypto++-dev                      # AES-256-GCM, SHA-256, X25519, HKDF
+  rapidjson-dev                        # config, status and event JSON
+  libgtest-dev libgmock-dev            # tests
+  mosquitto mosquitto-clients          # broker for tests/demo, mosquitto_sub/pub
+  rsync                                # benchmark baseline
+  procps                               # ps/pgrep in scripts
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The broker runs only where a test or the demo starts it.
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi

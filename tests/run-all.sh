@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds hubsync and
+# every test, and runs them all with CTest (unit tests, then integration tests
+# against a real mosquitto). With --sanitize, builds and runs everything again
+# with AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash docker/install-deps.sh
+
+jobs=$(nproc)
+run() {  # build-dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs" 2>&1 | grep -E "warning|error|Error" && { echo "build not clean" >&2; return 1; } || true
+  cmake --build "$dir" -j "$jobs" >/dev/null
+  (cd "$dir" && ctest --output-on-failure -j 2 --timeout 600)
+}
+
+run build
+if [ "${1:-}" = "--sanitize" ]; then
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan -DHUBSYNC_SANITIZE=ON
+fi
