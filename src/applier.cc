@@ -11,6 +11,7 @@ constexpr char kJournalTmp[] = ".hubsync/journal.tmp";
 constexpr char kStagingRoot[] = ".hubsync/staging";
 constexpr char kJournalMagic[] = "HSJ1";
 constexpr size_t kCopyBuffer = 256 * 1024;
+constexpr size_t kMaxDirSyncs = 8;  // beyond this, one syncfs is cheaper
 
 std::string Parent(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -95,8 +96,9 @@ Status Applier::FinishFile() {
     retry_plain_ = f->reused_local;
     return Status::Corruption("received file does not match its digest");
   }
+  // Made durable together with every other staged file by one SyncAll in
+  // Commit, before the journal is written.
   HUBSYNC_RETURN_IF_ERROR(f->out->SetAttrs(f->mode, f->mtime_ns));
-  HUBSYNC_RETURN_IF_ERROR(f->out->Sync());
   HUBSYNC_RETURN_IF_ERROR(f->out->Close());
   steps_.push_back({Step::Kind::kRename, f->path, f->staged, 0, 0, 0});
   ++stats_.files;
@@ -378,6 +380,7 @@ Status Applier::RunSteps(const std::vector<Step>& steps, const std::string& stag
     if (crash()) return Status::Aborted("simulated crash");
     HUBSYNC_RETURN_IF_ERROR(fs_->SetAttrs(it->path, EntryType::kDir, it->mode, 0));
   }
+  if (touched_dirs.size() > kMaxDirSyncs) return fs_->SyncAll();
   for (const std::string& d : touched_dirs) {
     // A directory that is gone (or became a file) has nothing to sync.
     Status st = fs_->SyncDir(d);
@@ -392,7 +395,7 @@ Status Applier::Commit() {
   if (!active_) return Status::InvalidArgument("commit outside a transfer");
   HUBSYNC_RETURN_IF_ERROR(FinishFile());
   HUBSYNC_RETURN_IF_ERROR(CheckPostState());
-  HUBSYNC_RETURN_IF_ERROR(fs_->SyncDir(StagingDir()));
+  HUBSYNC_RETURN_IF_ERROR(fs_->SyncAll());  // staged data and names are durable
   HUBSYNC_RETURN_IF_ERROR(WriteJournal());
   HUBSYNC_RETURN_IF_ERROR(RunSteps(steps_, StagingDir()));
   HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournal));

@@ -96,8 +96,8 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   }
   if (!EnsureChannel()) return;
   Log(LogLevel::kDebug, "manifest request " + std::to_string(req->transfer) +
-                            (req->expect.empty() ? " (full)" : ""));
-  if (req->expect.empty() || !manifest_valid_) {
+                            (req->rescan ? " (rescan)" : ""));
+  if (req->rescan || req->expect.empty() || !manifest_valid_) {
     Status s = Rescan();
     if (!s.ok()) {
       SetState("error", "scan failed: " + s.message());
@@ -221,9 +221,11 @@ void BackupEngine::OnDelta(const Message& m) {
   // before the delta takes effect.
   s = channel_->SyncCounters();
   if (!s.ok()) return FailTransfer("cannot persist counters: " + s.message(), false);
+  int64_t commit_start = env_.clock->NowMs();
   s = applier_->Commit();
   if (!s.ok()) return FailTransfer(s.message(), applier_->retry_plain());
   ApplyStats stats = applier_->stats();
+  int64_t commit_ms = env_.clock->NowMs() - commit_start;
   if (touched_.size() > kMaxIncrementalPaths || !manifest_valid_) {
     s = Rescan();
   } else {
@@ -233,6 +235,9 @@ void BackupEngine::OnDelta(const Message& m) {
   }
   touched_.clear();
   if (!s.ok()) manifest_valid_ = false;
+  Log(LogLevel::kDebug, "commit took " + std::to_string(commit_ms) + " ms, manifest update " +
+                            std::to_string(env_.clock->NowMs() - commit_start - commit_ms) +
+                            " ms");
   Ack a;
   a.kind = Ack::Kind::kDone;
   a.root = root_;

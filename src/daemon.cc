@@ -17,6 +17,7 @@ void BlockStopSignals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
@@ -100,10 +101,19 @@ int Run(const char* role, const Config& config, bool watch_changes) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    int sig = 0;
-    sigwait(&set, &sig);
-    log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
-    loop.Stop();
+    sigaddset(&set, SIGUSR1);
+    while (true) {
+      int sig = 0;
+      sigwait(&set, &sig);
+      if (sig == SIGUSR1) {
+        log(LogLevel::kInfo, "SIGUSR1: checking every backup now");
+        loop.Post([&engine] { engine.CheckAll(); });
+        continue;
+      }
+      log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+      loop.Stop();
+      return;
+    }
   });
   loop.Run([&](int64_t now) { return engine.Tick(now); });
   signals.join();

@@ -346,6 +346,7 @@ std::string EncodeManifestRequest(const ManifestRequest& r) {
   d.AddMember("root", Value(r.root.c_str(), a), a);
   d.AddMember("expect", Value(r.expect.c_str(), a), a);
   d.AddMember("key_epoch", r.key_epoch, a);
+  d.AddMember("rescan", r.rescan, a);
   return Write(d);
 }
 
@@ -359,6 +360,8 @@ Result<ManifestRequest> DecodeManifestRequest(const std::string& json) {
   r.root = Str(d, "root");
   r.expect = Str(d, "expect");
   r.key_epoch = static_cast<uint32_t>(UInt(d, "key_epoch"));
+  auto rescan = d.FindMember("rescan");
+  r.rescan = rescan != d.MemberEnd() && rescan->value.IsBool() && rescan->value.GetBool();
   if (r.transfer == 0 || !IsValidId(r.primary)) return Status::Corruption("bad manifest request");
   return r;
 }

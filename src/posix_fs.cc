@@ -276,6 +276,13 @@ class PosixFileSystem : public FileSystem {
     return Status::Ok();
   }
 
+  Status SyncAll() override {
+    auto dir = OpenDir("");
+    if (!dir.ok()) return dir.status();
+    if (syncfs(dir->get()) != 0) return Errno("syncfs", errno);
+    return Status::Ok();
+  }
+
   Status SyncDir(const std::string& path) override {
     auto dir = OpenDir(path);
     if (!dir.ok()) return dir.status();

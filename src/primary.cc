@@ -20,7 +20,7 @@ struct PrimaryEngine::Peer {
   std::unique_ptr<SecureChannel> channel;
   Phase phase = Phase::kIdle;
   bool wanted = true;        // a sync should run
-  bool force_full = true;    // ask for the whole manifest (repairs drift)
+  bool rescan = true;        // have the backup re-read its disk (repairs drift)
   bool plain_next = false;   // no local copies / block reuse next time
   // Presence comes from the backup's retained status: a backup is synced
   // once it is known to be up (its birth, or a retained non-offline status).
@@ -240,7 +240,8 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   req.transfer = p.transfer;
   req.primary = env_.config.gateway_id;
   req.root = ToHex(root_);
-  req.expect = (p.known && !p.force_full) ? ToHex(p.known_root) : "";
+  req.expect = p.known ? ToHex(p.known_root) : "";
+  req.rescan = p.rescan;
   req.key_epoch = p.channel->epoch();
   Message msg;
   msg.topic = topics_.ManifestReq(p.id);
@@ -266,7 +267,7 @@ void PrimaryEngine::OnManifestChunk(Peer& p, const Opened& o) {
   } else {
     theirs = std::make_shared<const Manifest>(FilterManifest(p.assembler.Take(), filter_));
   }
-  p.force_full = false;
+  p.rescan = false;
   DiffOptions opts;
   opts.allow_block_reuse = opts.allow_local_source = !p.plain_next;
   std::vector<Op> ops = Diff(*p.snapshot, *theirs, opts);
@@ -333,7 +334,7 @@ void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
     // The backup holds something else (e.g. its own exclusions differ):
     // next time ask for its whole manifest.
     p.known.reset();
-    p.force_full = true;
+    p.rescan = true;
   }
   Event e;
   e.type = "sync";
@@ -367,7 +368,7 @@ void PrimaryEngine::FailSync(Peer& p, const std::string& why, bool retry_plain) 
   p.writer.reset();
   p.snapshot.reset();
   p.known.reset();
-  p.force_full = true;
+  p.rescan = true;
   p.plain_next = retry_plain;
   p.wanted = true;
   p.backoff_ms = p.backoff_ms == 0 ? 200 : std::min(kMaxBackoffMs, p.backoff_ms * 2);
@@ -397,11 +398,7 @@ int64_t PrimaryEngine::Tick(int64_t now) {
   if (next_period_ms_ > 0) {
     if (now >= next_period_ms_) {
       Log(LogLevel::kInfo, "periodic sync");
-      Rescan();
-      for (auto& [id, p] : peers_) {
-        p->wanted = true;
-        p->force_full = true;
-      }
+      CheckAll();
       next_period_ms_ = now + pol.period_s * 1000;
     }
     next = std::min(next, next_period_ms_);
@@ -429,6 +426,14 @@ int64_t PrimaryEngine::Tick(int64_t now) {
   if (now >= next_status_ms_) PublishStatus();
   next = std::min(next, next_status_ms_);
   return next;
+}
+
+void PrimaryEngine::CheckAll() {
+  Rescan();
+  for (auto& [id, p] : peers_) {
+    p->wanted = true;
+    p->rescan = true;
+  }
 }
 
 bool PrimaryEngine::AllInSync() const {

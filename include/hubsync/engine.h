@@ -74,7 +74,7 @@ class Outbox {
 // The primary: keeps every backup's copy equal to data_dir.
 class PrimaryEngine {
  public:
-  static constexpr uint32_t kWindow = 4;           // delta chunks ahead of the last ack
+  static constexpr uint32_t kWindow = 8;           // delta chunks ahead of the last ack
   static constexpr int64_t kPhaseTimeoutMs = 15000;
   static constexpr int64_t kMaxBackoffMs = 10000;
 
@@ -85,6 +85,9 @@ class PrimaryEngine {
   void OnMessage(const Message& m);
   void OnConnection(bool connected);
   void OnChanges();
+  // Re-reads data_dir and has every backup re-read its own, repairing any
+  // drift: what the period policy does, and what SIGUSR1 asks for.
+  void CheckAll();
   int64_t Tick(int64_t now_ms);
   // Publishes the final status; call before the transport disconnects.
   Message FinalStatus();
@@ -136,6 +139,7 @@ class BackupEngine {
   Status Start();
   void OnMessage(const Message& m);
   void OnConnection(bool connected);
+  void CheckAll() {}  // the primary drives checks
   int64_t Tick(int64_t now_ms);
   Message FinalStatus();
 

@@ -75,6 +75,9 @@ class FileSystem {
   virtual Status SetAttrs(const std::string& path, EntryType type, uint32_t mode,
                           int64_t mtime_ns) = 0;
   virtual Status SyncDir(const std::string& path) = 0;
+  // Makes everything written under the root durable at once (syncfs): one
+  // flush for a whole delta instead of one fsync per file.
+  virtual Status SyncAll() = 0;
   virtual const std::string& root() const = 0;
 };
 

@@ -21,6 +21,7 @@ struct ManifestRequest {
   std::string root;         // the primary's manifest root (hex)
   std::string expect;       // root the primary believes the backup has ("" unknown)
   uint32_t key_epoch = 0;   // epoch the primary will use
+  bool rescan = false;      // re-read the disk before answering (drift repair)
 };
 std::string EncodeManifestRequest(const ManifestRequest& r);
 Result<ManifestRequest> DecodeManifestRequest(const std::string& json);
