@@ -1,0 +1,137 @@
+// An in-process MQTT-like broker for engine tests: topic filters with + and
+// #, retained messages, and delivery only when the test calls Pump(), so a
+// test drives every engine from its own single thread, deterministically.
+#ifndef HUBSYNC_TESTS_FAKE_TRANSPORT_H_
+#define HUBSYNC_TESTS_FAKE_TRANSPORT_H_
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hubsync/transport.h"
+
+namespace hubsync {
+namespace testing {
+
+inline bool TopicMatches(const std::string& filter, const std::string& topic) {
+  size_t f = 0, t = 0;
+  while (f < filter.size()) {
+    if (filter[f] == '#') return true;
+    if (filter[f] == '+') {
+      while (t < topic.size() && topic[t] != '/') ++t;
+      ++f;
+      continue;
+    }
+    if (t >= topic.size() || filter[f] != topic[t]) return false;
+    ++f;
+    ++t;
+  }
+  return t == topic.size();
+}
+
+class FakeBroker;
+
+class FakeTransport : public Transport {
+ public:
+  FakeTransport(FakeBroker* broker) : broker_(broker) {}
+  void SetHandlers(MessageHandler m, ConnectionHandler c) override {
+    on_message_ = std::move(m);
+    on_connection_ = std::move(c);
+  }
+  Status Connect() override;
+  Status Subscribe(const std::string& filter, int) override;
+  Status Publish(const Message& m) override;
+  size_t InFlight() const override { return 0; }
+  void Disconnect(const Message* final_message) override;
+
+  MessageHandler on_message_;
+  ConnectionHandler on_connection_;
+  std::vector<std::string> filters_;
+  bool connected_ = false;
+  Message will_;
+
+ private:
+  FakeBroker* broker_;
+};
+
+class FakeBroker {
+ public:
+  std::unique_ptr<FakeTransport> NewClient() {
+    auto t = std::make_unique<FakeTransport>(this);
+    clients_.push_back(t.get());
+    return t;
+  }
+  void Publish(const Message& m) {
+    log_.push_back(m);
+    if (m.retained) {
+      if (m.payload.empty()) retained_.erase(m.topic);
+      else retained_[m.topic] = m;
+    }
+    for (FakeTransport* c : clients_) {
+      if (!c->connected_) continue;
+      for (const auto& f : c->filters_) {
+        if (TopicMatches(f, m.topic)) {
+          queue_.push_back({c, m});
+          break;
+        }
+      }
+    }
+  }
+  void Subscribed(FakeTransport* c, const std::string& filter) {
+    for (const auto& [topic, m] : retained_) {
+      if (TopicMatches(filter, topic)) queue_.push_back({c, m});
+    }
+  }
+  // Delivers queued messages (and whatever their handlers publish) until
+  // nothing is left. Returns how many were delivered.
+  int Pump() {
+    int n = 0;
+    while (!queue_.empty()) {
+      auto [c, m] = queue_.front();
+      queue_.pop_front();
+      if (c->connected_ && c->on_message_) c->on_message_(m);
+      ++n;
+    }
+    return n;
+  }
+  // Messages published on topics matching `filter` so far.
+  int Count(const std::string& filter) const {
+    int n = 0;
+    for (const auto& m : log_) n += TopicMatches(filter, m.topic);
+    return n;
+  }
+  const std::vector<Message>& log() const { return log_; }
+
+ private:
+  std::vector<FakeTransport*> clients_;
+  std::deque<std::pair<FakeTransport*, Message>> queue_;
+  std::map<std::string, Message> retained_;
+  std::vector<Message> log_;
+};
+
+inline Status FakeTransport::Connect() {
+  connected_ = true;
+  if (on_connection_) on_connection_(true);
+  return Status::Ok();
+}
+inline Status FakeTransport::Subscribe(const std::string& filter, int) {
+  filters_.push_back(filter);
+  broker_->Subscribed(this, filter);
+  return Status::Ok();
+}
+inline Status FakeTransport::Publish(const Message& m) {
+  if (!connected_) return Status::Unavailable("not connected");
+  broker_->Publish(m);
+  return Status::Ok();
+}
+inline void FakeTransport::Disconnect(const Message* final_message) {
+  if (final_message) Publish(*final_message);
+  connected_ = false;
+}
+
+}  // namespace testing
+}  // namespace hubsync
+
+#endif  // HUBSYNC_TESTS_FAKE_TRANSPORT_H_
