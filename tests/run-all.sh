@@ -18,5 +18,5 @@ run() {  # build-dir, extra cmake args...
 
 run build
 if [ "${1:-}" = "--sanitize" ]; then
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan -DHUBSYNC_SANITIZE=ON
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan -DHUBSYNC_SANITIZE=ON -DHUBSYNC_BUILD_BENCHMARKS=OFF
 fi

@@ -19,7 +19,6 @@
 #include <cstring>
 #include <mutex>
 #include <random>
-#include <regex>
 
 #include "../harness.h"
 #include "hubsync/transport.h"
@@ -149,13 +148,16 @@ RsyncRun Rsync(const std::string& url, const std::string& dest) {
   Sh("rsync -a --delete --stats '" + url + "' '" + dest + "/' 2>&1", &out);
   RsyncRun r;
   r.ms = Ms(Clock::now() - t0);
-  std::smatch m;
-  auto num = [&](const char* label) -> uint64_t {
-    std::regex re(std::string(label) + ": ([0-9,]+)");
-    if (!std::regex_search(out, m, re)) return 0;
-    std::string s = m[1];
-    s.erase(std::remove(s.begin(), s.end(), ','), s.end());
-    return std::stoull(s);
+  auto num = [&](const std::string& label) -> uint64_t {
+    size_t at = out.find(label + ": ");
+    if (at == std::string::npos) return 0;
+    uint64_t v = 0;
+    for (size_t i = at + label.size() + 2; i < out.size(); ++i) {
+      if (out[i] == ',') continue;
+      if (out[i] < '0' || out[i] > '9') break;
+      v = v * 10 + static_cast<uint64_t>(out[i] - '0');
+    }
+    return v;
   };
   r.bytes = num("Total bytes sent") + num("Total bytes received");
   return r;
