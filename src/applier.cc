@@ -263,6 +263,21 @@ Status Applier::CheckPostState() {
     dir_ok[a] = ok;
     return ok;
   };
+  // A directory replaced by a file or link must end up empty; entries this
+  // backup excludes (never deleted) would make the journal unreplayable.
+  for (const Step& s : steps_) {
+    if (s.kind != Step::Kind::kDelete || s.type != static_cast<uint8_t>(EntryType::kDir) ||
+        !made_other.count(s.path)) {
+      continue;
+    }
+    auto list = fs_->ListDir(s.path);
+    if (!list.ok()) return list.status();
+    for (const DirEntry& e : *list) {
+      if (!deleted.count(s.path + "/" + e.name)) {
+        return Status::Rejected("files excluded on this backup block replacing a directory");
+      }
+    }
+  }
   for (const Step& s : steps_) {
     if (s.kind == Step::Kind::kDelete) continue;
     for (size_t slash = s.path.find('/'); slash != std::string::npos;

@@ -199,6 +199,8 @@ void BackupEngine::OnDelta(const Message& m) {
     if (r.kind == RecKind::kBegin) {
       if (h.chunk != 0) return FailTransfer("begin record inside a delta", false);
       primary_root_ = r.root;
+      progress_total_ = r.total;
+      last_progress_ms_ = env_.clock->NowMs();
       continue;
     }
     if (r.kind == RecKind::kEnd) {
@@ -211,6 +213,12 @@ void BackupEngine::OnDelta(const Message& m) {
   }
   if (saw_end != h.last) return FailTransfer("delta end does not match the last flag", false);
   if (!h.last) {
+    // Long transfers show their progress in the status, about once a second.
+    int64_t now = env_.clock->NowMs();
+    if (now - last_progress_ms_ >= 1000) {
+      last_progress_ms_ = now;
+      PublishStatus();
+    }
     Ack a;
     a.kind = Ack::Kind::kProgress;
     a.chunk = h.chunk;
@@ -282,6 +290,10 @@ void BackupEngine::PublishStatus() {
   s.lag_ms = state_ == "in_sync" ? 0 : now - behind_since_ms_;
   s.key_epoch = channel_ ? channel_->epoch() : 0;
   s.error = error_;
+  if (state_ == "syncing" && applier_->active() && progress_total_ > 0) {
+    s.progress_done = static_cast<int64_t>(applier_->stats().bytes);
+    s.progress_total = static_cast<int64_t>(progress_total_);
+  }
   std::string payload = EncodeStatus(s);
   if (payload == last_status_) return;
   last_status_ = payload;

@@ -32,6 +32,7 @@ struct PrimaryEngine::Peer {
   // The current sync.
   uint64_t transfer = 0;
   int64_t started_ms = 0;
+  int64_t last_progress_log_ms = 0;
   uint64_t wire_bytes = 0;
   std::shared_ptr<const Manifest> snapshot;
   Digest snapshot_root{};
@@ -300,6 +301,15 @@ void PrimaryEngine::Pump(Peer& p) {
     outbox_.Send(std::move(msg));
     ++p.next_chunk;
     if (last) p.phase = Peer::Phase::kAwaitAck;
+    int64_t now = env_.clock->NowMs();
+    if (now - p.last_progress_log_ms >= 5000) {
+      p.last_progress_log_ms = now;
+      if (now - p.started_ms >= 5000) {
+        Log(LogLevel::kInfo, "sync to " + p.id + ": " +
+                                 std::to_string(p.writer->shipped_bytes() >> 20) + " of " +
+                                 std::to_string(p.writer->total_bytes() >> 20) + " MiB sent");
+      }
+    }
   }
 }
 

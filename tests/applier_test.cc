@@ -319,6 +319,26 @@ TEST(ApplierTest, ExcludedPathsAreNeverTouched) {
   EXPECT_EQ(testing::ReadFile(dst.Sub("real")), "r");
 }
 
+TEST(ApplierTest, ExcludedFilesBlockingATypeChangeRefuseTheDeltaCleanly) {
+  TempDir dst;
+  WriteFile(dst.Sub("d/keep.json"), "k");
+  WriteFile(dst.Sub("d/local.tmp"), "excluded here");
+  auto before = Snapshot(dst.path());
+  auto fs = NewPosixFileSystem(dst.path());
+  PathFilter filter({"*.tmp"});
+  DeltaRecord del_child, del_dir;
+  del_child.kind = del_dir.kind = RecKind::kDelete;
+  del_child.path = "d/keep.json";
+  del_dir.path = "d";
+  Status s = ApplyRecords(fs.get(), {del_child, del_dir, FileRec("d", "now a file"),
+                                     DataRec("now a file")}, filter);
+  EXPECT_EQ(s.code(), Status::Code::kRejected) << s.ToString();
+  EXPECT_EQ(Snapshot(dst.path()), before);
+  // Deleting the directory alone keeps it (with the excluded file) and succeeds.
+  ASSERT_TRUE(ApplyRecords(fs.get(), {del_child, del_dir}, filter).ok());
+  EXPECT_EQ(testing::ReadFile(dst.Sub("d/local.tmp")), "excluded here");
+}
+
 TEST(ApplierTest, ReapplyingTheSameDeltaIsHarmless) {
   TempDir dst;
   auto fs = NewPosixFileSystem(dst.path());

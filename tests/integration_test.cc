@@ -127,6 +127,41 @@ class HomeTest : public ::testing::Test {
   std::map<std::string, Gateway> backups_;
 };
 
+// Everything on the broker during a sync, as `mosquitto_sub -t 'hubsync/#'` sees it.
+class Recorder {
+ public:
+  explicit Recorder(const std::string& uri) {
+    MqttOptions o;
+    o.uri = uri;
+    o.client_id = "test-recorder";
+    t_ = NewMqttTransport(o);
+    t_->SetHandlers(
+        [this](Message m) {
+          std::lock_guard<std::mutex> l(mu_);
+          messages_.push_back(std::move(m));
+        },
+        [this](bool up) {
+          if (up) t_->Subscribe("hubsync/#", 1);
+          std::lock_guard<std::mutex> l(mu_);
+          up_ = up;
+        });
+    t_->Connect();
+    WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, 10000);
+  }
+  ~Recorder() { t_->Disconnect(nullptr); }
+  std::vector<Message> messages() {
+    std::lock_guard<std::mutex> l(mu_);
+    return messages_;
+  }
+  Transport* transport() { return t_.get(); }
+
+ private:
+  std::unique_ptr<Transport> t_;
+  std::mutex mu_;
+  bool up_ = false;
+  std::vector<Message> messages_;
+};
+
 void HubData(const std::string& d) {
   WriteFile(d + "/devices/lamp-1.json", R"({"type":"lamp","room":"living"})");
   WriteFile(d + "/devices/sensor-7.json", R"({"type":"motion"})");
@@ -251,8 +286,16 @@ TEST_F(HomeTest, LargeFileKeepsDaemonMemoryBounded) {
     }
     fclose(f);
   }
+  Recorder rec(broker_->uri());
   StartAll();
   ASSERT_TRUE(AllConverged());
+  // Progress (bytes done of total) showed in the backup's status on the way.
+  bool saw_progress = false;
+  for (const Message& m : rec.messages()) {
+    saw_progress |= m.topic == "hubsync/v1/home-1/gw/hub-b1/status" &&
+                    m.payload.find("\"progress\":{\"done\":") != std::string::npos;
+  }
+  EXPECT_TRUE(saw_progress);
   long primary_kb = primary_.proc->PeakRssKb();
   long backup_kb = backups_["hub-b1"].proc->PeakRssKb();
   RecordProperty("primary_peak_rss_kb", std::to_string(primary_kb));
@@ -268,41 +311,6 @@ TEST_F(HomeTest, LargeFileKeepsDaemonMemoryBounded) {
   EXPECT_LT(primary_kb, kLimitKb);
   EXPECT_LT(backup_kb, kLimitKb);
 }
-
-// Everything on the broker during a sync, as `mosquitto_sub -t 'hubsync/#'` sees it.
-class Recorder {
- public:
-  explicit Recorder(const std::string& uri) {
-    MqttOptions o;
-    o.uri = uri;
-    o.client_id = "test-recorder";
-    t_ = NewMqttTransport(o);
-    t_->SetHandlers(
-        [this](Message m) {
-          std::lock_guard<std::mutex> l(mu_);
-          messages_.push_back(std::move(m));
-        },
-        [this](bool up) {
-          if (up) t_->Subscribe("hubsync/#", 1);
-          std::lock_guard<std::mutex> l(mu_);
-          up_ = up;
-        });
-    t_->Connect();
-    WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, 10000);
-  }
-  ~Recorder() { t_->Disconnect(nullptr); }
-  std::vector<Message> messages() {
-    std::lock_guard<std::mutex> l(mu_);
-    return messages_;
-  }
-  Transport* transport() { return t_.get(); }
-
- private:
-  std::unique_ptr<Transport> t_;
-  std::mutex mu_;
-  bool up_ = false;
-  std::vector<Message> messages_;
-};
 
 TEST_F(HomeTest, NothingReadableOfNamesOrContentReachesTheBroker) {
   MakeHome(1);

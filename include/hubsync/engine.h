@@ -178,6 +178,8 @@ class BackupEngine {
   uint32_t expected_chunk_ = 0;
   int64_t transfer_start_ms_ = 0;
   uint64_t transfer_wire_bytes_ = 0;
+  uint64_t progress_total_ = 0;     // bytes the current delta ships (from BEGIN)
+  int64_t last_progress_ms_ = 0;
   std::set<std::string> touched_;
   std::string last_status_;
   uint64_t rejected_ = 0;
