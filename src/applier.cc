@@ -45,6 +45,31 @@ struct Applier::OpenFile {
   bool reused_local = false;
   std::unique_ptr<WritableFile> out;
   Sha256 hash;
+  // Block digests as the manifest has them, so the backup need not re-read
+  // what it just wrote.
+  Sha256 block_hash;
+  uint64_t in_block = 0;
+  std::string blocks;
+
+  Status Append(std::string_view data) {
+    HUBSYNC_RETURN_IF_ERROR(out->Append(data));
+    hash.Update(data);
+    written += data.size();
+    if (size < kBlockDigestMinSize) return Status::Ok();
+    uint64_t bs = BlockSizeFor(size);
+    while (!data.empty()) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(data.size(), bs - in_block));
+      block_hash.Update(data.substr(0, n));
+      in_block += n;
+      data.remove_prefix(n);
+      if (in_block == bs || (data.empty() && written == size)) {  // full, or the last
+        Digest d = block_hash.Final();
+        blocks.append(reinterpret_cast<const char*>(d.data()), kBlockDigestBytes);
+        in_block = 0;
+      }
+    }
+    return Status::Ok();
+  }
 };
 
 Applier::Applier(FileSystem* fs, const PathFilter* filter) : fs_(fs), filter_(filter) {}
@@ -75,6 +100,7 @@ Status Applier::Begin(uint64_t transfer) {
   transfer_ = transfer;
   next_staged_ = 0;
   steps_.clear();
+  written_.clear();
   file_.reset();
   stats_ = ApplyStats{};
   HUBSYNC_RETURN_IF_ERROR(fs_->RemoveTree(StagingDir()));
@@ -101,6 +127,7 @@ Status Applier::FinishFile() {
   HUBSYNC_RETURN_IF_ERROR(f->out->SetAttrs(f->mode, f->mtime_ns));
   HUBSYNC_RETURN_IF_ERROR(f->out->Close());
   steps_.push_back({Step::Kind::kRename, f->path, f->staged, 0, 0, 0});
+  written_.push_back({f->path, f->digest, std::move(f->blocks)});
   ++stats_.files;
   return Status::Ok();
 }
@@ -178,11 +205,8 @@ Status Applier::Record(const DeltaRecord& r) {
           auto n = (*in)->ReadAt(file_->written, buf.data(), buf.size());
           if (!n.ok()) return n.status();
           if (*n == 0) break;
-          std::string_view chunk(buf.data(), *n);
-          HUBSYNC_RETURN_IF_ERROR(file_->out->Append(chunk));
-          file_->hash.Update(chunk);
-          file_->written += *n;
-          if (file_->written > file_->size) break;
+          if (file_->written + *n > file_->size) break;  // verification will fail
+          HUBSYNC_RETURN_IF_ERROR(file_->Append(std::string_view(buf.data(), *n)));
         }
       }
       return Status::Ok();
@@ -193,9 +217,7 @@ Status Applier::Record(const DeltaRecord& r) {
       if (r.offset != file_->written || file_->written + r.data.size() > file_->size) {
         return Status::Corruption("file data out of order");
       }
-      HUBSYNC_RETURN_IF_ERROR(file_->out->Append(r.data));
-      file_->hash.Update(r.data);
-      file_->written += r.data.size();
+      HUBSYNC_RETURN_IF_ERROR(file_->Append(r.data));
       stats_.bytes += r.data.size();
       return Status::Ok();
     }
@@ -222,10 +244,7 @@ Status Applier::Record(const DeltaRecord& r) {
           retry_plain_ = true;
           return Status::Aborted("block copy source is shorter than expected");
         }
-        std::string_view chunk(buf.data(), *n);
-        HUBSYNC_RETURN_IF_ERROR(file_->out->Append(chunk));
-        file_->hash.Update(chunk);
-        file_->written += *n;
+        HUBSYNC_RETURN_IF_ERROR(file_->Append(std::string_view(buf.data(), *n)));
       }
       return Status::Ok();
     }

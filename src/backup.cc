@@ -234,11 +234,12 @@ void BackupEngine::OnDelta(const Message& m) {
   if (!s.ok()) return FailTransfer(s.message(), applier_->retry_plain());
   ApplyStats stats = applier_->stats();
   int64_t commit_ms = env_.clock->NowMs() - commit_start;
+  for (const auto& w : applier_->written()) scanner_->Remember(w.path, w.digest, w.blocks);
   if (touched_.size() > kMaxIncrementalPaths || !manifest_valid_) {
     s = Rescan();
   } else {
     std::vector<std::string> paths(touched_.begin(), touched_.end());
-    s = scanner_->Update(&manifest_, paths, env_.clock->WallNs());
+    s = scanner_->Update(&manifest_, paths, env_.clock->WallNs(), /*trust_cache=*/true);
     root_ = ManifestRoot(manifest_);
   }
   touched_.clear();

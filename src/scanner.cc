@@ -140,7 +140,18 @@ Result<Manifest> Scanner::Scan(int64_t now_ns) {
   return m;
 }
 
-Status Scanner::Update(Manifest* m, const std::vector<std::string>& paths, int64_t now_ns) {
+Status Scanner::Remember(const std::string& path, const Digest& digest,
+                         const std::string& blocks) {
+  auto fi = fs_->Stat(path);
+  if (!fi.ok()) return fi.status();
+  if (fi->type != EntryType::kFile) return Status::Ok();
+  cache_[path] = {fi->size, fi->mtime_ns, fi->ctime_ns, fi->inode, digest, blocks};
+  cache_dirty_ = true;
+  return Status::Ok();
+}
+
+Status Scanner::Update(Manifest* m, const std::vector<std::string>& paths, int64_t now_ns,
+                       bool trust_cache) {
   auto find = [&](const std::string& p) {
     return std::lower_bound(m->begin(), m->end(), p,
                             [](const Entry& e, const std::string& k) { return e.path < k; });
@@ -176,7 +187,7 @@ Status Scanner::Update(Manifest* m, const std::vector<std::string>& paths, int64
     if (!fi->supported || filter_->Excluded(path, fi->type == EntryType::kDir)) continue;
     Manifest fresh;
     Entry e;
-    Status s = MakeEntry(path, *fi, true, now_ns, &e);
+    Status s = MakeEntry(path, *fi, !trust_cache, now_ns, &e);
     if (s.code() == Status::Code::kNotFound || s.code() == Status::Code::kAborted) continue;
     HUBSYNC_RETURN_IF_ERROR(s);
     fresh.push_back(std::move(e));

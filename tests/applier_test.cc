@@ -339,6 +339,31 @@ TEST(ApplierTest, ExcludedFilesBlockingATypeChangeRefuseTheDeltaCleanly) {
   EXPECT_EQ(testing::ReadFile(dst.Sub("d/local.tmp")), "excluded here");
 }
 
+TEST(ApplierTest, DigestsOfWrittenFilesMatchWhatAScanComputes) {
+  TempDir dst;
+  auto fs = NewPosixFileSystem(dst.path());
+  std::string big((5 << 19) + 12345, '\0');  // 2.5 MiB and change: a partial last block
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + (i >> 16));
+  PathFilter none;
+  Applier a(fs.get(), &none);
+  ASSERT_TRUE(a.Recover().ok());
+  ASSERT_TRUE(a.Begin(3).ok());
+  ASSERT_TRUE(a.Record(FileRec("big.bin", big)).ok());
+  for (size_t off = 0; off < big.size(); off += 100000) {  // pieces across block edges
+    DeltaRecord d = DataRec(big.substr(off, 100000));
+    d.offset = off;
+    ASSERT_TRUE(a.Record(d).ok());
+  }
+  ASSERT_TRUE(a.Commit().ok());
+  ASSERT_EQ(a.written().size(), 1u);
+  Digest digest;
+  std::string blocks;
+  ASSERT_TRUE(HashFile(fs.get(), "big.bin", big.size(), &digest, &blocks).ok());
+  EXPECT_EQ(a.written()[0].digest, digest);
+  EXPECT_EQ(a.written()[0].blocks, blocks);
+  EXPECT_EQ(blocks.size(), 41 * kBlockDigestBytes);  // 40 full blocks and a partial one
+}
+
 TEST(ApplierTest, ReapplyingTheSameDeltaIsHarmless) {
   TempDir dst;
   auto fs = NewPosixFileSystem(dst.path());

@@ -59,6 +59,15 @@ class Applier {
   // reuse) so the sender should retry shipping plain bytes.
   bool retry_plain() const { return retry_plain_; }
 
+  // Files the last committed delta wrote, with the digests verified while
+  // staging them (so the manifest can be updated without re-reading them).
+  struct WrittenFile {
+    std::string path;
+    Digest digest;
+    std::string blocks;
+  };
+  const std::vector<WrittenFile>& written() const { return written_; }
+
   // Test hook: stop (as if the process died) after this many journal steps.
   void set_crash_after_steps_for_test(int n) { crash_after_steps_ = n; }
 
@@ -87,6 +96,7 @@ class Applier {
   uint64_t transfer_ = 0;
   uint32_t next_staged_ = 0;
   std::vector<Step> steps_;
+  std::vector<WrittenFile> written_;
   std::unique_ptr<OpenFile> file_;
   ApplyStats stats_;
   int crash_after_steps_ = -1;

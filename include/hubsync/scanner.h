@@ -36,8 +36,13 @@ class Scanner {
   // Scans everything. `now_ns` is the wall clock (for the racy window).
   Result<Manifest> Scan(int64_t now_ns);
   // Re-reads only `paths` (and whole subtrees for directories) and patches
-  // `m`. Explicitly changed files are always re-hashed.
-  Status Update(Manifest* m, const std::vector<std::string>& paths, int64_t now_ns);
+  // `m`. Explicitly changed files are re-hashed unless `trust_cache`.
+  Status Update(Manifest* m, const std::vector<std::string>& paths, int64_t now_ns,
+                bool trust_cache = false);
+  // Records the digest of a file this process has just written and verified
+  // (the backup after a commit), keyed by its current stat, so the next scan
+  // does not re-read it.
+  Status Remember(const std::string& path, const Digest& digest, const std::string& blocks);
 
   Status LoadCache();
   Status SaveCache();  // no-op when nothing changed
