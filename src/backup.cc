@@ -166,6 +166,12 @@ void BackupEngine::FailTransfer(const std::string& why, bool retry_plain) {
 void BackupEngine::OnDelta(const Message& m) {
   if (!EnsureChannel()) return;
   auto opened = channel_->Open(m.payload);
+  if (!opened.ok() && opened.status().message() == "unknown key epoch") {
+    // A key imported since this channel was built: reload once and retry.
+    channel_.reset();
+    if (!EnsureChannel()) return;
+    opened = channel_->Open(m.payload);
+  }
   if (!opened.ok()) {
     ++rejected_;
     Log(LogLevel::kWarn, "refused a delta message: " + opened.status().ToString());

@@ -215,6 +215,11 @@ void PrimaryEngine::OnMessage(const Message& m) {
 }
 
 void PrimaryEngine::StartSync(Peer& p, int64_t now) {
+  // A key made since (keygen for a new epoch) takes effect at the next sync.
+  if (p.channel) {
+    auto keys = keys_.Load(p.id);
+    if (!keys.ok() || keys->back().epoch != p.channel->epoch()) p.channel.reset();
+  }
   if (!p.channel) {
     auto ch = SecureChannel::Create(keys_, env_.config.home, p.id, true);
     if (!ch.ok()) {
@@ -332,6 +337,9 @@ void PrimaryEngine::OnAck(Peer& p, const Opened& o) {
 
 void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
   int64_t now = env_.clock->NowMs();
+  // Replayed acks or manifests must stay refused after a power loss too.
+  Status synced = p.channel->SyncCounters();
+  if (!synced.ok()) Log(LogLevel::kWarn, "counters not made durable: " + synced.ToString());
   p.phase = Peer::Phase::kIdle;
   p.plain_next = false;
   p.backoff_ms = 0;

@@ -13,11 +13,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "hubsync/transport.h"
 #include "test_util.h"
 
 namespace hubsync {
@@ -149,6 +153,51 @@ class Broker {
   int port_;
   bool up_ = false;
   std::unique_ptr<Process> proc_;
+};
+
+// A client subscribed to hubsync/# that keeps everything it sees, as
+// `mosquitto_sub -t 'hubsync/#'` would; `on_message` (optional) also sees
+// each message, on Paho's thread.
+class Recorder {
+ public:
+  explicit Recorder(const std::string& uri,
+                    std::function<void(const Message&)> on_message = nullptr,
+                    bool keep = true)
+      : on_message_(std::move(on_message)), keep_(keep) {
+    MqttOptions o;
+    o.uri = uri;
+    o.client_id = "test-recorder-" + std::to_string(getpid()) + "-" +
+                  std::to_string(reinterpret_cast<uintptr_t>(this));
+    t_ = NewMqttTransport(o);
+    t_->SetHandlers(
+        [this](Message m) {
+          if (on_message_) on_message_(m);
+          if (!keep_) return;
+          std::lock_guard<std::mutex> l(mu_);
+          messages_.push_back(std::move(m));
+        },
+        [this](bool up) {
+          if (up) t_->Subscribe("hubsync/#", 1);
+          std::lock_guard<std::mutex> l(mu_);
+          up_ = up;
+        });
+    t_->Connect();
+    WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, 10000);
+  }
+  ~Recorder() { t_->Disconnect(nullptr); }
+  std::vector<Message> messages() {
+    std::lock_guard<std::mutex> l(mu_);
+    return messages_;
+  }
+  Transport* transport() { return t_.get(); }
+
+ private:
+  std::function<void(const Message&)> on_message_;
+  bool keep_;
+  std::unique_ptr<Transport> t_;
+  std::mutex mu_;
+  bool up_ = false;
+  std::vector<Message> messages_;
 };
 
 }  // namespace testing

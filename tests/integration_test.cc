@@ -17,6 +17,7 @@ namespace {
 
 using testing::Broker;
 using testing::Process;
+using testing::Recorder;
 using testing::Snapshot;
 using testing::TempDir;
 using testing::WaitFor;
@@ -125,41 +126,6 @@ class HomeTest : public ::testing::Test {
   std::unique_ptr<Broker> broker_;
   Gateway primary_;
   std::map<std::string, Gateway> backups_;
-};
-
-// Everything on the broker during a sync, as `mosquitto_sub -t 'hubsync/#'` sees it.
-class Recorder {
- public:
-  explicit Recorder(const std::string& uri) {
-    MqttOptions o;
-    o.uri = uri;
-    o.client_id = "test-recorder";
-    t_ = NewMqttTransport(o);
-    t_->SetHandlers(
-        [this](Message m) {
-          std::lock_guard<std::mutex> l(mu_);
-          messages_.push_back(std::move(m));
-        },
-        [this](bool up) {
-          if (up) t_->Subscribe("hubsync/#", 1);
-          std::lock_guard<std::mutex> l(mu_);
-          up_ = up;
-        });
-    t_->Connect();
-    WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, 10000);
-  }
-  ~Recorder() { t_->Disconnect(nullptr); }
-  std::vector<Message> messages() {
-    std::lock_guard<std::mutex> l(mu_);
-    return messages_;
-  }
-  Transport* transport() { return t_.get(); }
-
- private:
-  std::unique_ptr<Transport> t_;
-  std::mutex mu_;
-  bool up_ = false;
-  std::vector<Message> messages_;
 };
 
 void HubData(const std::string& d) {
@@ -296,6 +262,9 @@ TEST_F(HomeTest, LargeFileKeepsDaemonMemoryBounded) {
                     m.payload.find("\"progress\":{\"done\":") != std::string::npos;
   }
   EXPECT_TRUE(saw_progress);
+  for (const Message& m : rec.messages()) {
+    EXPECT_LE(m.payload.size(), 262144u) << m.topic;  // max_message_bytes
+  }
   long primary_kb = primary_.proc->PeakRssKb();
   long backup_kb = backups_["hub-b1"].proc->PeakRssKb();
   RecordProperty("primary_peak_rss_kb", std::to_string(primary_kb));
@@ -404,6 +373,31 @@ TEST_F(HomeTest, CraftedDeltaEscapingDataDirIsRefusedWithNothingApplied) {
     return false;
   }, 10000)) << b.proc->Log();
   EXPECT_EQ(Snapshot(b.data), before);
+}
+
+TEST_F(HomeTest, ANewKeyEpochFromKeygenTakesEffectWithoutRestarts) {
+  MakeHome(1);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  Gateway& b = backups_["hub-b1"];
+  Recorder rec(broker_->uri());
+  std::string key = root_.Sub("rotated.key");
+  ASSERT_EQ(Tool({"keygen", "-c", primary_.config, "--backup", "hub-b1", "--out", key}), 0);
+  ASSERT_EQ(Tool({"keyimport", "-c", b.config, key}), 0);
+  WriteFile(primary_.data + "/after-rotation.json", "new epoch");
+  ASSERT_TRUE(AllConverged());
+  // The delta came sealed under epoch 2, and the backup says so.
+  EXPECT_TRUE(WaitFor([&] {
+    for (const Message& m : rec.messages()) {
+      if (m.topic == "hubsync/v1/home-1/gw/hub-b1/status" &&
+          m.payload.find("\"state\":\"in_sync\"") != std::string::npos &&
+          m.payload.find("\"key_epoch\":2") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }, 10000));
 }
 
 TEST_F(HomeTest, StatusCommandReportsEveryGateway) {

@@ -37,50 +37,34 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 // Counts every byte hubsync puts on the broker (payload + topic), by kind.
 class WireMeter {
  public:
-  explicit WireMeter(const std::string& uri) {
-    MqttOptions o;
-    o.uri = uri;
-    o.client_id = "bench-meter";
-    t_ = NewMqttTransport(o);
-    t_->SetHandlers(
-        [this](Message m) {
-          std::lock_guard<std::mutex> l(mu_);
-          auto ends = [&](const char* suffix) {
-            size_t n = strlen(suffix);
-            return m.topic.size() > n && m.topic.compare(m.topic.size() - n, n, suffix) == 0;
-          };
-          bool sync = m.topic.find("/manifest/") != std::string::npos || ends("/delta") ||
-                      ends("/ack");
-          (sync ? sync_bytes_ : other_bytes_) += m.payload.size() + m.topic.size();
-          if (m.topic.find("/events") != std::string::npos &&
-              m.payload.find("\"type\":\"sync\"") != std::string::npos) {
-            ++sync_events_;
-          }
-        },
-        [this](bool up) {
-          if (up) t_->Subscribe("hubsync/#", 1);
-          std::lock_guard<std::mutex> l(mu_);
-          up_ = up;
-        });
-    t_->Connect();
-    WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, 10000);
-  }
-  ~WireMeter() { t_->Disconnect(nullptr); }
+  explicit WireMeter(const std::string& uri)
+      : rec_(uri, [this](const Message& m) { Count(m); }, /*keep=*/false) {}
   void Reset() {
     std::lock_guard<std::mutex> l(mu_);
-    sync_bytes_ = other_bytes_ = 0;
+    sync_bytes_ = 0;
     sync_events_ = 0;
   }
   uint64_t sync_bytes() { std::lock_guard<std::mutex> l(mu_); return sync_bytes_; }
-  uint64_t other_bytes() { std::lock_guard<std::mutex> l(mu_); return other_bytes_; }
   int sync_events() { std::lock_guard<std::mutex> l(mu_); return sync_events_; }
 
  private:
-  std::unique_ptr<Transport> t_;
+  void Count(const Message& m) {
+    auto ends = [&](const char* suffix) {
+      size_t n = strlen(suffix);
+      return m.topic.size() > n && m.topic.compare(m.topic.size() - n, n, suffix) == 0;
+    };
+    std::lock_guard<std::mutex> l(mu_);
+    if (m.topic.find("/manifest/") != std::string::npos || ends("/delta") || ends("/ack")) {
+      sync_bytes_ += m.payload.size() + m.topic.size();
+    }
+    if (ends("/events") && m.payload.find("\"type\":\"sync\"") != std::string::npos) {
+      ++sync_events_;
+    }
+  }
   std::mutex mu_;
-  bool up_ = false;
-  uint64_t sync_bytes_ = 0, other_bytes_ = 0;
+  uint64_t sync_bytes_ = 0;
   int sync_events_ = 0;
+  testing::Recorder rec_;  // last: destroyed first, before what Count touches
 };
 
 std::string Json(std::mt19937& rng, int i) {
