@@ -58,8 +58,7 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   env.clock = RealClock();
   env.changes = changes.get();
   env.log = log;
-  // The will must exist before the transport: build it from a throwaway
-  // engine-free status so the transport can be created once.
+  // The broker publishes this will (retained "offline") if we vanish.
   {
     GatewayStatus offline;
     offline.role = role;

@@ -16,7 +16,7 @@
 #include "hubsync/keystore.h"
 #include "hubsync/messages.h"
 #include "hubsync/transport.h"
-#include "../src/file_util.h"
+#include "file_util.h"
 
 namespace hubsync {
 namespace {

@@ -5,15 +5,6 @@
 
 namespace hubsync {
 
-void Outbox::Send(Message m) {
-  if (queue_.empty() && t_->Publish(m).ok()) return;
-  queue_.push_back(std::move(m));
-}
-
-void Outbox::Flush() {
-  while (!queue_.empty() && t_->Publish(queue_.front()).ok()) queue_.pop_front();
-}
-
 struct PrimaryEngine::Peer {
   enum class Phase { kIdle, kAwaitManifest, kSending, kAwaitAck };
   std::string id;
@@ -364,11 +355,10 @@ void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
   e.counts["wire_bytes"] = static_cast<int64_t>(p.wire_bytes);
   e.counts["duration_ms"] = now - p.started_ms;
   if (ack) e.counts["files"] = ack->files;
-  bool noop = !p.writer;
   p.writer.reset();
   p.snapshot.reset();
   p.backup_manifest.reset();
-  if (!noop || !in_sync) Emit(std::move(e));
+  Emit(std::move(e));
   Log(LogLevel::kInfo, "sync to " + p.id + (in_sync ? " done" : " ended with differences") +
                            " in " + std::to_string(now - p.started_ms) + " ms (" +
                            std::to_string(p.wire_bytes) + " bytes on the wire)");
@@ -426,15 +416,11 @@ int64_t PrimaryEngine::Tick(int64_t now) {
     if (p.phase != Peer::Phase::kIdle && now >= p.deadline_ms) {
       FailSync(p, "timed out waiting for the backup", false);
     }
-    if (p.phase == Peer::Phase::kIdle && p.wanted && p.online && connected_) {
-      if (now >= p.retry_at_ms) StartSync(p, now);
-      else next = std::min(next, p.retry_at_ms);
-    }
+    bool due = p.phase == Peer::Phase::kIdle && p.wanted && p.online && connected_;
+    if (due && now >= p.retry_at_ms) StartSync(p, now);
     if (p.phase == Peer::Phase::kSending) Pump(p);
     if (p.phase != Peer::Phase::kIdle) next = std::min(next, p.deadline_ms);
-    if (p.phase == Peer::Phase::kIdle && p.wanted && p.online && connected_) {
-      next = std::min(next, p.retry_at_ms);
-    }
+    else if (p.wanted && p.online && connected_) next = std::min(next, p.retry_at_ms);
   }
   if (outbox_.size() > 0 || std::any_of(peers_.begin(), peers_.end(), [](const auto& kv) {
         return kv.second->phase == Peer::Phase::kSending;
