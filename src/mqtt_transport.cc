@@ -63,7 +63,7 @@ class MqttTransport : public Transport {
     StopRetries();
     try {
       client_.disable_callbacks();
-      if (client_.is_connected()) client_.disconnect()->wait_for(std::chrono::seconds(1));
+      if (client_.is_connected()) client_.disconnect(100)->wait_for(std::chrono::seconds(1));
     } catch (const mqtt::exception&) {
     }
   }
@@ -173,7 +173,7 @@ class MqttTransport : public Transport {
         tok->wait_for(std::chrono::seconds(2));
       }
       client_.disable_callbacks();
-      if (client_.is_connected()) client_.disconnect()->wait_for(std::chrono::seconds(2));
+      if (client_.is_connected()) client_.disconnect(100)->wait_for(std::chrono::seconds(2));
     } catch (const mqtt::exception&) {
     }
   }

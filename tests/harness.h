@@ -122,9 +122,40 @@ class Process {
   pid_t pid_ = -1;
 };
 
+inline std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+// The shipped hub broker (broker-config/hub.conf) for a test: passwords and
+// ACL made by make-passwords.sh into `dir` for `ids` (the first is the
+// primary), listeners on loopback ports. Returns the mosquitto config text.
+inline std::string LockedBrokerConfig(const std::string& source_dir, const std::string& dir,
+                                      int lan_port, int oob_port,
+                                      const std::string& ids) {
+  std::string cmd = source_dir + "/broker-config/make-passwords.sh '" + dir + "' " + ids +
+                    " 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0) return "";
+  std::string conf = ReadFile(source_dir + "/broker-config/hub.conf");
+  conf = ReplaceAll(conf, "listener 1883\n",
+                    "listener " + std::to_string(lan_port) + " 127.0.0.1\n");
+  conf = ReplaceAll(conf, "listener 1884 127.0.0.1",
+                    "listener " + std::to_string(oob_port) + " 127.0.0.1");
+  conf = ReplaceAll(conf, "/etc/hubsync/broker/", dir + "/");
+  return conf + "user root\n";
+}
+
 // A mosquitto broker on 127.0.0.1:port with a config written for the test.
 class Broker {
  public:
+  // A broker whose whole configuration is `config`, listening on `port`.
+  Broker(const std::string& dir, int port, const std::string& config) : dir_(dir), port_(port) {
+    MkdirP(dir_);
+    WriteFile(dir_ + "/mosquitto.conf", config);
+    Start();
+  }
   Broker(const std::string& dir, const std::string& extra_config = "")
       : dir_(dir), port_(FreePort()) {
     WriteFile(dir_ + "/mosquitto.conf",
@@ -163,9 +194,21 @@ class Recorder {
   explicit Recorder(const std::string& uri,
                     std::function<void(const Message&)> on_message = nullptr,
                     bool keep = true)
-      : on_message_(std::move(on_message)), keep_(keep) {
+      : Recorder(Options(uri), {"hubsync/#"}, std::move(on_message), keep) {}
+
+  static MqttOptions Options(const std::string& uri, const std::string& user = "",
+                             const std::string& password = "") {
     MqttOptions o;
     o.uri = uri;
+    o.username = user;
+    o.password = password;
+    return o;
+  }
+
+  // A client with credentials and its own subscriptions.
+  Recorder(MqttOptions o, std::vector<std::string> filters,
+           std::function<void(const Message&)> on_message = nullptr, bool keep = true)
+      : on_message_(std::move(on_message)), keep_(keep), filters_(std::move(filters)) {
     o.client_id = "test-recorder-" + std::to_string(getpid()) + "-" +
                   std::to_string(reinterpret_cast<uintptr_t>(this));
     t_ = NewMqttTransport(o);
@@ -177,14 +220,30 @@ class Recorder {
           messages_.push_back(std::move(m));
         },
         [this](bool up) {
-          if (up) t_->Subscribe("hubsync/#", 1);
+          if (up) {
+            for (const auto& f : filters_) t_->Subscribe(f, 1);
+          }
           std::lock_guard<std::mutex> l(mu_);
           up_ = up;
         });
     t_->Connect();
-    WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, 10000);
+    testing::WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, 10000);
   }
   ~Recorder() { t_->Disconnect(nullptr); }
+  bool connected() {
+    std::lock_guard<std::mutex> l(mu_);
+    return up_;
+  }
+  bool Saw(const std::string& topic, const std::string& payload = "") {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& m : messages_) {
+      if (m.topic == topic && (payload.empty() || m.payload == payload)) return true;
+    }
+    return false;
+  }
+  bool WaitForMessage(const std::string& topic, const std::string& payload = "") {
+    return testing::WaitFor([&] { return Saw(topic, payload); }, 10000);
+  }
   std::vector<Message> messages() {
     std::lock_guard<std::mutex> l(mu_);
     return messages_;
@@ -194,6 +253,7 @@ class Recorder {
  private:
   std::function<void(const Message&)> on_message_;
   bool keep_;
+  std::vector<std::string> filters_;
   std::unique_ptr<Transport> t_;
   std::mutex mu_;
   bool up_ = false;

@@ -33,18 +33,19 @@ struct Gateway {
 class HomeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    broker_ = std::make_unique<Broker>(root_.Sub("broker"));
-    ASSERT_TRUE(broker_->up()) << testing::ReadFile(root_.Sub("broker/mosquitto.log"));
-  }
-
-  void TearDown() override {
-    if (!getenv("HUBSYNC_TEST_VERBOSE")) return;
-    std::printf("--- %s\n%s", primary_.id.c_str(), testing::ReadFile(root_.Sub(primary_.id + ".log")).c_str());
-    for (auto& [id, b] : backups_) {
-      std::printf("--- %s\n%s", id.c_str(), testing::ReadFile(root_.Sub(id + ".log")).c_str());
+    if (locked_) {
+      // The shipped hub configuration: passwords, per-gateway ACL.
+      int port = testing::FreePort();
+      std::string conf = testing::LockedBrokerConfig(
+          HUBSYNC_SOURCE_DIR, root_.Sub("broker"), port, testing::FreePort(), "hub-p hub-b1 hub-b2");
+      ASSERT_FALSE(conf.empty());
+      broker_ = std::make_unique<Broker>(root_.Sub("broker"), port, conf);
+    } else {
+      broker_ = std::make_unique<Broker>(root_.Sub("broker"));
     }
+    ASSERT_TRUE(broker_->up()) << testing::ReadFile(root_.Sub("broker/mosquitto.log"));
+    if (getenv("HUBSYNC_TEST_VERBOSE")) std::printf("broker dir %s\n", root_.Sub("broker").c_str());
   }
-
   Gateway MakeGateway(const std::string& id, const std::vector<std::string>& backups,
                       const std::string& extra = "") {
     Gateway g;
@@ -55,8 +56,14 @@ class HomeTest : public ::testing::Test {
     testing::MkdirP(g.data);
     std::string list;
     for (const auto& b : backups) list += (list.empty() ? "\"" : ",\"") + b + "\"";
+    std::string creds;
+    if (locked_) {
+      creds = R"(,"username":")" + id + R"(","password_file":")" + root_.Sub("broker/" + id + ".pass") +
+              "\"";
+    }
     WriteFile(g.config, R"({"home":"home-1","gateway_id":")" + id +
-                            R"(","broker":{"uri":")" + broker_->uri() + R"("},"data_dir":")" +
+                            R"(","broker":{"uri":")" + broker_->uri() + "\"" + creds +
+                            R"(},"data_dir":")" +
                             g.data + R"(","state_dir":")" + g.state + R"(","backups":[)" + list +
                             R"(],"exclude":["cache/**","**/*.tmp"],"log_level":"debug")" + extra +
                             "}");
@@ -122,6 +129,7 @@ class HomeTest : public ::testing::Test {
     return ::testing::AssertionSuccess();
   }
 
+  bool locked_ = false;  // run on broker-config/hub.conf with passwords and ACL
   TempDir root_;
   std::unique_ptr<Broker> broker_;
   Gateway primary_;
@@ -167,6 +175,25 @@ TEST_F(HomeTest, PrimaryAndTwoBackupsConvergeThroughEveryKindOfChange) {
     EXPECT_EQ(b.proc->Stop(), 0);
   }
   EXPECT_EQ(primary_.proc->Stop(), 0);
+}
+
+// The same home on the locked-down broker configuration that ships for hubs.
+class LockedHomeTest : public HomeTest {
+ protected:
+  LockedHomeTest() { locked_ = true; }
+};
+
+TEST_F(LockedHomeTest, SyncAndStatusWorkThroughPasswordsAndTheAcl) {
+  MakeHome(2);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  WriteFile(primary_.data + "/devices/after.json", "x");
+  unlink((primary_.data + "/users/alice.json").c_str());
+  ASSERT_TRUE(AllConverged());
+  std::string out;
+  EXPECT_TRUE(WaitFor([&] { return Tool({"status", "-c", primary_.config}, &out) == 0; }, 10000))
+      << out;
 }
 
 TEST_F(HomeTest, StoppedBackupCatchesUpAfterRestart) {

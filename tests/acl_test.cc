@@ -1,0 +1,129 @@
+// Proofs against the shipped broker configuration (broker-config/): the
+// LAN listener refuses anonymous clients and keeps each backup to its own
+// topics; the OOB topics are reachable only on the loopback OOB listener.
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace hubsync {
+namespace {
+
+using testing::Broker;
+using testing::Recorder;
+using testing::TempDir;
+
+class AclTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = tmp_.Sub("broker");
+    lan_ = testing::FreePort();
+    oob_ = testing::FreePort();
+    std::string conf = testing::LockedBrokerConfig(HUBSYNC_SOURCE_DIR, dir, lan_, oob_,
+                                                   "hub-p hub-a hub-b --reader hub-viewer");
+    ASSERT_FALSE(conf.empty());
+    broker_ = std::make_unique<Broker>(dir, lan_, conf);
+    ASSERT_TRUE(broker_->up()) << testing::ReadFile(dir + "/mosquitto.log");
+  }
+  std::string Lan() { return "tcp://127.0.0.1:" + std::to_string(lan_); }
+  std::string Oob() { return "tcp://127.0.0.1:" + std::to_string(oob_); }
+  std::string Pass(const std::string& id) {
+    std::string p = testing::ReadFile(tmp_.Sub("broker/" + id + ".pass"));
+    while (!p.empty() && p.back() == '\n') p.pop_back();
+    return p;
+  }
+  std::unique_ptr<Recorder> As(const std::string& id, std::vector<std::string> filters) {
+    auto r = std::make_unique<Recorder>(Recorder::Options(Lan(), id, Pass(id)), filters);
+    EXPECT_TRUE(r->connected()) << id;
+    return r;
+  }
+  Message Msg(const std::string& topic, const std::string& payload) {
+    Message m;
+    m.topic = topic;
+    m.payload = payload;
+    return m;
+  }
+  static constexpr char kGw[] = "hubsync/v1/home-1/gw/";
+
+  TempDir tmp_;
+  int lan_ = 0, oob_ = 0;
+  std::unique_ptr<Broker> broker_;
+};
+
+TEST_F(AclTest, AnonymousAndWrongPasswordsAreRefused) {
+  std::string out;
+  std::string base = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(lan_) +
+                     " -t hubsync/v1/home-1/events -m x";
+  EXPECT_NE(std::system((base + " 2>/dev/null").c_str()), 0);
+  EXPECT_NE(std::system((base + " -u hub-a -P wrong 2>/dev/null").c_str()), 0);
+  EXPECT_EQ(std::system((base + " -u hub-a -P " + Pass("hub-a") + " 2>/dev/null").c_str()), 0);
+}
+
+TEST_F(AclTest, ABackupReceivesNothingOfAnotherBackupsDelta) {
+  auto a = As("hub-a", {std::string(kGw) + "hub-b/delta", std::string(kGw) + "hub-a/delta"});
+  auto b = As("hub-b", {std::string(kGw) + "hub-b/delta"});
+  auto p = As("hub-p", {});
+  ASSERT_TRUE(p->transport()->Publish(Msg(std::string(kGw) + "hub-b/delta", "for b")).ok());
+  ASSERT_TRUE(p->transport()->Publish(Msg(std::string(kGw) + "hub-a/delta", "for a")).ok());
+  ASSERT_TRUE(b->WaitForMessage(std::string(kGw) + "hub-b/delta", "for b"));
+  // A's own delta was published after B's: had B's reached A, it would be first.
+  ASSERT_TRUE(a->WaitForMessage(std::string(kGw) + "hub-a/delta", "for a"));
+  EXPECT_FALSE(a->Saw(std::string(kGw) + "hub-b/delta"));
+}
+
+TEST_F(AclTest, ABackupCannotPublishAnotherBackupsAckOrStatusOrRequests) {
+  auto p = As("hub-p", {std::string(kGw) + "+/ack", std::string(kGw) + "+/status"});
+  auto b = As("hub-b", {std::string(kGw) + "hub-b/manifest/req", std::string(kGw) + "hub-b/delta"});
+  auto a = As("hub-a", {});
+  Transport* t = a->transport();
+  ASSERT_TRUE(t->Publish(Msg(std::string(kGw) + "hub-b/ack", "forged ack")).ok());
+  ASSERT_TRUE(t->Publish(Msg(std::string(kGw) + "hub-b/status", "forged status")).ok());
+  ASSERT_TRUE(t->Publish(Msg(std::string(kGw) + "hub-b/manifest/req", "forged req")).ok());
+  ASSERT_TRUE(t->Publish(Msg(std::string(kGw) + "hub-b/delta", "forged delta")).ok());
+  ASSERT_TRUE(t->Publish(Msg(std::string(kGw) + "hub-a/status", "own status")).ok());
+  ASSERT_TRUE(t->Publish(Msg(std::string(kGw) + "hub-a/ack", "own ack")).ok());
+  ASSERT_TRUE(p->WaitForMessage(std::string(kGw) + "hub-a/ack", "own ack"));
+  EXPECT_TRUE(p->Saw(std::string(kGw) + "hub-a/status", "own status"));
+  EXPECT_FALSE(p->Saw(std::string(kGw) + "hub-b/ack"));
+  EXPECT_FALSE(p->Saw(std::string(kGw) + "hub-b/status"));
+  // B then gets a genuine request from the primary: the forged ones would be ahead of it.
+  ASSERT_TRUE(p->transport()->Publish(Msg(std::string(kGw) + "hub-b/manifest/req", "real")).ok());
+  ASSERT_TRUE(b->WaitForMessage(std::string(kGw) + "hub-b/manifest/req", "real"));
+  EXPECT_FALSE(b->Saw(std::string(kGw) + "hub-b/manifest/req", "forged req"));
+  EXPECT_FALSE(b->Saw(std::string(kGw) + "hub-b/delta"));
+}
+
+TEST_F(AclTest, LanClientsCannotTouchTheOobTopics) {
+  const std::string hello = "hubsync/v1/home-1/oob/hub-a/hello";
+  auto oob_side = std::make_unique<Recorder>(Recorder::Options(Oob()),
+                                             std::vector<std::string>{"hubsync/v1/+/oob/#"});
+  ASSERT_TRUE(oob_side->connected());
+  auto lan_reader = As("hub-a", {"hubsync/v1/+/oob/#", std::string(kGw) + "hub-a/status"});
+  auto lan_writer = As("hub-p", {});
+  // From the LAN: an OOB publish that must go nowhere, then a control.
+  ASSERT_TRUE(lan_writer->transport()->Publish(Msg(hello, "from the LAN")).ok());
+  ASSERT_TRUE(lan_reader->transport()->Publish(Msg(std::string(kGw) + "hub-a/status", "c")).ok());
+  // On the OOB listener: a genuine hello, which the LAN reader must not see.
+  auto oob_writer = std::make_unique<Recorder>(Recorder::Options(Oob()), std::vector<std::string>{});
+  ASSERT_TRUE(oob_writer->transport()->Publish(Msg(hello, "from the bridge")).ok());
+  ASSERT_TRUE(oob_side->WaitForMessage(hello, "from the bridge"));
+  EXPECT_FALSE(oob_side->Saw(hello, "from the LAN"));
+  EXPECT_FALSE(lan_reader->Saw(hello));
+  // The OOB listener carries nothing else.
+  ASSERT_TRUE(oob_writer->transport()->Publish(Msg(std::string(kGw) + "hub-a/delta", "x")).ok());
+  auto a_delta = As("hub-a", {std::string(kGw) + "hub-a/delta"});
+  ASSERT_TRUE(oob_writer->transport()->Publish(Msg(hello, "second")).ok());
+  ASSERT_TRUE(oob_side->WaitForMessage(hello, "second"));
+  EXPECT_FALSE(a_delta->Saw(std::string(kGw) + "hub-a/delta"));
+}
+
+TEST_F(AclTest, TheReaderAccountSeesStatusAndEventsOnly) {
+  auto viewer = As("hub-viewer", {"hubsync/#"});
+  auto a = As("hub-a", {});
+  ASSERT_TRUE(a->transport()->Publish(Msg(std::string(kGw) + "hub-a/ack", "secret-ish")).ok());
+  ASSERT_TRUE(a->transport()->Publish(Msg(std::string(kGw) + "hub-a/status", "s")).ok());
+  ASSERT_TRUE(viewer->WaitForMessage(std::string(kGw) + "hub-a/status", "s"));
+  EXPECT_FALSE(viewer->Saw(std::string(kGw) + "hub-a/ack"));
+}
+
+}  // namespace
+}  // namespace hubsync
