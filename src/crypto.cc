@@ -1,6 +1,8 @@
 // The Crypto++ adapter. Every Crypto++ exception is caught here.
 #include <cryptopp/aes.h>
 #include <cryptopp/gcm.h>
+#include <cryptopp/hkdf.h>
+#include <cryptopp/xed25519.h>
 #include <cryptopp/osrng.h>
 #include <cryptopp/sha.h>
 
@@ -106,6 +108,58 @@ Status AesGcm::Open(const uint8_t nonce[kNonceBytes], std::string_view ad, std::
   } catch (const CryptoPP::Exception& e) {
     return Status::Corruption(std::string("open: ") + e.what());
   }
+}
+
+Result<X25519KeyPair> GenerateX25519() {
+  try {
+    CryptoPP::AutoSeededRandomPool rng;
+    CryptoPP::x25519 ecdh;
+    X25519KeyPair kp;
+    ecdh.GenerateKeyPair(rng, kp.secret.data(), kp.pub.data());
+    return kp;
+  } catch (const CryptoPP::Exception& e) {
+    return Status::IoError(std::string("x25519 keygen: ") + e.what());
+  }
+}
+
+Result<Key> X25519Agree(const Key& secret, const X25519Public& peer) {
+  try {
+    CryptoPP::x25519 ecdh;
+    Key shared{};
+    if (!ecdh.Agree(shared.data(), secret.data(), peer.data(), true)) {
+      return Status::Rejected("invalid X25519 public key");
+    }
+    uint8_t any = 0;
+    for (uint8_t b : shared) any |= b;
+    if (any == 0) return Status::Rejected("low-order X25519 public key");
+    return shared;
+  } catch (const CryptoPP::Exception& e) {
+    return Status::Rejected(std::string("x25519: ") + e.what());
+  }
+}
+
+Key HkdfSha256(std::string_view ikm, std::string_view salt, std::string_view info) {
+  CryptoPP::HKDF<CryptoPP::SHA256> hkdf;
+  Key out{};
+  hkdf.DeriveKey(out.data(), out.size(), reinterpret_cast<const CryptoPP::byte*>(ikm.data()),
+                 ikm.size(),
+                 reinterpret_cast<const CryptoPP::byte*>(salt.data()), salt.size(),
+                 reinterpret_cast<const CryptoPP::byte*>(info.data()), info.size());
+  return out;
+}
+
+Key DerivePairKey(const Key& shared, const X25519Public& backup_pub,
+                  const X25519Public& primary_pub, const std::string& home,
+                  const std::string& backup) {
+  std::string salt(reinterpret_cast<const char*>(backup_pub.data()), backup_pub.size());
+  salt.append(reinterpret_cast<const char*>(primary_pub.data()), primary_pub.size());
+  std::string info = "hubsync v1 pair key";
+  info.push_back(static_cast<char>(home.size()));
+  info += home;
+  info.push_back(static_cast<char>(backup.size()));
+  info += backup;
+  return HkdfSha256(std::string_view(reinterpret_cast<const char*>(shared.data()), shared.size()),
+                    salt, info);
 }
 
 }  // namespace hubsync

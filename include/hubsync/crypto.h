@@ -68,6 +68,28 @@ class AesGcm {
   std::unique_ptr<Impl> impl_;
 };
 
+// ---- key agreement (SPEC 6) -------------------------------------------------
+
+using X25519Public = std::array<uint8_t, 32>;
+struct X25519KeyPair {
+  Key secret{};  // never leaves state_dir
+  X25519Public pub{};
+};
+
+Result<X25519KeyPair> GenerateX25519();
+// The raw shared secret with a peer's public key. Rejected for invalid or
+// low-order public keys (which would give an all-zero secret).
+Result<Key> X25519Agree(const Key& secret, const X25519Public& peer);
+// HKDF-SHA256 (RFC 5869) to 32 bytes.
+Key HkdfSha256(std::string_view ikm, std::string_view salt, std::string_view info);
+
+// The per-backup key both sides derive after the out-of-band exchange: HKDF
+// over the shared secret, salted with both public keys (backup's first),
+// with home and backup id in the info, so a key is bound to one pair.
+Key DerivePairKey(const Key& shared, const X25519Public& backup_pub,
+                  const X25519Public& primary_pub, const std::string& home,
+                  const std::string& backup);
+
 }  // namespace hubsync
 
 #endif  // HUBSYNC_CRYPTO_H_
