@@ -11,6 +11,7 @@ PACKAGES=(
   rapidjson-dev                        # config, status and event JSON
   libgtest-dev libgmock-dev            # tests
   mosquitto mosquitto-clients          # broker for tests/demo, mosquitto_sub/pub
+  libbluetooth-dev                     # L2CAP socket headers for the BLE bridge
   rsync                                # benchmark baseline
   procps                               # ps/pgrep in scripts
 )

@@ -242,7 +242,11 @@ Result<Config> ParseConfig(const std::string& json_text, const std::vector<Overr
   const Value* bridge = nullptr;
   HUBSYNC_RETURN_IF_ERROR(GetObject(doc, "bridge", "bridge", &bridge));
   if (bridge) {
-    HUBSYNC_RETURN_IF_ERROR(CheckKeys(*bridge, "bridge.", {"link", "listen"}));
+    HUBSYNC_RETURN_IF_ERROR(CheckKeys(*bridge, "bridge.", {"link", "listen", "backup"}));
+    HUBSYNC_RETURN_IF_ERROR(GetString(*bridge, "backup", "bridge.backup", false, &c.bridge.backup));
+    if (!c.bridge.backup.empty() && !IsValidId(c.bridge.backup)) {
+      return Bad("bridge.backup", "must be 1-64 of [A-Za-z0-9_-]");
+    }
     HUBSYNC_RETURN_IF_ERROR(GetString(*bridge, "link", "bridge.link", false, &c.bridge.link));
     HUBSYNC_RETURN_IF_ERROR(GetBool(*bridge, "listen", "bridge.listen", &c.bridge.listen));
     if (!c.bridge.link.empty() && c.bridge.link.rfind("unix:", 0) != 0 &&

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 
+#include "hubsync/bridge.h"
 #include "hubsync/config.h"
 #include "hubsync/crypto.h"
 #include "hubsync/daemon.h"
@@ -236,8 +237,9 @@ int Main(int argc, char** argv) {
   if (a.command == "keygen") return Keygen(*config, a);
   if (a.command == "keyimport") return Keyimport(*config, a);
   if (a.command == "status") return PrintStatus(*config, a);
+  if (a.command == "bridge") return RunBridge(*config);
   std::fprintf(stderr,
-               "hubsync %s: out-of-band pairing is not available in this build yet; "
+               "hubsync %s: the out-of-band key exchange is not available in this build yet; "
                "provision keys with keygen/keyimport\n",
                a.command.c_str());
   return 1;

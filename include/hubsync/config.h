@@ -47,6 +47,7 @@ struct Config {
   struct Bridge {
     std::string link;
     bool listen = true;
+    std::string backup;  // the backup whose pairing this link carries ("" = gateway_id)
   } bridge;
   int64_t max_message_bytes = 262144;
   LogLevel log_level = LogLevel::kInfo;
