@@ -28,8 +28,57 @@ Status BackupEngine::Start() {
   HUBSYNC_RETURN_IF_ERROR(scanner_->LoadCache());
   HUBSYNC_RETURN_IF_ERROR(Rescan());
   behind_since_ms_ = env_.clock->NowMs();
-  EnsureChannel();
+  if (!EnsureChannel() && env_.oob) {
+    // No key yet: pair by itself over the out-of-band topic.
+    auto req = PairingRequest::Create(env_.config.home, env_.config.gateway_id);
+    if (!req.ok()) return req.status();
+    pairing_ = std::make_unique<PairingRequest>(std::move(req).value());
+    Log(LogLevel::kInfo, "no key: pairing with the primary over the out-of-band topic");
+  }
   return Status::Ok();
+}
+
+void BackupEngine::OnOobConnection(bool connected) {
+  oob_up_ = connected;
+  if (!connected) return;
+  env_.oob->Subscribe(topics_.Welcome(env_.config.gateway_id), 1);
+  next_hello_ms_ = 0;
+}
+
+void BackupEngine::SendHello() {
+  Message m;
+  m.topic = topics_.Hello(env_.config.gateway_id);
+  m.payload = EncodePairHello(pairing_->hello());
+  if (env_.oob->Publish(m).ok()) Log(LogLevel::kDebug, "pairing hello sent");
+}
+
+void BackupEngine::OnOobMessage(const Message& m) {
+  if (!pairing_ || m.topic != topics_.Welcome(env_.config.gateway_id)) return;
+  auto w = DecodePairWelcome(m.payload);
+  if (!w.ok()) return;
+  auto key = pairing_->Finish(*w);
+  if (!key.ok()) {
+    Log(LogLevel::kWarn, "ignored a welcome: " + key.status().message());
+    return;
+  }
+  Status s = keys_.Put(env_.config.gateway_id, *key);
+  if (!s.ok()) {
+    Log(LogLevel::kError, "cannot store the new key: " + s.ToString());
+    return;
+  }
+  pairing_.reset();
+  channel_.reset();
+  if (!EnsureChannel()) return;
+  // Key confirmation over the LAN: sealed under the new epoch, it proves we
+  // derived the same key; the primary installs the key only then.
+  Ack confirm;
+  confirm.kind = Ack::Kind::kConfirm;
+  SendAck(confirm, 0);
+  Log(LogLevel::kInfo, "paired with " + w->primary + " (key epoch " + std::to_string(key->epoch) +
+                           "); confirmation sent");
+  Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", key->epoch}},
+             {{"primary", w->primary}, {"result", "derived"}}});
+  PublishStatus();
 }
 
 Status BackupEngine::Rescan() {
@@ -314,12 +363,17 @@ void BackupEngine::PublishStatus() {
 
 int64_t BackupEngine::Tick(int64_t now) {
   outbox_.Flush();
+  if (pairing_ && oob_up_ && now >= next_hello_ms_) {
+    SendHello();  // again until a welcome comes (the bridge may be down)
+    next_hello_ms_ = now + 3000;
+  }
   if (now >= next_status_ms_) {
     last_status_.clear();  // refresh (lag grows while behind)
     PublishStatus();
   }
   int64_t next = next_status_ms_;
   if (outbox_.size() > 0) next = std::min(next, now + 5);
+  if (pairing_) next = std::min(next, oob_up_ ? next_hello_ms_ : now + 500);
   return next;
 }
 

@@ -69,6 +69,14 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   }
   std::unique_ptr<Transport> transport = NewMqttTransport(mo);
   env.transport = transport.get();
+  std::unique_ptr<Transport> oob;
+  if (!config.oob.uri.empty()) {
+    MqttOptions oo;
+    oo.uri = config.oob.uri;
+    oo.client_id = mo.client_id + "-oob";
+    oob = NewMqttTransport(oo);
+    env.oob = oob.get();
+  }
   Engine engine(env);
 
   // Changes are taken before the first scan so none falls between them.
@@ -91,6 +99,16 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   if (!s.ok()) {
     log(LogLevel::kError, "broker.uri: " + s.ToString());
     return 1;
+  }
+  if (oob) {
+    oob->SetHandlers(
+        [&](Message m) { loop.Post([&engine, m = std::move(m)] { engine.OnOobMessage(m); }); },
+        [&](bool up) { loop.Post([&engine, up] { engine.OnOobConnection(up); }); });
+    s = oob->Connect();
+    if (!s.ok()) {
+      log(LogLevel::kError, "oob.uri: " + s.ToString());
+      return 1;
+    }
   }
   log(LogLevel::kInfo, std::string("started as ") + role + " of home " + config.home +
                            " on " + config.broker.uri);
@@ -118,6 +136,7 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   signals.join();
   if (changes) changes->Stop();
   Message final_status = engine.FinalStatus();
+  if (oob) oob->Disconnect(nullptr);
   transport->Disconnect(&final_status);
   log(LogLevel::kInfo, "stopped");
   return 0;

@@ -445,4 +445,50 @@ Result<Event> DecodeEvent(const std::string& json) {
   return e;
 }
 
+std::string EncodePairHello(const PairHello& h) {
+  Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  d.AddMember("v", 1, a);
+  d.AddMember("backup", Value(h.backup.c_str(), a), a);
+  d.AddMember("pub", Value(h.pub.c_str(), a), a);
+  d.AddMember("nonce", Value(h.nonce.c_str(), a), a);
+  return Write(d);
+}
+
+Result<PairHello> DecodePairHello(const std::string& json) {
+  Document d;
+  auto p = ParseObject(&d, json);
+  if (!p.ok()) return p.status();
+  PairHello h{Str(d, "backup"), Str(d, "pub"), Str(d, "nonce")};
+  if (!IsValidId(h.backup) || h.pub.size() != 64 || h.nonce.size() != 32) {
+    return Status::Corruption("bad pairing hello");
+  }
+  return h;
+}
+
+std::string EncodePairWelcome(const PairWelcome& w) {
+  Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  d.AddMember("v", 1, a);
+  d.AddMember("backup", Value(w.backup.c_str(), a), a);
+  d.AddMember("primary", Value(w.primary.c_str(), a), a);
+  d.AddMember("pub", Value(w.pub.c_str(), a), a);
+  d.AddMember("nonce", Value(w.nonce.c_str(), a), a);
+  d.AddMember("epoch", w.epoch, a);
+  return Write(d);
+}
+
+Result<PairWelcome> DecodePairWelcome(const std::string& json) {
+  Document d;
+  auto p = ParseObject(&d, json);
+  if (!p.ok()) return p.status();
+  PairWelcome w{Str(d, "backup"), Str(d, "primary"), Str(d, "pub"), Str(d, "nonce"),
+                static_cast<uint32_t>(UInt(d, "epoch"))};
+  if (!IsValidId(w.backup) || !IsValidId(w.primary) || w.pub.size() != 64 ||
+      w.nonce.size() != 32 || w.epoch == 0) {
+    return Status::Corruption("bad pairing welcome");
+  }
+  return w;
+}
+
 }  // namespace hubsync

@@ -14,6 +14,8 @@
 #include "hubsync/config.h"
 #include "hubsync/crypto.h"
 #include "hubsync/daemon.h"
+#include "hubsync/engine.h"
+#include "hubsync/pairing.h"
 #include "hubsync/keystore.h"
 #include "hubsync/messages.h"
 #include "hubsync/transport.h"
@@ -28,7 +30,9 @@ constexpr char kUsage[] =
     "  hubsync primary   -c CONFIG [--set key.path=value]...   run the primary daemon\n"
     "  hubsync backup    -c CONFIG [--set ...]                 run a backup daemon\n"
     "  hubsync bridge    -c CONFIG                             run the BLE bridge (OOB topic)\n"
-    "  hubsync pair      -c CONFIG                             out-of-band key exchange\n"
+    "  hubsync pair      -c CONFIG [--window S] [--timeout S]  backup: pair or rotate its key now\n"
+    "                                                          primary: open a pairing window (120 s)\n"
+    "  hubsync unpair    -c CONFIG ID                          (primary) revoke a backup's key\n"
     "  hubsync status    -c CONFIG [--timeout MS]              print every gateway's sync state\n"
     "  hubsync keygen    -c CONFIG --backup ID --out FILE      (primary) make a key for a backup\n"
     "  hubsync keyimport -c CONFIG FILE                        (backup) install a keygen key\n"
@@ -69,7 +73,7 @@ int ParseArgs(int argc, char** argv, Args* a) {
       auto o = ParseOverride(v);
       if (!o.ok()) return Usage(o.status().message());
       a->overrides.push_back(*o);
-    } else if (arg == "--backup" || arg == "--out" || arg == "--timeout") {
+    } else if (arg == "--backup" || arg == "--out" || arg == "--timeout" || arg == "--window") {
       const char* v = value(arg.c_str());
       if (!v) return Usage(arg + " needs a value");
       a->options[arg.substr(2)] = v;
@@ -210,6 +214,131 @@ int PrintStatus(const Config& c, const Args& a) {
   return all_ok && backups > 0 ? 0 : 3;
 }
 
+int Unpair(const Config& c, const Args& a) {
+  if (a.positional.size() != 1 || !IsValidId(a.positional[0])) {
+    return Usage("unpair needs one backup id");
+  }
+  Status s = Revoke(c.state_dir, a.positional[0]);
+  if (!s.ok()) {
+    std::fprintf(stderr, "hubsync unpair: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "hubsync unpair: %s revoked: its key is gone, its messages are refused\n",
+               a.positional[0].c_str());
+  return 0;
+}
+
+// On a primary: open the pairing window. On a backup: run the out-of-band
+// exchange now (a first key, or a new epoch), then confirm it over the LAN.
+int Pair(const Config& c, const Args& a) {
+  int64_t now_s = RealClock()->WallNs() / 1000000000;
+  if (a.options.count("window") || !c.backups.empty()) {
+    int64_t seconds = a.options.count("window") ? std::atoll(a.options.at("window").c_str()) : 120;
+    if (seconds <= 0 || seconds > 86400) return Usage("--window: 1 to 86400 seconds");
+    Status s = OpenPairingWindow(c.state_dir, seconds, now_s);
+    if (!s.ok()) {
+      std::fprintf(stderr, "hubsync pair: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "hubsync pair: pairing window open for %lld s\n",
+                 static_cast<long long>(seconds));
+    return 0;
+  }
+  if (c.oob.uri.empty()) {
+    std::fprintf(stderr, "hubsync: oob.uri: required for pairing\n");
+    return 2;
+  }
+  int64_t timeout_s = a.options.count("timeout") ? std::atoll(a.options.at("timeout").c_str()) : 60;
+  auto req = PairingRequest::Create(c.home, c.gateway_id);
+  if (!req.ok()) return 1;
+  Topics topics(c);
+  MqttOptions oo;
+  oo.uri = c.oob.uri;
+  oo.client_id = "hubsync-pair-" + std::to_string(getpid());
+  auto oob = NewMqttTransport(oo);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string welcome;
+  bool up = false;
+  oob->SetHandlers(
+      [&](Message m) {
+        std::lock_guard<std::mutex> l(mu);
+        welcome = m.payload;
+        cv.notify_all();
+      },
+      [&](bool connected) {
+        if (connected) oob->Subscribe(topics.Welcome(c.gateway_id), 1);
+        std::lock_guard<std::mutex> l(mu);
+        up = connected;
+        cv.notify_all();
+      });
+  if (!oob->Connect().ok()) return 1;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  Result<KeyEntry> key = Status::Unavailable("no welcome from the primary");
+  std::unique_lock<std::mutex> l(mu);
+  while (std::chrono::steady_clock::now() < deadline && !key.ok()) {
+    if (up) {
+      Message hello;
+      hello.topic = topics.Hello(c.gateway_id);
+      hello.payload = EncodePairHello(req->hello());
+      oob->Publish(hello);
+    }
+    cv.wait_for(l, std::chrono::seconds(2), [&] { return !welcome.empty(); });
+    if (welcome.empty()) continue;
+    auto w = DecodePairWelcome(welcome);
+    welcome.clear();
+    if (w.ok()) key = req->Finish(*w);
+  }
+  l.unlock();
+  oob->Disconnect(nullptr);
+  if (!key.ok()) {
+    std::fprintf(stderr, "hubsync pair: %s (is the bridge up and the primary listening?)\n",
+                 key.status().message().c_str());
+    return 1;
+  }
+  KeyStore keys(c.state_dir);
+  Status s = keys.Put(c.gateway_id, *key);
+  auto ch = s.ok() ? SecureChannel::Create(keys, c.home, c.gateway_id, false)
+                   : Result<std::unique_ptr<SecureChannel>>(s);
+  if (!ch.ok()) {
+    std::fprintf(stderr, "hubsync pair: %s\n", ch.status().ToString().c_str());
+    return 1;
+  }
+  Ack confirm;
+  confirm.kind = Ack::Kind::kConfirm;
+  auto sealed = (*ch)->Seal(MsgKind::kAck, 0, 0, true, EncodeAck(confirm));
+  MqttOptions mo;
+  mo.uri = c.broker.uri;
+  mo.client_id = "hubsync-pair-lan-" + std::to_string(getpid());
+  mo.username = c.broker.username;
+  mo.password = c.broker.password;
+  mo.ca_file = c.broker.ca_file;
+  auto lan = NewMqttTransport(mo);
+  bool lan_up = false;
+  lan->SetHandlers([](Message) {}, [&](bool u) {
+    std::lock_guard<std::mutex> g(mu);
+    lan_up = u;
+    cv.notify_all();
+  });
+  lan->Connect();
+  {
+    std::unique_lock<std::mutex> g(mu);
+    cv.wait_for(g, std::chrono::seconds(10), [&] { return lan_up; });
+  }
+  Message m;
+  m.topic = topics.Ack(c.gateway_id);
+  m.payload = sealed.ok() ? *sealed : "";
+  Message* final_message = sealed.ok() && lan_up ? &m : nullptr;
+  lan->Disconnect(final_message);  // publishes and waits for it
+  if (!final_message) {
+    std::fprintf(stderr, "hubsync pair: key epoch %u stored, but the confirmation was not sent\n",
+                 key->epoch);
+    return 1;
+  }
+  std::fprintf(stderr, "hubsync pair: key epoch %u agreed and confirmed\n", key->epoch);
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   if (argc >= 2 && (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "version"))) {
     std::printf("%s\n", kVersion);
@@ -222,8 +351,8 @@ int Main(int argc, char** argv) {
   BlockStopSignals();
   Args a;
   if (int rc = ParseArgs(argc, argv, &a)) return rc;
-  static const char* kCommands[] = {"primary", "backup", "bridge", "pair",
-                                    "status",  "keygen", "keyimport"};
+  static const char* kCommands[] = {"primary", "backup", "bridge",    "pair",
+                                    "unpair",  "status", "keygen",    "keyimport"};
   bool known = false;
   for (const char* k : kCommands) known |= a.command == k;
   if (!known) return Usage("unknown command " + a.command);
@@ -238,11 +367,8 @@ int Main(int argc, char** argv) {
   if (a.command == "keyimport") return Keyimport(*config, a);
   if (a.command == "status") return PrintStatus(*config, a);
   if (a.command == "bridge") return RunBridge(*config);
-  std::fprintf(stderr,
-               "hubsync %s: the out-of-band key exchange is not available in this build yet; "
-               "provision keys with keygen/keyimport\n",
-               a.command.c_str());
-  return 1;
+  if (a.command == "unpair") return Unpair(*config, a);
+  return Pair(*config, a);
 }
 
 }  // namespace

@@ -3,6 +3,11 @@
 
 #include "hubsync/engine.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file_util.h"
+
 namespace hubsync {
 
 struct PrimaryEngine::Peer {
@@ -185,6 +190,7 @@ void PrimaryEngine::OnMessage(const Message& m) {
     }
     return;
   }
+  if (kind == "ack" && TryConfirm(gw, m)) return;
   Peer* p = FindPeer(gw);
   if (!p || !p->channel) return;
   if (kind != "manifest/res" && kind != "ack") return;
@@ -203,6 +209,131 @@ void PrimaryEngine::OnMessage(const Message& m) {
   p->wire_bytes += m.payload.size();
   if (expected == MsgKind::kManifestRes) OnManifestChunk(*p, *opened);
   else OnAck(*p, *opened);
+}
+
+// ---- pairing ----------------------------------------------------------------
+
+namespace {
+std::string WindowPath(const std::string& state_dir) { return state_dir + "/pairing-window"; }
+std::string RevokedPath(const std::string& state_dir, const std::string& b) {
+  return state_dir + "/revoked/" + b;
+}
+}  // namespace
+
+Status OpenPairingWindow(const std::string& state_dir, int64_t seconds, int64_t now_wall_s) {
+  return WriteFileAtomic(WindowPath(state_dir), std::to_string(now_wall_s + seconds) + "\n", 0600);
+}
+
+bool PairingWindowOpen(const std::string& state_dir, int64_t now_wall_s) {
+  auto text = ReadSmallFile(WindowPath(state_dir));
+  return text.ok() && std::atoll(text->c_str()) > now_wall_s;
+}
+
+Status Revoke(const std::string& state_dir, const std::string& backup) {
+  HUBSYNC_RETURN_IF_ERROR(MakeDirs(state_dir + "/revoked", 0700));
+  HUBSYNC_RETURN_IF_ERROR(WriteFileAtomic(RevokedPath(state_dir, backup), "revoked\n", 0600));
+  return KeyStore(state_dir).Remove(backup);
+}
+
+bool IsRevoked(const std::string& state_dir, const std::string& backup) {
+  return access(RevokedPath(state_dir, backup).c_str(), F_OK) == 0;
+}
+
+void Unrevoke(const std::string& state_dir, const std::string& backup) {
+  unlink(RevokedPath(state_dir, backup).c_str());
+}
+
+bool PrimaryEngine::MayPair(const std::string& b, std::string* why) {
+  int64_t now_s = env_.clock->WallNs() / 1000000000;
+  if (PairingWindowOpen(env_.config.state_dir, now_s)) return true;
+  bool listed = std::find(env_.config.backups.begin(), env_.config.backups.end(), b) !=
+                env_.config.backups.end();
+  if (!listed) {
+    *why = "not in this primary's backups and no pairing window is open";
+    return false;
+  }
+  if (IsRevoked(env_.config.state_dir, b)) {
+    *why = "revoked (hubsync unpair); open a pairing window to admit it again";
+    return false;
+  }
+  return true;
+}
+
+void PrimaryEngine::OnOobConnection(bool connected) {
+  if (connected) env_.oob->Subscribe(topics_.prefix + "oob/+/hello", 1);
+}
+
+void PrimaryEngine::OnOobMessage(const Message& m) {
+  auto hello = DecodePairHello(m.payload);
+  if (!hello.ok() || m.topic != topics_.Hello(hello->backup)) {
+    Log(LogLevel::kWarn, "ignored a malformed pairing hello");
+    return;
+  }
+  const std::string& b = hello->backup;
+  std::string why;
+  if (!MayPair(b, &why)) {
+    Log(LogLevel::kWarn, "refused pairing with " + b + ": " + why);
+    Emit(Event{"pairing", env_.config.gateway_id, {}, {{"backup", b}, {"result", "refused"},
+                                                       {"reason", why}}});
+    return;
+  }
+  uint32_t epoch = 1;
+  auto keys = keys_.Load(b);
+  if (keys.ok()) epoch = keys->back().epoch + 1;
+  auto pending = pending_keys_.find(b);
+  if (pending != pending_keys_.end()) epoch = std::max(epoch, pending->second.entry.epoch + 1);
+  auto offer = AnswerHello(*hello, env_.config.home, env_.config.gateway_id, epoch);
+  if (!offer.ok()) {
+    Log(LogLevel::kWarn, "refused pairing with " + b + ": " + offer.status().message());
+    return;
+  }
+  pending_keys_[b] = {offer->entry, env_.clock->NowMs() + 120000};
+  Message w;
+  w.topic = topics_.Welcome(b);
+  w.payload = EncodePairWelcome(offer->welcome);
+  env_.oob->Publish(w);
+  Log(LogLevel::kInfo, "pairing with " + b + ": welcome sent for key epoch " +
+                           std::to_string(epoch) + ", waiting for its confirmation");
+  Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", epoch}},
+             {{"backup", b}, {"result", "offered"}}});
+}
+
+bool PrimaryEngine::TryConfirm(const std::string& b, const Message& m) {
+  auto it = pending_keys_.find(b);
+  if (it == pending_keys_.end()) return false;
+  if (env_.clock->NowMs() > it->second.expires_ms) {
+    pending_keys_.erase(it);
+    return false;
+  }
+  auto hdr = DecodeEnvelopeHeader(m.payload);
+  if (!hdr.ok() || hdr->epoch != it->second.entry.epoch) return false;
+  auto opened = OpenConfirm(it->second.entry, env_.config.home, b, m.payload);
+  if (!opened.ok()) {
+    Log(LogLevel::kWarn, "key confirmation from " + b + " failed: " + opened.status().message());
+    return true;
+  }
+  // The confirmation's counter is the first accepted under this epoch.
+  auto rx = RxCounter::Open(env_.config.state_dir + "/counters/" + b + ".e" +
+                            std::to_string(it->second.entry.epoch) + ".rx");
+  if (!rx.ok() || !rx->Accept(opened->counter).ok() || !rx->Sync().ok()) return true;
+  Status s = keys_.Put(b, it->second.entry);
+  if (!s.ok()) {
+    Log(LogLevel::kError, "cannot store the key of " + b + ": " + s.ToString());
+    return true;
+  }
+  uint32_t epoch = it->second.entry.epoch;
+  pending_keys_.erase(it);
+  Unrevoke(env_.config.state_dir, b);
+  Peer* p = FindPeer(b);
+  if (!p) p = &AddPeer(b);
+  p->wanted = true;
+  p->rescan = true;
+  p->online = true;
+  p->retry_at_ms = 0;
+  Log(LogLevel::kInfo, "paired with " + b + " (key epoch " + std::to_string(epoch) + ")");
+  Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", epoch}},
+             {{"backup", b}, {"result", "confirmed"}}});
+  return true;
 }
 
 void PrimaryEngine::StartSync(Peer& p, int64_t now) {
@@ -320,6 +451,8 @@ void PrimaryEngine::OnAck(Peer& p, const Opened& o) {
       return;
     case Ack::Kind::kError:
       return FailSync(p, "backup refused the delta: " + ack->error, ack->retry_plain);
+    case Ack::Kind::kConfirm:
+      return;  // a repeated confirmation of a key already installed
     case Ack::Kind::kDone:
       if (p.phase != Peer::Phase::kAwaitAck) return FailSync(p, "early final ack", false);
       return FinishSync(p, ack->root == p.snapshot_root, &*ack);

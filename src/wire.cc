@@ -290,7 +290,7 @@ Result<Ack> DecodeAck(std::string_view plain) {
       !r.U32(&a.files) || !r.U64(&a.bytes) || !r.U8(&retry) || !r.Str(&a.error) || !r.done()) {
     return Status::Corruption("malformed ack");
   }
-  if (kind < 1 || kind > 3) return Status::Corruption("bad ack kind");
+  if (kind < 1 || kind > 4) return Status::Corruption("bad ack kind");
   a.kind = static_cast<Ack::Kind>(kind);
   a.retry_plain = retry == 1;
   return a;

@@ -39,8 +39,17 @@ class EngineTest : public ::testing::Test {
     bt_ = broker_.NewClient();
     pfs_ = NewPosixFileSystem(pc.data_dir);
     bfs_ = NewPosixFileSystem(bc.data_dir);
-    EngineEnv pe{pc, pt_.get(), pfs_.get(), &clock_, &changes_, nullptr};
-    EngineEnv be{bc, bt_.get(), bfs_.get(), &clock_, nullptr, nullptr};
+    EngineEnv pe;
+    pe.config = pc;
+    pe.transport = pt_.get();
+    pe.fs = pfs_.get();
+    pe.clock = &clock_;
+    pe.changes = &changes_;
+    EngineEnv be;
+    be.config = bc;
+    be.transport = bt_.get();
+    be.fs = bfs_.get();
+    be.clock = &clock_;
     primary_ = std::make_unique<PrimaryEngine>(pe);
     backup_ = std::make_unique<BackupEngine>(be);
     pt_->SetHandlers([this](Message m) { primary_->OnMessage(m); },

@@ -25,6 +25,7 @@
 #include "hubsync/filesystem.h"
 #include "hubsync/keystore.h"
 #include "hubsync/messages.h"
+#include "hubsync/pairing.h"
 #include "hubsync/scanner.h"
 #include "hubsync/transport.h"
 
@@ -40,6 +41,7 @@ struct EngineEnv {
   FileSystem* fs = nullptr;
   Clock* clock = nullptr;
   ChangeSource* changes = nullptr;  // primary only
+  Transport* oob = nullptr;         // the local OOB broker, for pairing (optional)
   LogFn log;
 };
 
@@ -52,6 +54,8 @@ struct Topics {
   std::string Delta(const std::string& b) const { return prefix + "gw/" + b + "/delta"; }
   std::string Ack(const std::string& b) const { return prefix + "gw/" + b + "/ack"; }
   std::string Events() const { return prefix + "events"; }
+  std::string Hello(const std::string& b) const { return prefix + "oob/" + b + "/hello"; }
+  std::string Welcome(const std::string& b) const { return prefix + "oob/" + b + "/welcome"; }
   std::string prefix;
 };
 
@@ -85,6 +89,8 @@ class PrimaryEngine {
   void OnMessage(const Message& m);
   void OnConnection(bool connected);
   void OnChanges();
+  void OnOobMessage(const Message& m);
+  void OnOobConnection(bool connected);
   // Re-reads data_dir and has every backup re-read its own, repairing any
   // drift: what the period policy does, and what SIGUSR1 asks for.
   void CheckAll();
@@ -107,6 +113,8 @@ class PrimaryEngine {
   void Rescan();
   void PublishStatus();
   void Emit(Event e);
+  bool MayPair(const std::string& backup, std::string* why);
+  bool TryConfirm(const std::string& backup, const Message& m);
   Peer* FindPeer(const std::string& id);
   Peer& AddPeer(const std::string& id);
   void Log(LogLevel l, const std::string& s) { if (env_.log) env_.log(l, s); }
@@ -127,7 +135,21 @@ class PrimaryEngine {
   uint64_t transfer_seq_ = 0;
   std::string last_status_;
   std::map<std::string, std::unique_ptr<Peer>> peers_;
+  struct PendingKey {
+    KeyEntry entry;
+    int64_t expires_ms;
+  };
+  std::map<std::string, PendingKey> pending_keys_;  // offered, not yet confirmed
 };
+
+// Pairing admission on the primary, kept in state_dir: a window opened by
+// `hubsync pair --window S` (like a hub's pairing button) and the backups
+// revoked by `hubsync unpair`.
+Status OpenPairingWindow(const std::string& state_dir, int64_t seconds, int64_t now_wall_s);
+bool PairingWindowOpen(const std::string& state_dir, int64_t now_wall_s);
+Status Revoke(const std::string& state_dir, const std::string& backup);
+bool IsRevoked(const std::string& state_dir, const std::string& backup);
+void Unrevoke(const std::string& state_dir, const std::string& backup);
 
 // ---------------------------------------------------------------------------
 // A backup: answers manifest requests and applies deltas.
@@ -139,6 +161,8 @@ class BackupEngine {
   Status Start();
   void OnMessage(const Message& m);
   void OnConnection(bool connected);
+  void OnOobMessage(const Message& m);
+  void OnOobConnection(bool connected);
   void CheckAll() {}  // the primary drives checks
   int64_t Tick(int64_t now_ms);
   Message FinalStatus();
@@ -151,6 +175,7 @@ class BackupEngine {
   void FailTransfer(const std::string& why, bool retry_plain);
   void SendAck(const Ack& a, uint64_t transfer);
   bool EnsureChannel();
+  void SendHello();
   Status Rescan();
   void SetState(const std::string& state, const std::string& error = "");
   void PublishStatus();
@@ -183,6 +208,9 @@ class BackupEngine {
   std::set<std::string> touched_;
   std::string last_status_;
   uint64_t rejected_ = 0;
+  std::unique_ptr<PairingRequest> pairing_;  // while no key: pairing by itself
+  bool oob_up_ = false;
+  int64_t next_hello_ms_ = 0;
 };
 
 }  // namespace hubsync

@@ -53,6 +53,26 @@ struct Event {
 std::string EncodeEvent(const Event& e);
 Result<Event> DecodeEvent(const std::string& json);
 
+// Out-of-band pairing (SPEC 6), on hubsync/v1/<home>/oob/<backup>/hello and
+// .../welcome, carried only by the OOB brokers and the BLE bridge.
+struct PairHello {
+  std::string backup;
+  std::string pub;    // X25519 public key, hex
+  std::string nonce;  // hex; echoed in the welcome
+};
+std::string EncodePairHello(const PairHello& h);
+Result<PairHello> DecodePairHello(const std::string& json);
+
+struct PairWelcome {
+  std::string backup;
+  std::string primary;
+  std::string pub;
+  std::string nonce;
+  uint32_t epoch = 0;
+};
+std::string EncodePairWelcome(const PairWelcome& w);
+Result<PairWelcome> DecodePairWelcome(const std::string& json);
+
 }  // namespace hubsync
 
 #endif  // HUBSYNC_MESSAGES_H_

@@ -124,7 +124,9 @@ Status DecodeRecords(std::string_view chunk, std::vector<DeltaRecord>* out);
 
 // ---- acks -------------------------------------------------------------------
 struct Ack {
-  enum class Kind : uint8_t { kProgress = 1, kDone = 2, kError = 3 };
+  // kConfirm: the backup's key confirmation after pairing (transfer 0),
+  // sealed under the new epoch: proves it derived the same key.
+  enum class Kind : uint8_t { kProgress = 1, kDone = 2, kError = 3, kConfirm = 4 };
   Kind kind = Kind::kDone;
   uint32_t chunk = 0;        // progress: highest chunk written
   Digest root{};             // done: backup's root after applying

@@ -1,0 +1,121 @@
+// Out-of-band pairing end to end: the primary's hub broker (LAN), each hub's
+// own OOB broker, two `hubsync bridge` processes joined by an AF_UNIX link,
+// and daemons that start with no key at all.
+#include <gtest/gtest.h>
+
+#include "harness.h"
+#include "hubsync/keystore.h"
+
+namespace hubsync {
+namespace {
+
+using testing::Broker;
+using testing::Process;
+using testing::Snapshot;
+using testing::TempDir;
+using testing::WaitFor;
+using testing::WriteFile;
+
+class PairingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    lan_ = std::make_unique<Broker>(tmp_.Sub("lan"));
+    primary_oob_ = std::make_unique<Broker>(tmp_.Sub("oob-p"));
+    backup_oob_ = std::make_unique<Broker>(tmp_.Sub("oob-b"));
+    ASSERT_TRUE(lan_->up() && primary_oob_->up() && backup_oob_->up());
+  }
+  std::string Config(const std::string& id, const std::string& oob, const std::string& extra) {
+    std::string dir = tmp_.Sub(id);
+    testing::MkdirP(dir + "/data");
+    std::string path = dir + "/config.json";
+    WriteFile(path, R"({"home":"home-1","gateway_id":")" + id + R"(","broker":{"uri":")" +
+                        lan_->uri() + R"("},"oob":{"uri":")" + oob + R"("},"data_dir":")" + dir +
+                        R"(/data","state_dir":")" + dir + R"(/state","log_level":"debug")" +
+                        extra + "}");
+    return path;
+  }
+  std::unique_ptr<Process> Run(const std::vector<std::string>& args, const std::string& log) {
+    std::vector<std::string> argv = {HUBSYNC_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto p = std::make_unique<Process>(argv, tmp_.Sub(log));
+    p->Start();
+    return p;
+  }
+  int Tool(const std::vector<std::string>& args) { return Run(args, "tool.log")->Wait(); }
+  // Bridges for backup `b` between the two OOB brokers.
+  void Bridges(const std::string& b) {
+    std::string link = "unix:" + tmp_.Sub("ble-" + b + ".sock");
+    std::string pb = Config("bridge-p-" + b, primary_oob_->uri(),
+                            R"(,"bridge":{"link":")" + link + R"(","listen":true,"backup":")" + b + "\"}");
+    std::string bb = Config("bridge-" + b, backup_oob_->uri(),
+                            R"(,"bridge":{"link":")" + link + R"(","listen":false,"backup":")" + b + "\"}");
+    procs_.push_back(Run({"bridge", "-c", pb}, "bridge-p-" + b + ".log"));
+    procs_.push_back(Run({"bridge", "-c", bb}, "bridge-" + b + ".log"));
+  }
+  std::string Data(const std::string& id) { return tmp_.Sub(id + "/data"); }
+  bool Same(const std::string& b, int ms = 30000) {
+    return WaitFor([&] { return Snapshot(Data("hub-p")) == Snapshot(Data(b)); }, ms);
+  }
+  std::string Logs(const std::string& b) {
+    return "--- primary\n" + testing::ReadFile(tmp_.Sub("primary.log")) + "--- " + b + "\n" +
+           testing::ReadFile(tmp_.Sub(b + ".log"));
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<Broker> lan_, primary_oob_, backup_oob_;
+  std::vector<std::unique_ptr<Process>> procs_;
+};
+
+TEST_F(PairingTest, BackupWithoutAKeyPairsThroughTheBridgesAndSyncs) {
+  std::string pc = Config("hub-p", primary_oob_->uri(), R"(,"backups":["hub-b1"])");
+  std::string bc = Config("hub-b1", backup_oob_->uri(), "");
+  WriteFile(Data("hub-p") + "/devices/lamp.json", "{}");
+  Bridges("hub-b1");
+  procs_.push_back(Run({"primary", "-c", pc}, "primary.log"));
+  procs_.push_back(Run({"backup", "-c", bc}, "hub-b1.log"));
+  ASSERT_TRUE(Same("hub-b1")) << Logs("hub-b1");
+  // Both hold the same key; no key file was ever copied by hand.
+  auto kp = KeyStore(tmp_.Sub("hub-p/state")).Load("hub-b1");
+  auto kb = KeyStore(tmp_.Sub("hub-b1/state")).Load("hub-b1");
+  ASSERT_TRUE(kp.ok() && kb.ok());
+  EXPECT_EQ(kp->back().key, kb->back().key);
+  EXPECT_EQ(kp->back().epoch, 1u);
+
+  // Rotation with `hubsync pair` on the backup, under a running sync.
+  WriteFile(Data("hub-p") + "/db/big.bin", std::string(8 << 20, 'r'));
+  ASSERT_EQ(Tool({"pair", "-c", bc, "--timeout", "30"}), 0)
+      << testing::ReadFile(tmp_.Sub("tool.log")) << Logs("hub-b1");
+  WriteFile(Data("hub-p") + "/after-rotation.json", "2");
+  ASSERT_TRUE(Same("hub-b1")) << Logs("hub-b1");
+  kp = KeyStore(tmp_.Sub("hub-p/state")).Load("hub-b1");
+  kb = KeyStore(tmp_.Sub("hub-b1/state")).Load("hub-b1");
+  EXPECT_EQ(kp->back().epoch, 2u);
+  EXPECT_EQ(kp->back().key, kb->back().key);
+
+  // Revocation: no more data for it.
+  ASSERT_EQ(Tool({"unpair", "-c", pc, "hub-b1"}), 0);
+  WriteFile(Data("hub-p") + "/after-unpair.json", "secret");
+  WriteFile(Data("hub-p") + "/marker.json", "x");
+  EXPECT_FALSE(Same("hub-b1", 3000));
+  EXPECT_EQ(access((Data("hub-b1") + "/after-unpair.json").c_str(), F_OK), -1);
+}
+
+TEST_F(PairingTest, AnUnlistedBackupIsRefusedUntilAWindowOpens) {
+  std::string pc = Config("hub-p", primary_oob_->uri(), R"(,"backups":[])");
+  std::string bc = Config("hub-new", backup_oob_->uri(), "");
+  WriteFile(Data("hub-p") + "/scene.json", "{}");
+  Bridges("hub-new");
+  procs_.push_back(Run({"primary", "-c", pc}, "primary.log"));
+  procs_.push_back(Run({"backup", "-c", bc}, "hub-new.log"));
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::ReadFile(tmp_.Sub("primary.log")).find("refused pairing with hub-new") !=
+           std::string::npos;
+  }, 20000)) << Logs("hub-new");
+  EXPECT_FALSE(KeyStore(tmp_.Sub("hub-new/state")).Load("hub-new").ok());
+  // The pairing button: the backup's next hello is accepted.
+  ASSERT_EQ(Tool({"pair", "-c", pc, "--window", "60"}), 0);
+  ASSERT_TRUE(Same("hub-new")) << Logs("hub-new");
+}
+
+}  // namespace
+}  // namespace hubsync
