@@ -1,5 +1,6 @@
 #include "hubsync/keystore.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -81,6 +82,21 @@ Status KeyStore::Remove(const std::string& backup) {
     return Status::IoError("remove key: " + ErrnoText(errno));
   }
   return SyncDir(state_dir_ + "/keys");
+}
+
+std::vector<std::string> KeyStore::List() const {
+  std::vector<std::string> ids;
+  DIR* d = opendir((state_dir_ + "/keys").c_str());
+  if (!d) return ids;
+  while (struct dirent* de = readdir(d)) {
+    std::string name = de->d_name;
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".key") == 0) {
+      std::string id = name.substr(0, name.size() - 4);
+      if (IsValidId(id)) ids.push_back(id);
+    }
+  }
+  closedir(d);
+  return ids;
 }
 
 std::string KeyStore::Export(const std::string& home, const std::string& backup,

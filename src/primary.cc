@@ -82,7 +82,22 @@ Status PrimaryEngine::Start() {
   if (env_.config.policy.period_s > 0) {
     next_period_ms_ = env_.clock->NowMs() + env_.config.policy.period_s * 1000;
   }
+  RevokeRemovedBackups();
   return Status::Ok();
+}
+
+// A backup taken out of the config loses its key, unless it was admitted
+// through a pairing window (then only `hubsync unpair` removes it).
+void PrimaryEngine::RevokeRemovedBackups() {
+  for (const std::string& id : keys_.List()) {
+    bool listed = std::find(env_.config.backups.begin(), env_.config.backups.end(), id) !=
+                  env_.config.backups.end();
+    if (listed || access((env_.config.state_dir + "/admitted/" + id).c_str(), F_OK) == 0) continue;
+    Status s = Revoke(env_.config.state_dir, id);
+    Log(s.ok() ? LogLevel::kInfo : LogLevel::kWarn,
+        "backup " + id + " is no longer in the config: key revoked" +
+            (s.ok() ? "" : " (failed: " + s.ToString() + ")"));
+  }
 }
 
 void PrimaryEngine::OnConnection(bool connected) {
@@ -232,6 +247,7 @@ bool PairingWindowOpen(const std::string& state_dir, int64_t now_wall_s) {
 Status Revoke(const std::string& state_dir, const std::string& backup) {
   HUBSYNC_RETURN_IF_ERROR(MakeDirs(state_dir + "/revoked", 0700));
   HUBSYNC_RETURN_IF_ERROR(WriteFileAtomic(RevokedPath(state_dir, backup), "revoked\n", 0600));
+  unlink((state_dir + "/admitted/" + backup).c_str());
   return KeyStore(state_dir).Remove(backup);
 }
 
@@ -324,6 +340,12 @@ bool PrimaryEngine::TryConfirm(const std::string& b, const Message& m) {
   uint32_t epoch = it->second.entry.epoch;
   pending_keys_.erase(it);
   Unrevoke(env_.config.state_dir, b);
+  if (std::find(env_.config.backups.begin(), env_.config.backups.end(), b) ==
+      env_.config.backups.end()) {
+    // Admitted through the pairing window: remember it, so a restart keeps it.
+    MakeDirs(env_.config.state_dir + "/admitted", 0700);
+    WriteFileAtomic(env_.config.state_dir + "/admitted/" + b, "admitted\n", 0600);
+  }
   Peer* p = FindPeer(b);
   if (!p) p = &AddPeer(b);
   p->wanted = true;

@@ -100,6 +100,24 @@ TEST_F(PairingTest, BackupWithoutAKeyPairsThroughTheBridgesAndSyncs) {
   EXPECT_EQ(access((Data("hub-b1") + "/after-unpair.json").c_str(), F_OK), -1);
 }
 
+TEST_F(PairingTest, TakingABackupOutOfTheConfigRevokesItsKey) {
+  std::string pc = Config("hub-p", primary_oob_->uri(), R"(,"backups":["hub-b1"])");
+  std::string bc = Config("hub-b1", backup_oob_->uri(), "");
+  WriteFile(Data("hub-p") + "/a.json", "{}");
+  Bridges("hub-b1");
+  procs_.push_back(Run({"primary", "-c", pc}, "primary.log"));
+  procs_.push_back(Run({"backup", "-c", bc}, "hub-b1.log"));
+  ASSERT_TRUE(Same("hub-b1")) << Logs("hub-b1");
+  procs_[2]->Stop();  // the primary
+  pc = Config("hub-p", primary_oob_->uri(), R"(,"backups":[])");
+  procs_.push_back(Run({"primary", "-c", pc}, "primary2.log"));
+  ASSERT_TRUE(WaitFor([&] {
+    return !KeyStore(tmp_.Sub("hub-p/state")).Load("hub-b1").ok();
+  }, 10000));
+  WriteFile(Data("hub-p") + "/b.json", "not for hub-b1 any more");
+  EXPECT_FALSE(Same("hub-b1", 3000));
+}
+
 TEST_F(PairingTest, AnUnlistedBackupIsRefusedUntilAWindowOpens) {
   std::string pc = Config("hub-p", primary_oob_->uri(), R"(,"backups":[])");
   std::string bc = Config("hub-new", backup_oob_->uri(), "");

@@ -114,6 +114,7 @@ class PrimaryEngine {
   void PublishStatus();
   void Emit(Event e);
   bool MayPair(const std::string& backup, std::string* why);
+  void RevokeRemovedBackups();
   bool TryConfirm(const std::string& backup, const Message& m);
   Peer* FindPeer(const std::string& id);
   Peer& AddPeer(const std::string& id);

@@ -37,6 +37,8 @@ class KeyStore {
   // Adds (or replaces) an epoch, dropping all but the newest two.
   Status Put(const std::string& backup, const KeyEntry& entry);
   Status Remove(const std::string& backup);
+  // The backups that have a key.
+  std::vector<std::string> List() const;
   // Serialises one key for `hubsync keygen --out` / keyimport.
   static std::string Export(const std::string& home, const std::string& backup,
                             const KeyEntry& e);
