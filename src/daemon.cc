@@ -45,12 +45,7 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   if (watch_changes) changes = NewInotifySource(config.data_dir, &filter);
 
   EventLoop loop(RealClock());
-  MqttOptions mo;
-  mo.uri = config.broker.uri;
-  mo.client_id = "hubsync-" + config.home + "-" + config.gateway_id;
-  mo.username = config.broker.username;
-  mo.password = config.broker.password;
-  mo.ca_file = config.broker.ca_file;
+  MqttOptions mo = LanMqttOptions(config, "hubsync-" + config.home + "-" + config.gateway_id);
 
   EngineEnv env;
   env.config = config;

@@ -17,6 +17,22 @@ namespace {
 constexpr size_t kUnixMtu = 672;
 constexpr size_t kMaxRecord = 65535;
 
+sockaddr_un UnixAddress(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  return a;
+}
+
+sockaddr_l2 L2capAddress(const bdaddr_t& addr, uint16_t psm) {
+  sockaddr_l2 a{};
+  a.l2_family = AF_BLUETOOTH;
+  a.l2_psm = htobs(psm);
+  a.l2_bdaddr = addr;
+  a.l2_bdaddr_type = BDADDR_LE_PUBLIC;
+  return a;
+}
+
 Status Err(const std::string& what) {
   return Status::Unavailable(what + ": " + std::strerror(errno));
 }
@@ -149,11 +165,9 @@ Result<std::unique_ptr<LinkListener>> ListenLink(const std::string& s) {
   auto spec = Parse(s);
   if (!spec.ok()) return spec.status();
   if (spec->unix_socket) {
+    sockaddr_un a = UnixAddress(spec->path);
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0) return Err("socket(AF_UNIX)");
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, spec->path.c_str(), sizeof a.sun_path - 1);
     unlink(spec->path.c_str());  // a stale socket from a previous run
     if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 1) != 0) {
       Status st = Err("bind " + spec->path);
@@ -164,11 +178,7 @@ Result<std::unique_ptr<LinkListener>> ListenLink(const std::string& s) {
   }
   int fd = socket(AF_BLUETOOTH, SOCK_SEQPACKET | SOCK_CLOEXEC, BTPROTO_L2CAP);
   if (fd < 0) return Err("socket(AF_BLUETOOTH)");
-  sockaddr_l2 a{};
-  a.l2_family = AF_BLUETOOTH;
-  a.l2_psm = htobs(spec->psm);
-  a.l2_bdaddr = spec->addr;
-  a.l2_bdaddr_type = BDADDR_LE_PUBLIC;
+  sockaddr_l2 a = L2capAddress(spec->addr, spec->psm);
   Status sec = SecureL2cap(fd);
   if (!sec.ok() || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 1) != 0) {
     Status st = sec.ok() ? Err("bind l2cap") : sec;
@@ -182,11 +192,9 @@ Result<std::unique_ptr<Link>> ConnectLink(const std::string& s) {
   auto spec = Parse(s);
   if (!spec.ok()) return spec.status();
   if (spec->unix_socket) {
+    sockaddr_un a = UnixAddress(spec->path);
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0) return Err("socket(AF_UNIX)");
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, spec->path.c_str(), sizeof a.sun_path - 1);
     if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
       Status st = Err("connect " + spec->path);
       close(fd);
@@ -201,19 +209,13 @@ Result<std::unique_ptr<Link>> ConnectLink(const std::string& s) {
     close(fd);
     return sec;
   }
-  sockaddr_l2 local{};
-  local.l2_family = AF_BLUETOOTH;
-  local.l2_bdaddr_type = BDADDR_LE_PUBLIC;
+  sockaddr_l2 local = L2capAddress(bdaddr_t{}, 0);
   if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
     Status st = Err("bind l2cap");
     close(fd);
     return st;
   }
-  sockaddr_l2 a{};
-  a.l2_family = AF_BLUETOOTH;
-  a.l2_psm = htobs(spec->psm);
-  a.l2_bdaddr = spec->addr;
-  a.l2_bdaddr_type = BDADDR_LE_PUBLIC;
+  sockaddr_l2 a = L2capAddress(spec->addr, spec->psm);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     Status st = errno == EACCES ? Status::Rejected("peer not paired at security level HIGH")
                                 : Err("connect l2cap");

@@ -138,13 +138,7 @@ int Keyimport(const Config& c, const Args& a) {
 int PrintStatus(const Config& c, const Args& a) {
   int64_t timeout_ms = 3000;
   if (a.options.count("timeout")) timeout_ms = std::atoll(a.options.at("timeout").c_str());
-  MqttOptions mo;
-  mo.uri = c.broker.uri;
-  mo.client_id = "hubsync-status-" + std::to_string(getpid());
-  mo.username = c.broker.username;
-  mo.password = c.broker.password;
-  mo.ca_file = c.broker.ca_file;
-  auto t = NewMqttTransport(mo);
+  auto t = NewMqttTransport(LanMqttOptions(c, "hubsync-status-" + std::to_string(getpid())));
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::string, GatewayStatus> rows;
@@ -307,13 +301,7 @@ int Pair(const Config& c, const Args& a) {
   Ack confirm;
   confirm.kind = Ack::Kind::kConfirm;
   auto sealed = (*ch)->Seal(MsgKind::kAck, 0, 0, true, EncodeAck(confirm));
-  MqttOptions mo;
-  mo.uri = c.broker.uri;
-  mo.client_id = "hubsync-pair-lan-" + std::to_string(getpid());
-  mo.username = c.broker.username;
-  mo.password = c.broker.password;
-  mo.ca_file = c.broker.ca_file;
-  auto lan = NewMqttTransport(mo);
+  auto lan = NewMqttTransport(LanMqttOptions(c, "hubsync-pair-lan-" + std::to_string(getpid())));
   bool lan_up = false;
   lan->SetHandlers([](Message) {}, [&](bool u) {
     std::lock_guard<std::mutex> g(mu);

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "hubsync/config.h"
 #include "hubsync/transport.h"
 
 namespace hubsync {
@@ -255,6 +256,16 @@ class MqttTransport : public Transport {
 };
 
 }  // namespace
+
+MqttOptions LanMqttOptions(const Config& c, const std::string& client_id) {
+  MqttOptions mo;
+  mo.uri = c.broker.uri;
+  mo.client_id = client_id;
+  mo.username = c.broker.username;
+  mo.password = c.broker.password;
+  mo.ca_file = c.broker.ca_file;
+  return mo;
+}
 
 std::unique_ptr<Transport> NewMqttTransport(const MqttOptions& options) {
   return std::make_unique<MqttTransport>(options);

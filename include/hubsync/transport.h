@@ -56,6 +56,10 @@ struct MqttOptions {
 
 std::unique_ptr<Transport> NewMqttTransport(const MqttOptions& options);
 
+struct Config;
+// Options for the hub (LAN) broker from a config: URI and credentials.
+MqttOptions LanMqttOptions(const Config& c, const std::string& client_id);
+
 }  // namespace hubsync
 
 #endif  // HUBSYNC_TRANSPORT_H_
