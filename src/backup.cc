@@ -102,7 +102,7 @@ bool BackupEngine::EnsureChannel() {
     int64_t now = env_.clock->NowMs();
     if (now >= next_key_log_ms_) {
       Log(LogLevel::kWarn, "no usable key (" + ch.status().ToString() +
-                               "); install one with hubsync keyimport");
+                               "); it comes from pairing (oob.uri) or hubsync keyimport");
       next_key_log_ms_ = now + 60000;
     }
     return false;
@@ -365,7 +365,7 @@ int64_t BackupEngine::Tick(int64_t now) {
   outbox_.Flush();
   if (pairing_ && oob_up_ && now >= next_hello_ms_) {
     SendHello();  // again until a welcome comes (the bridge may be down)
-    next_hello_ms_ = now + 3000;
+    next_hello_ms_ = now + 1000;
   }
   if (now >= next_status_ms_) {
     last_status_.clear();  // refresh (lag grows while behind)

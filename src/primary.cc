@@ -369,7 +369,7 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
     if (!ch.ok()) {
       if (now >= p.next_key_log_ms) {
         Log(LogLevel::kWarn, "no usable key for backup " + p.id + " (" + ch.status().ToString() +
-                                 "); provision one with hubsync keygen");
+                                 "); it gets one by pairing or hubsync keygen");
         p.next_key_log_ms = now + 60000;
       }
       p.retry_at_ms = now + 2000;

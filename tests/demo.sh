@@ -23,15 +23,40 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-port=18830
-while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
-sed "s/^listener 1883 127.0.0.1/listener $port 127.0.0.1/" broker-config/mosquitto-dev.conf \
-  > "$work/mosquitto.conf"
-echo "user $(id -un)" >> "$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
-echo "== broker on 127.0.0.1:$port"
+free_port() {
+  local p=$1
+  while (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || [[ " ${used_ports:-} " == *" $p "* ]]; do
+    p=$((p + 1))
+  done
+  used_ports="${used_ports:-} $p"
+  echo "$p"
+}
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+# Every hub runs the shipped broker-config/hub.conf: a LAN listener with
+# passwords and the per-gateway ACL, and a loopback-only OOB listener.
+start_hub_broker() {  # name lan-port oob-port primary-id [backup-ids...]
+  local name=$1 lan=$2 oob=$3; shift 3
+  local dir="$work/broker-$name"
+  bash broker-config/make-passwords.sh "$dir" "$@" --reader hub-viewer 2>/dev/null
+  sed -e "s|^listener 1883\$|listener $lan 127.0.0.1|" \
+      -e "s|^listener 1884 127.0.0.1|listener $oob 127.0.0.1|" \
+      -e "s|/etc/hubsync/broker/|$dir/|" broker-config/hub.conf > "$dir/mosquitto.conf"
+  echo "user $(id -un)" >> "$dir/mosquitto.conf"
+  mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.log" 2>&1 &
+  pids+=($!)
+  wait_port "$lan" && wait_port "$oob"
+}
+
+port=$(free_port 18830); oob_p=$(free_port 18840)
+start_hub_broker living-room "$port" "$oob_p" hub-living-room hub-kitchen hub-bedroom
+declare -A oob_port
+for b in hub-kitchen hub-bedroom; do
+  oob_port[$b]=$(free_port 18850)
+  start_hub_broker "$b" "$(free_port 18860)" "${oob_port[$b]}" "$b"
+done
+pass_dir="$work/broker-living-room"
+echo "== hub broker (broker-config/hub.conf: passwords, ACL) on 127.0.0.1:$port, OOB listeners on loopback"
 
 mkdir -p "$work/hub-living-room/data"
 d="$work/hub-living-room/data"
@@ -45,28 +70,48 @@ echo '{"timezone":"Europe/Paris","locale":"fr"}' > "$d/config/hub.json"
 head -c 4194304 /dev/urandom > "$d/db/hub.sqlite"
 echo "thumbnail bytes" > "$d/cache/thumbs.bin"
 
-config() {  # id backups-json
+config() {  # id backups-json oob-port
   cat <<JSON
 { "home": "demo-home", "gateway_id": "$1",
-  "broker": { "uri": "tcp://127.0.0.1:$port" },
+  "broker": { "uri": "tcp://127.0.0.1:$port", "username": "$1",
+              "password_file": "$pass_dir/$1.pass" },
+  "oob": { "uri": "tcp://127.0.0.1:$3" },
   "data_dir": "$work/$1/data", "state_dir": "$work/$1/state",
   "exclude": ["cache/**", "**/*.tmp"], "backups": $2,
   "policy": { "on_change": true, "delay_ms": 0, "period_s": 3600 } }
 JSON
 }
-config hub-living-room '["hub-kitchen","hub-bedroom"]' > "$work/hub-living-room.json"
+bridge_config() {  # gateway-id oob-port dir bridge-json (a bridge talks only to its OOB broker)
+  cat <<JSON
+{ "home": "demo-home", "gateway_id": "$1", "broker": { "uri": "tcp://127.0.0.1:$port" },
+  "oob": { "uri": "tcp://127.0.0.1:$2" },
+  "data_dir": "$work/$3/data", "state_dir": "$work/$3/state", "bridge": $4 }
+JSON
+}
+config hub-living-room '["hub-kitchen","hub-bedroom"]' "$oob_p" > "$work/hub-living-room.json"
 for b in hub-kitchen hub-bedroom; do
   mkdir -p "$work/$b/data"
-  config "$b" '[]' > "$work/$b.json"
-  "$H" keygen -c "$work/hub-living-room.json" --backup "$b" --out "$work/$b.key" 2>/dev/null
-  "$H" keyimport -c "$work/$b.json" "$work/$b.key" 2>/dev/null
+  config "$b" '[]' "${oob_port[$b]}" > "$work/$b.json"
+  # The BLE link between the two hubs' bridges; an AF_UNIX SEQPACKET socket
+  # stands in for the L2CAP channel on a machine without Bluetooth.
+  link="unix:$work/ble-$b.sock"
+  mkdir -p "$work/bridge-p-$b/data" "$work/bridge-$b/data"
+  bridge_config hub-living-room "$oob_p" "bridge-p-$b" \
+    "{\"link\":\"$link\",\"listen\":true,\"backup\":\"$b\"}" > "$work/bridge-p-$b.json"
+  bridge_config "$b" "${oob_port[$b]}" "bridge-$b" \
+    "{\"link\":\"$link\",\"listen\":false}" > "$work/bridge-$b.json"
+  "$H" bridge -c "$work/bridge-p-$b.json" 2>"$work/bridge-p-$b.log" & pids+=($!)
+  "$H" bridge -c "$work/bridge-$b.json" 2>"$work/bridge-$b.log" & pids+=($!)
 done
-echo "== keys provisioned for hub-kitchen and hub-bedroom (keygen/keyimport)"
+echo "== BLE bridges up for hub-kitchen and hub-bedroom; no key exists anywhere yet"
 
-# What anyone on the broker sees: topics and sizes; JSON status and events in full.
-mosquitto_sub -h 127.0.0.1 -p "$port" -v -t 'hubsync/#' -F '%t (%l bytes)' > "$work/wire.log" &
+# What an account on the broker sees: the primary's account (answers, acks,
+# status) with sizes only; a read-only account for status and events in full.
+viewer=(-h 127.0.0.1 -p "$port" -u hub-viewer -P "$(cat "$pass_dir/hub-viewer.pass")")
+primary_acct=(-h 127.0.0.1 -p "$port" -u hub-living-room -P "$(cat "$pass_dir/hub-living-room.pass")")
+mosquitto_sub "${primary_acct[@]}" -i demo-wire -v -t 'hubsync/#' -F '%t (%l bytes)' > "$work/wire.log" &
 pids+=($!)
-mosquitto_sub -h 127.0.0.1 -p "$port" -v -t 'hubsync/+/+/events' -t 'hubsync/+/+/gw/+/status' \
+mosquitto_sub "${viewer[@]}" -v -t 'hubsync/+/+/events' -t 'hubsync/+/+/gw/+/status' \
   > "$work/json.log" &
 pids+=($!)
 
@@ -91,8 +136,13 @@ wait_converged() {
   return 1
 }
 
-echo "== initial sync of $(find "$d" -type f | wc -l) files ($(du -sh "$d" | cut -f1))"
+echo "== pairing over the bridges (X25519 + HKDF), then the initial sync of $(find "$d" -type f | wc -l) files ($(du -sh "$d" | cut -f1))"
 wait_converged
+grep -h "paired with" "$work"/hub-*.log | sed 's/^[^ ]* /   /'
+for b in hub-kitchen hub-bedroom; do
+  cmp -s "$work/hub-living-room/state/keys/$b.key" "$work/$b/state/keys/$b.key" \
+    && echo "   $b: both hubs derived the same key; it never crossed the LAN"
+done
 
 echo "== changing the primary: edit a lamp, add a scene, delete a user, rename a device, write a .tmp"
 echo '{"id":"lamp-3","type":"lamp","room":"kitchen","on":true}' > "$d/devices/lamp-3.json"
@@ -114,10 +164,18 @@ echo
 echo "== hubsync status"
 "$H" status -c "$work/hub-living-room.json" | sed 's/^/   /' || true
 echo
-echo "== what mosquitto_sub -v -t 'hubsync/#' saw (delta, manifest and ack payloads are AES-256-GCM)"
+echo "== the ACL at work: hub-kitchen's account tries to read hub-bedroom's deltas (gets nothing)"
+kitchen=(-h 127.0.0.1 -p "$port" -u hub-kitchen -P "$(cat "$pass_dir/hub-kitchen.pass")")
+timeout 2 mosquitto_sub "${kitchen[@]}" -t 'hubsync/demo-home/gw/hub-bedroom/delta' -C 1 -W 1 \
+  >/dev/null 2>&1 && echo "   !! received something" || echo "   nothing received"
+echo '{"checked":1}' > "$d/after-acl-check.json"
+wait_converged >/dev/null
+
+echo
+echo "== what mosquitto_sub -v -t 'hubsync/#' saw as the primary's account (manifest and ack payloads are AES-256-GCM; the ACL shows it no delta)"
 sed 's/^/   /' "$work/wire.log" | awk '{c[$0]++} END {for (l in c) printf "%5dx %s\n", c[l], l}' | sort -k2 | head -n 30
 echo
-echo "== status and events (plaintext JSON: no file names, no content, no keys)"
+echo "== status and events, as the read-only account sees them (no file names, no content, no keys)"
 tail -n 8 "$work/json.log" | cut -c1-220 | sed 's/^/   /'
 echo
 echo "== done; stopping the daemons and removing $work"
