@@ -150,5 +150,23 @@ TEST_F(EnvelopeTest, NewEpochSealsWithItAndOldEpochStillOpens) {
   EXPECT_TRUE(b->Open(*p->Seal(MsgKind::kDelta, 2, 0, true, "new")).ok());
 }
 
+TEST_F(EnvelopeTest, AnEpochTwoRotationsOldIsRefused) {
+  auto epoch1 = Primary()->Seal(MsgKind::kDelta, 1, 0, true, "from epoch 1");
+  for (uint32_t epoch : {2u, 3u}) {
+    KeyEntry e;
+    e.epoch = epoch;
+    RandomBytes(e.key.data(), e.key.size());
+    KeyStore(primary_.path()).Put("hub-b", e);
+    KeyStore(backup_.path()).Put("hub-b", e);
+  }
+  auto kept = KeyStore(backup_.path()).Load("hub-b");
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->size(), 2u);
+  EXPECT_EQ(kept->front().epoch, 2u);
+  auto r = Backup()->Open(*epoch1);
+  EXPECT_EQ(r.status().code(), Status::Code::kRejected);
+  EXPECT_EQ(r.status().message(), "unknown key epoch");
+}
+
 }  // namespace
 }  // namespace hubsync
