@@ -37,6 +37,23 @@ Status Err(const std::string& what) {
   return Status::Unavailable(what + ": " + std::strerror(errno));
 }
 
+// An AF_UNIX SOCK_SEQPACKET socket bound and listening at `path`, or
+// connected to it.
+Result<int> UnixSocket(const std::string& path, bool listen_there) {
+  sockaddr_un a = UnixAddress(path);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Err("socket(AF_UNIX)");
+  bool ok = listen_there ? bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                               listen(fd, 1) == 0
+                         : connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  if (!ok) {
+    Status st = Err((listen_there ? "bind " : "connect ") + path);
+    close(fd);
+    return st;
+  }
+  return fd;
+}
+
 struct Spec {
   bool unix_socket = false;
   std::string path;
@@ -165,16 +182,10 @@ Result<std::unique_ptr<LinkListener>> ListenLink(const std::string& s) {
   auto spec = Parse(s);
   if (!spec.ok()) return spec.status();
   if (spec->unix_socket) {
-    sockaddr_un a = UnixAddress(spec->path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0) return Err("socket(AF_UNIX)");
     unlink(spec->path.c_str());  // a stale socket from a previous run
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 1) != 0) {
-      Status st = Err("bind " + spec->path);
-      close(fd);
-      return st;
-    }
-    return std::unique_ptr<LinkListener>(new SocketListener(fd, true, spec->path));
+    auto fd = UnixSocket(spec->path, /*listen=*/true);
+    if (!fd.ok()) return fd.status();
+    return std::unique_ptr<LinkListener>(new SocketListener(*fd, true, spec->path));
   }
   int fd = socket(AF_BLUETOOTH, SOCK_SEQPACKET | SOCK_CLOEXEC, BTPROTO_L2CAP);
   if (fd < 0) return Err("socket(AF_BLUETOOTH)");
@@ -192,15 +203,9 @@ Result<std::unique_ptr<Link>> ConnectLink(const std::string& s) {
   auto spec = Parse(s);
   if (!spec.ok()) return spec.status();
   if (spec->unix_socket) {
-    sockaddr_un a = UnixAddress(spec->path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0) return Err("socket(AF_UNIX)");
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      Status st = Err("connect " + spec->path);
-      close(fd);
-      return st;
-    }
-    return std::unique_ptr<Link>(new SeqpacketLink(fd, kUnixMtu));
+    auto fd = UnixSocket(spec->path, /*listen=*/false);
+    if (!fd.ok()) return fd.status();
+    return std::unique_ptr<Link>(new SeqpacketLink(*fd, kUnixMtu));
   }
   int fd = socket(AF_BLUETOOTH, SOCK_SEQPACKET | SOCK_CLOEXEC, BTPROTO_L2CAP);
   if (fd < 0) return Err("socket(AF_BLUETOOTH)");
