@@ -12,6 +12,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev            # tests
   mosquitto mosquitto-clients          # broker for tests/demo, mosquitto_sub/pub
   libbluetooth-dev                     # L2CAP socket headers for the BLE bridge
+  qemu-system-x86 busybox-static cpio  # the BLE test's VM (tests/ble_vm)
+  bluez-test-tools                     # btvirt: virtual controllers in that VM
   rsync                                # benchmark baseline
   procps                               # ps/pgrep in scripts
 )

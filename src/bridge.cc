@@ -19,28 +19,25 @@ namespace {
 
 class Bridge {
  public:
-  Bridge(const Config& c, LogFn log)
+  Bridge(const Config& c, Transport& local, LogFn log)
       : config_(c),
+        transport_(local),
         log_(std::move(log)),
         backup_(c.bridge.backup.empty() ? c.gateway_id : c.bridge.backup),
         scope_(c.TopicPrefix() + "oob/" + backup_ + "/") {}
 
-  int Run(std::atomic<bool>* stop) {
-    MqttOptions mo;
-    mo.uri = config_.oob.uri;
-    mo.client_id = "hubsync-bridge-" + config_.home + "-" + config_.gateway_id;
-    transport_ = NewMqttTransport(mo);
-    transport_->SetHandlers(
+  int Run(const std::atomic<bool>& stop) {
+    transport_.SetHandlers(
         [this](Message m) {
           std::lock_guard<std::mutex> l(mu_);
           inbox_.push_back(std::move(m));
         },
         [this](bool up) {
-          if (up) transport_->Subscribe(scope_ + "#", 1);
+          if (up) transport_.Subscribe(scope_ + "#", 1);
           log_(up ? LogLevel::kInfo : LogLevel::kWarn,
                up ? "connected to the OOB broker" : "lost the OOB broker");
         });
-    Status s = transport_->Connect();
+    Status s = transport_.Connect();
     if (!s.ok()) {
       log_(LogLevel::kError, "oob.uri: " + s.ToString());
       return 1;
@@ -57,7 +54,7 @@ class Bridge {
     log_(LogLevel::kInfo, "bridging " + scope_ + "# over " + config_.bridge.link +
                               (config_.bridge.listen ? " (listening)" : " (connecting)"));
     int64_t next_connect = 0;
-    while (!stop->load()) {
+    while (!stop.load()) {
       int64_t now = RealClock()->NowMs();
       if (!link_) {
         if (listener) {
@@ -88,7 +85,7 @@ class Bridge {
         Write(protocol_->Tick(now));
       }
     }
-    transport_->Disconnect(nullptr);
+    transport_.Disconnect(nullptr);
     return 0;
   }
 
@@ -165,14 +162,14 @@ class Bridge {
         continue;
       }
       log_(LogLevel::kDebug, "from peer: " + m.topic);
-      if (!transport_->Publish(m).ok()) log_(LogLevel::kWarn, "could not republish locally");
+      if (!transport_.Publish(m).ok()) log_(LogLevel::kWarn, "could not republish locally");
     }
   }
 
   Config config_;
+  Transport& transport_;
   LogFn log_;
   std::string backup_, scope_;
-  std::unique_ptr<Transport> transport_;
   std::unique_ptr<Link> link_;
   std::unique_ptr<BridgeProtocol> protocol_;
   size_t mtu_ = 0;
@@ -183,6 +180,11 @@ class Bridge {
 };
 
 }  // namespace
+
+int RunBridgeOn(const Config& config, Transport& local, const std::atomic<bool>& stop, LogFn log) {
+  Bridge bridge(config, local, std::move(log));
+  return bridge.Run(stop);
+}
 
 int RunBridge(const Config& config) {
   LogFn log = StderrLogger("bridge/" + config.gateway_id, config.log_level);
@@ -209,8 +211,11 @@ int RunBridge(const Config& config) {
     sigwait(&set, &sig);
     stop = true;
   });
-  Bridge bridge(config, log);
-  int rc = bridge.Run(&stop);
+  MqttOptions mo;
+  mo.uri = config.oob.uri;
+  mo.client_id = "hubsync-bridge-" + config.home + "-" + config.gateway_id;
+  std::unique_ptr<Transport> local = NewMqttTransport(mo);
+  int rc = RunBridgeOn(config, *local, stop, log);
   if (!stop) kill(getpid(), SIGTERM);  // release the signal thread on a fatal error
   signals.join();
   log(LogLevel::kInfo, "stopped");

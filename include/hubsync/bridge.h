@@ -14,12 +14,23 @@
 #ifndef HUBSYNC_BRIDGE_H_
 #define HUBSYNC_BRIDGE_H_
 
+#include <atomic>
+
 #include "hubsync/config.h"
+#include "hubsync/engine.h"
+#include "hubsync/transport.h"
 
 namespace hubsync {
 
-// Runs until SIGINT/SIGTERM; returns the exit code.
+// Runs until SIGINT/SIGTERM on a Paho client of config.oob.uri; returns the
+// exit code (2 for an unusable config).
 int RunBridge(const Config& config);
+
+// The same bridge over `local`, a Transport to the local OOB broker that is
+// not connected yet (it must not deliver a client's own publishes back to
+// it, as MQTT v5 "no local"). Runs on the calling thread until `stop`;
+// returns 0, or 1 when the broker or the link cannot be set up.
+int RunBridgeOn(const Config& config, Transport& local, const std::atomic<bool>& stop, LogFn log);
 
 }  // namespace hubsync
 
