@@ -15,6 +15,7 @@
 
 #include "hubsync/config.h"
 #include "hubsync/messages.h"
+#include "hubsync/policy.h"
 
 namespace hubsync {
 namespace {
@@ -265,6 +266,44 @@ Result<Config> ParseConfig(const std::string& json_text, const std::vector<Overr
   else return Bad("log_level", "must be debug, info, warn or error");
   HUBSYNC_RETURN_IF_ERROR(ValidateIds(c));
   return c;
+}
+
+Result<ModulePolicy> ParseModulePolicy(const std::string& json) {
+  Document doc;
+  doc.Parse(json.c_str(), json.size());
+  if (doc.HasParseError()) {
+    return Status::InvalidArgument(std::string("policy: invalid JSON at offset ") +
+                                   std::to_string(doc.GetErrorOffset()) + ": " +
+                                   rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject()) return Bad("policy", "must be a JSON object");
+  HUBSYNC_RETURN_IF_ERROR(
+      CheckKeys(doc, "", {"paths", "on_change", "delay_ms", "period_s", "exclude"}));
+  ModulePolicy p;
+  p.when.period_s = 0;  // a module has no period unless it asks for one
+  HUBSYNC_RETURN_IF_ERROR(GetStringList(doc, "paths", "paths", &p.paths));
+  if (p.paths.empty()) return Bad("paths", "required: the patterns this module owns");
+  HUBSYNC_RETURN_IF_ERROR(GetStringList(doc, "exclude", "exclude", &p.exclude));
+  HUBSYNC_RETURN_IF_ERROR(GetBool(doc, "on_change", "on_change", &p.when.on_change));
+  HUBSYNC_RETURN_IF_ERROR(GetInt(doc, "delay_ms", "delay_ms", 0, 86400000, &p.when.delay_ms));
+  HUBSYNC_RETURN_IF_ERROR(GetInt(doc, "period_s", "period_s", 0, 31 * 86400, &p.when.period_s));
+  for (const auto* list : {&p.paths, &p.exclude}) {
+    const char* key = list == &p.paths ? "paths" : "exclude";
+    if (list->size() > 64) return Bad(key, "at most 64 patterns");
+    for (const auto& pattern : *list) {
+      if (pattern.size() > 512) return Bad(key, "a pattern is longer than 512 bytes");
+      if (pattern[0] == '/') return Bad(key, "patterns are relative to data_dir (no leading /)");
+      if (pattern.find('\0') != std::string::npos) return Bad(key, "a pattern contains NUL");
+      if (("/" + pattern + "/").find("/../") != std::string::npos) {
+        return Bad(key, "a pattern contains a .. segment");
+      }
+    }
+  }
+  if (!p.when.on_change && p.when.delay_ms == 0 && p.when.period_s == 0) {
+    return Bad("policy", "on_change is false and neither delay_ms nor period_s is set: "
+                         "the module would never sync");
+  }
+  return p;
 }
 
 Result<Config> LoadConfig(const std::string& path, const std::vector<Override>& overrides) {
