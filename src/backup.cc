@@ -255,6 +255,8 @@ void BackupEngine::OnDelta(const Message& m) {
       if (h.chunk != 0) return FailTransfer("begin record inside a delta", false);
       primary_root_ = r.root;
       progress_total_ = r.total;
+      progress_files_total_ = r.count;
+      progress_files_done_ = 0;
       last_progress_ms_ = env_.clock->NowMs();
       continue;
     }
@@ -263,6 +265,7 @@ void BackupEngine::OnDelta(const Message& m) {
       continue;
     }
     if (!r.path.empty()) touched_.insert(r.path);
+    if (r.kind != RecKind::kData && r.kind != RecKind::kCopyBlocks) ++progress_files_done_;
     s = applier_->Record(r);
     if (!s.ok()) return FailTransfer(s.message(), applier_->retry_plain());
   }
@@ -346,9 +349,11 @@ void BackupEngine::PublishStatus() {
   s.lag_ms = state_ == "in_sync" ? 0 : now - behind_since_ms_;
   s.key_epoch = channel_ ? channel_->epoch() : 0;
   s.error = error_;
-  if (state_ == "syncing" && applier_->active() && progress_total_ > 0) {
+  if (state_ == "syncing" && applier_->active() && progress_files_total_ > 0) {
     s.progress_done = static_cast<int64_t>(applier_->stats().bytes);
     s.progress_total = static_cast<int64_t>(progress_total_);
+    s.progress_files_done = static_cast<int64_t>(progress_files_done_);
+    s.progress_files_total = static_cast<int64_t>(progress_files_total_);
   }
   std::string payload = EncodeStatus(s);
   if (payload == last_status_) return;

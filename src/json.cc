@@ -422,11 +422,17 @@ std::string EncodeStatus(const GatewayStatus& s) {
   else d.AddMember("last_sync", Value(s.last_sync.c_str(), a), a);
   d.AddMember("lag_ms", s.lag_ms, a);
   d.AddMember("key_epoch", s.key_epoch, a);
-  d.AddMember("policies", Value(rapidjson::kObjectType), a);
+  Value policies(rapidjson::kObjectType);
+  for (const auto& [module, hash] : s.policies) {
+    policies.AddMember(Value(module.c_str(), a), Value(hash.c_str(), a), a);
+  }
+  d.AddMember("policies", policies, a);
   if (s.progress_total >= 0) {
     Value prog(rapidjson::kObjectType);
-    prog.AddMember("done", s.progress_done, a);
-    prog.AddMember("total", s.progress_total, a);
+    prog.AddMember("bytes_done", s.progress_done, a);
+    prog.AddMember("bytes_total", s.progress_total, a);
+    prog.AddMember("files_done", s.progress_files_done, a);
+    prog.AddMember("files_total", s.progress_files_total, a);
     d.AddMember("progress", prog, a);
   }
   if (s.error.empty()) d.AddMember("error", Value(), a);
@@ -449,8 +455,16 @@ Result<GatewayStatus> DecodeStatus(const std::string& json) {
   s.key_epoch = static_cast<uint32_t>(UInt(d, "key_epoch"));
   auto prog = d.FindMember("progress");
   if (prog != d.MemberEnd() && prog->value.IsObject()) {
-    s.progress_done = Int(prog->value, "done", -1);
-    s.progress_total = Int(prog->value, "total", -1);
+    s.progress_done = Int(prog->value, "bytes_done", -1);
+    s.progress_total = Int(prog->value, "bytes_total", -1);
+    s.progress_files_done = Int(prog->value, "files_done", -1);
+    s.progress_files_total = Int(prog->value, "files_total", -1);
+  }
+  auto policies = d.FindMember("policies");
+  if (policies != d.MemberEnd() && policies->value.IsObject()) {
+    for (auto it = policies->value.MemberBegin(); it != policies->value.MemberEnd(); ++it) {
+      if (it->value.IsString()) s.policies[it->name.GetString()] = it->value.GetString();
+    }
   }
   s.error = Str(d, "error");
   if (s.state.empty()) return Status::Corruption("status without state");

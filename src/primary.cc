@@ -48,7 +48,8 @@ PrimaryEngine::PrimaryEngine(EngineEnv env)
       topics_(env_.config),
       filter_(env_.config.exclude),
       keys_(env_.config.state_dir),
-      outbox_(env_.transport) {
+      outbox_(env_.transport),
+      policies_(env_.config.policy, env_.clock->NowMs()) {
   scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.config.state_dir + "/manifest.cache");
   for (const auto& b : env_.config.backups) AddPeer(b);
 }
@@ -79,9 +80,6 @@ Status PrimaryEngine::Start() {
   Log(LogLevel::kInfo, "scanned data_dir: " + std::to_string(current_->size()) + " entries, " +
                            std::to_string(ManifestBytes(*current_)) + " bytes in " +
                            std::to_string(env_.clock->NowMs() - t0) + " ms");
-  if (env_.config.policy.period_s > 0) {
-    next_period_ms_ = env_.clock->NowMs() + env_.config.policy.period_s * 1000;
-  }
   RevokeRemovedBackups();
   return Status::Ok();
 }
@@ -108,6 +106,10 @@ void PrimaryEngine::OnConnection(bool connected) {
   }
   Log(LogLevel::kInfo, "connected to the broker");
   outbox_.Clear();
+  // Policies first: the broker sends retained messages in subscription
+  // order, so every retained policy is applied before any backup is seen
+  // (and synced) through its retained status.
+  env_.transport->Subscribe(topics_.Policies(), 1);
   env_.transport->Subscribe(topics_.prefix + "gw/+/status", 1);
   env_.transport->Subscribe(topics_.prefix + "gw/+/manifest/res", 1);
   env_.transport->Subscribe(topics_.prefix + "gw/+/ack", 1);
@@ -158,15 +160,18 @@ void PrimaryEngine::OnChanges() {
   }
   if (root_ == before) return;
   int64_t now = env_.clock->NowMs();
-  if (!change_pending_) first_change_ms_ = now;
-  change_pending_ = true;
-  last_change_ms_ = now;
+  if (batch.overflow) {
+    policies_.OnChangedEverywhere(now);
+  } else {
+    policies_.OnChanged(std::vector<std::string>(batch.paths.begin(), batch.paths.end()), now);
+  }
   PublishStatus();
 }
 
 void PrimaryEngine::OnMessage(const Message& m) {
   if (m.topic.compare(0, topics_.prefix.size(), topics_.prefix) != 0) return;
   std::string rest = m.topic.substr(topics_.prefix.size());
+  if (rest.compare(0, 7, "policy/") == 0) return OnPolicy(rest.substr(7), m.payload);
   if (rest.compare(0, 3, "gw/") != 0) return;
   size_t slash = rest.find('/', 3);
   if (slash == std::string::npos) return;
@@ -541,30 +546,13 @@ void PrimaryEngine::FailSync(Peer& p, const std::string& why, bool retry_plain) 
 
 int64_t PrimaryEngine::Tick(int64_t now) {
   outbox_.Flush();
-  const Policy& pol = env_.config.policy;
   int64_t next = INT64_MAX;
-  if (change_pending_) {
-    bool fire = false;
-    if (pol.delay_ms > 0) {
-      int64_t cap = std::max<int64_t>(4 * pol.delay_ms, pol.delay_ms + 1000);
-      int64_t at = std::min(last_change_ms_ + pol.delay_ms, first_change_ms_ + cap);
-      if (now >= at) fire = true;
-      else next = std::min(next, at);
-    } else if (pol.on_change) {
-      fire = true;
-    }
-    if (fire) {
-      change_pending_ = false;
-      for (auto& [id, p] : peers_) p->wanted = true;
-    }
-  }
-  if (next_period_ms_ > 0) {
-    if (now >= next_period_ms_) {
-      Log(LogLevel::kInfo, "periodic sync");
-      CheckAll();
-      next_period_ms_ = now + pol.period_s * 1000;
-    }
-    next = std::min(next, next_period_ms_);
+  PolicySchedule::Due due = policies_.Poll(now, &next);
+  if (due.check) {
+    Log(LogLevel::kInfo, "periodic check of every backup");
+    CheckAll();
+  } else if (due.sync) {
+    for (auto& [id, p] : peers_) p->wanted = true;
   }
   for (auto& [id, pp] : peers_) {
     Peer& p = *pp;
@@ -585,6 +573,56 @@ int64_t PrimaryEngine::Tick(int64_t now) {
   if (now >= next_status_ms_) PublishStatus();
   next = std::min(next, next_status_ms_);
   return next;
+}
+
+// A retained policy arrived, changed or was removed (empty payload). An
+// invalid one is refused with an event and the previous one stays.
+void PrimaryEngine::OnPolicy(const std::string& module, const std::string& payload) {
+  int64_t now = env_.clock->NowMs();
+  Event e;
+  e.type = "policy";
+  e.gw = env_.config.gateway_id;
+  e.fields["module"] = module;
+  std::vector<std::string> excludes_before = policies_.Exclusions(env_.config.exclude);
+  if (!IsValidId(module) || module == PolicySchedule::kDefault) {
+    e.type = "rejected";
+    e.fields["error"] = "policy module name must be 1-64 of [A-Za-z0-9_-] and not \"default\"";
+  } else if (payload.empty()) {
+    if (!policies_.Remove(module)) return;  // nothing was applied
+    e.fields["action"] = "removed";
+  } else {
+    auto parsed = ParseModulePolicy(payload);
+    if (!parsed.ok()) {
+      e.type = "rejected";
+      e.fields["error"] = "policy " + module + ": " + parsed.status().message();
+    } else {
+      std::string hash = PolicyHash(*parsed);
+      if (policies_.Has(module) && policies_.HashOf(module) == hash) return;  // redelivered
+      e.fields["action"] = policies_.Has(module) ? "changed" : "applied";
+      e.fields["hash"] = hash;
+      policies_.Set(module, std::move(parsed).value(), now);
+    }
+  }
+  if (e.type == "rejected") {
+    Log(LogLevel::kWarn, "refused " + e.fields["error"] +
+                             (policies_.Has(module) ? " (the previous policy stays)" : ""));
+  } else {
+    Log(LogLevel::kInfo, "policy " + module + " " + e.fields["action"] +
+                             (e.fields.count("hash") ? " (" + e.fields["hash"] + ")" : ""));
+  }
+  Emit(std::move(e));
+  std::vector<std::string> excludes = policies_.Exclusions(env_.config.exclude);
+  if (excludes != excludes_before) {
+    // What is replicated changed: re-read the tree under the new exclusions
+    // and bring every backup to it (newly excluded files stay untouched on
+    // the backups; newly included ones are sent).
+    filter_ = PathFilter(excludes);
+    // What each backup was known to hold was seen through the old filter:
+    // ask for full manifests, read through the new one.
+    for (auto& [id, p] : peers_) p->known.reset();
+    CheckAll();
+  }
+  PublishStatus();
 }
 
 void PrimaryEngine::CheckAll() {
@@ -617,6 +655,7 @@ void PrimaryEngine::PublishStatus() {
   for (const Entry& e : *current_) s.files += e.type == EntryType::kFile;
   s.bytes = static_cast<int64_t>(ManifestBytes(*current_));
   if (last_ns) s.last_sync = FormatIso8601(last_ns);
+  s.policies = policies_.Hashes();
   std::string payload = EncodeStatus(s);
   int64_t now = env_.clock->NowMs();
   if (payload == last_status_ && now < next_status_ms_) return;

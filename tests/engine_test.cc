@@ -3,6 +3,7 @@
 #include "hubsync/engine.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "fake_transport.h"
 #include "test_util.h"
@@ -168,6 +169,138 @@ TEST_F(EngineTest, LostMessagesAreRecoveredByTimeout) {
   clock_.Advance(1000);  // backoff
   Settle();
   EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+}
+
+
+// ---- retained policies (SPEC 7) ---------------------------------------------
+
+class PolicyEngineTest : public EngineTest {
+ protected:
+  void SetPolicy(const std::string& module, const std::string& json) {
+    Message m;
+    m.topic = "hubsync/v1/home/policy/" + module;
+    m.payload = json;
+    m.retained = true;
+    broker_.Publish(m);
+  }
+  // The primary's latest status and events of `type`.
+  GatewayStatus PrimaryStatus() {
+    GatewayStatus last;
+    for (const Message& m : broker_.log()) {
+      if (m.topic != "hubsync/v1/home/gw/hub-p/status") continue;
+      auto st = DecodeStatus(m.payload);
+      if (st.ok()) last = *st;
+    }
+    return last;
+  }
+  std::vector<Event> Events(const std::string& type) {
+    std::vector<Event> out;
+    for (const Message& m : broker_.log()) {
+      if (m.topic != "hubsync/v1/home/events") continue;
+      auto e = DecodeEvent(m.payload);
+      if (e.ok() && e->type == type) out.push_back(*e);
+    }
+    return out;
+  }
+  bool OnBackup(const std::string& rel) { return access(backup_dir_.Sub(rel).c_str(), F_OK) == 0; }
+};
+
+TEST_F(PolicyEngineTest, PoliciesRetainedBeforeStartApplyBeforeTheFirstSync) {
+  WriteFile(primary_dir_.Sub("devices/lamp.json"), "on");
+  WriteFile(primary_dir_.Sub("devices/lamp.cache"), "scratch");
+  SetPolicy("devices", R"({"paths":["devices/**"],"exclude":["**/*.cache"]})");
+  Build(Policy{true, 0, 0});
+  Settle();
+  EXPECT_TRUE(OnBackup("devices/lamp.json"));
+  EXPECT_FALSE(OnBackup("devices/lamp.cache")) << "excluded from the very first sync";
+  GatewayStatus st = PrimaryStatus();
+  ASSERT_EQ(st.policies.size(), 2u);
+  EXPECT_EQ(st.policies["devices"].size(), 16u);
+  EXPECT_EQ(st.policies["default"], PolicyHash(Policy{true, 0, 0}));
+  ASSERT_EQ(Events("policy").size(), 1u);
+  EXPECT_EQ(Events("policy")[0].fields["action"], "applied");
+}
+
+TEST_F(PolicyEngineTest, TwoModulesWithDifferentTiming) {
+  Build(Policy{true, 0, 0});
+  SetPolicy("db", R"({"paths":["db/**"],"delay_ms":5000})");
+  Settle();
+  int base = Requests();
+  Change("db/main.sqlite", "v1");
+  Settle();
+  clock_.Advance(4999);
+  Settle();
+  EXPECT_EQ(Requests(), base) << "db changes wait for their delay";
+  clock_.Advance(1);
+  Settle();
+  EXPECT_EQ(Requests(), base + 1);
+  EXPECT_TRUE(OnBackup("db/main.sqlite"));
+  Change("users/ann.json", "ann");  // default policy: at once
+  Settle();
+  EXPECT_EQ(Requests(), base + 2);
+  EXPECT_TRUE(OnBackup("users/ann.json"));
+}
+
+TEST_F(PolicyEngineTest, InvalidPolicyIsRefusedWithAnEventAndThePreviousStays) {
+  Build(Policy{true, 0, 0});
+  SetPolicy("db", R"({"paths":["db/**"],"delay_ms":5000})");
+  Settle();
+  std::string hash = PrimaryStatus().policies["db"];
+  SetPolicy("db", R"({"paths":["db/**"],"delay_ms":"soon"})");
+  SetPolicy("bad name!", R"({"paths":["x/**"]})");
+  Settle();
+  auto rejected = Events("rejected");
+  ASSERT_EQ(rejected.size(), 2u);
+  EXPECT_NE(rejected[0].fields["error"].find("delay_ms: must be an integer"), std::string::npos)
+      << rejected[0].fields["error"];
+  EXPECT_EQ(PrimaryStatus().policies["db"], hash);
+  int base = Requests();
+  Change("db/main.sqlite", "v1");
+  Settle();
+  EXPECT_EQ(Requests(), base) << "still the previous 5 s delay";
+  clock_.Advance(5000);
+  Settle();
+  EXPECT_EQ(Requests(), base + 1);
+}
+
+TEST_F(PolicyEngineTest, ChangesAndRemovalTakeEffectLive) {
+  Build(Policy{true, 0, 0});
+  SetPolicy("db", R"({"paths":["db/**"],"delay_ms":5000})");
+  Settle();
+  SetPolicy("db", R"({"paths":["db/**"],"delay_ms":100})");
+  Settle();
+  EXPECT_EQ(Events("policy").back().fields["action"], "changed");
+  int base = Requests();
+  Change("db/main.sqlite", "v1");
+  Settle();
+  clock_.Advance(100);
+  Settle();
+  EXPECT_EQ(Requests(), base + 1);
+  SetPolicy("db", "");  // removed: db falls under the default (on change)
+  Settle();
+  EXPECT_EQ(Events("policy").back().fields["action"], "removed");
+  EXPECT_EQ(PrimaryStatus().policies.count("db"), 0u);
+  Change("db/main.sqlite", "v2");
+  Settle();
+  EXPECT_EQ(Requests(), base + 2);
+  EXPECT_EQ(testing::ReadFile(backup_dir_.Sub("db/main.sqlite")), "v2");
+}
+
+TEST_F(PolicyEngineTest, APolicyExclusionLeavesTheBackupsFilesAlone) {
+  WriteFile(primary_dir_.Sub("logs/today.log"), "1");
+  Build(Policy{true, 0, 60});
+  Settle();
+  ASSERT_TRUE(OnBackup("logs/today.log"));
+  SetPolicy("logs", R"({"paths":["logs/**"],"exclude":["logs/**"]})");
+  Settle();
+  Change("logs/today.log", "2");
+  clock_.Advance(60000);  // a periodic check too
+  Settle();
+  EXPECT_EQ(testing::ReadFile(backup_dir_.Sub("logs/today.log")), "1")
+      << "excluded: neither updated nor deleted";
+  SetPolicy("logs", "");  // included again: sent
+  Settle();
+  EXPECT_EQ(testing::ReadFile(backup_dir_.Sub("logs/today.log")), "2");
 }
 
 }  // namespace

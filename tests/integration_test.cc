@@ -286,7 +286,7 @@ TEST_F(HomeTest, LargeFileKeepsDaemonMemoryBounded) {
   bool saw_progress = false;
   for (const Message& m : rec.messages()) {
     saw_progress |= m.topic == "hubsync/v1/home-1/gw/hub-b1/status" &&
-                    m.payload.find("\"progress\":{\"done\":") != std::string::npos;
+                    m.payload.find("\"progress\":{\"bytes_done\":") != std::string::npos;
   }
   EXPECT_TRUE(saw_progress);
   for (const Message& m : rec.messages()) {

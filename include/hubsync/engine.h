@@ -26,6 +26,7 @@
 #include "hubsync/keystore.h"
 #include "hubsync/messages.h"
 #include "hubsync/pairing.h"
+#include "hubsync/policy.h"
 #include "hubsync/scanner.h"
 #include "hubsync/transport.h"
 
@@ -54,6 +55,7 @@ struct Topics {
   std::string Delta(const std::string& b) const { return prefix + "gw/" + b + "/delta"; }
   std::string Ack(const std::string& b) const { return prefix + "gw/" + b + "/ack"; }
   std::string Events() const { return prefix + "events"; }
+  std::string Policies() const { return prefix + "policy/+"; }
   std::string Hello(const std::string& b) const { return prefix + "oob/" + b + "/hello"; }
   std::string Welcome(const std::string& b) const { return prefix + "oob/" + b + "/welcome"; }
   std::string prefix;
@@ -115,6 +117,7 @@ class PrimaryEngine {
   void Emit(Event e);
   bool MayPair(const std::string& backup, std::string* why);
   void RevokeRemovedBackups();
+  void OnPolicy(const std::string& module, const std::string& payload);
   bool TryConfirm(const std::string& backup, const Message& m);
   Peer* FindPeer(const std::string& id);
   Peer& AddPeer(const std::string& id);
@@ -129,9 +132,7 @@ class PrimaryEngine {
   std::shared_ptr<const Manifest> current_;
   Digest root_{};
   bool connected_ = false;
-  bool change_pending_ = false;
-  int64_t first_change_ms_ = 0, last_change_ms_ = 0;
-  int64_t next_period_ms_ = 0;
+  PolicySchedule policies_;
   int64_t next_status_ms_ = 0;
   uint64_t transfer_seq_ = 0;
   std::string last_status_;
@@ -205,6 +206,7 @@ class BackupEngine {
   int64_t transfer_start_ms_ = 0;
   uint64_t transfer_wire_bytes_ = 0;
   uint64_t progress_total_ = 0;     // bytes the current delta ships (from BEGIN)
+  uint64_t progress_files_total_ = 0, progress_files_done_ = 0;  // entries (BEGIN's count)
   int64_t last_progress_ms_ = 0;
   std::set<std::string> touched_;
   std::string last_status_;

@@ -36,8 +36,14 @@ struct GatewayStatus {
   std::string last_sync;  // ISO-8601 UTC, "" if never
   int64_t lag_ms = 0;
   uint32_t key_epoch = 0;
-  int64_t progress_done = -1;   // bytes done during a sync, -1 if none
+  // During a sync (backup): bytes and entries (files, directories, links,
+  // deletions) applied so far of the delta's totals; -1 when not syncing.
+  int64_t progress_done = -1;
   int64_t progress_total = -1;
+  int64_t progress_files_done = -1;
+  int64_t progress_files_total = -1;
+  // Policies applied (primary): module (or "default") -> PolicyHash.
+  std::map<std::string, std::string> policies;
   std::string error;  // "" means null
 };
 std::string EncodeStatus(const GatewayStatus& s);
