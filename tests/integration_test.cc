@@ -2,12 +2,14 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
 
 #include "harness.h"
 #include "hubsync/envelope.h"
+#include "hubsync/messages.h"
 #include "hubsync/paths.h"
 #include "hubsync/transport.h"
 #include "hubsync/wire.h"
@@ -422,6 +424,80 @@ TEST_F(HomeTest, ANewKeyEpochFromKeygenTakesEffectWithoutRestarts) {
           m.payload.find("\"key_epoch\":2") != std::string::npos) {
         return true;
       }
+    }
+    return false;
+  }, 10000));
+}
+
+TEST_F(HomeTest, RetainedPoliciesGovernSyncsLive) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  WriteFile(primary_.data + "/devices/lamp.json", "on");
+  WriteFile(primary_.data + "/devices/lamp.cache", "scratch");
+  WriteFile(primary_.data + "/scenes/evening.json", "dim");
+  Recorder rec(broker_->uri());
+  const std::string policy = "hubsync/v1/home-1/policy/";
+  auto publish = [&](const std::string& module, const std::string& json) {
+    Message m;
+    m.topic = policy + module;
+    m.payload = json;
+    m.retained = true;
+    ASSERT_TRUE(rec.transport()->Publish(m).ok());
+  };
+  auto on_backup = [&](const std::string& rel, const std::string& content) {
+    return WaitFor([&] { return testing::ReadFile(b.data + "/" + rel) == content; }, kConvergeMs);
+  };
+  auto event = [&](const std::string& type, const std::string& needle) {
+    return WaitFor([&] {
+      for (const Message& m : rec.messages()) {
+        if (m.topic == "hubsync/v1/home-1/events" && m.payload.find("\"type\":\"" + type + "\"") !=
+            std::string::npos && m.payload.find(needle) != std::string::npos) return true;
+      }
+      return false;
+    }, 10000);
+  };
+  // Retained before the primary starts: in force for the first sync.
+  publish("devices", R"({"paths":["devices/**"],"exclude":["**/*.cache"]})");
+  publish("db", R"({"paths":["db/**"],"delay_ms":1500})");
+  StartAll();
+  ASSERT_TRUE(on_backup("devices/lamp.json", "on"));
+  ASSERT_TRUE(on_backup("scenes/evening.json", "dim"));
+  EXPECT_NE(access((b.data + "/devices/lamp.cache").c_str(), F_OK), 0) << "excluded by policy";
+
+  // Two modules, two timings: db waits for its delay after the last change.
+  auto t0 = std::chrono::steady_clock::now();
+  WriteFile(primary_.data + "/db/main.db", "v1");
+  ASSERT_TRUE(on_backup("db/main.db", "v1"));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+  WriteFile(primary_.data + "/devices/lamp.json", "off");
+  ASSERT_TRUE(on_backup("devices/lamp.json", "off"));
+
+  // A period (which checks everything: it would have carried the db change
+  // early) repairs a file edited by hand on the backup.
+  publish("scenes", R"({"paths":["scenes/**"],"period_s":1})");
+  ASSERT_TRUE(event("policy", "\"module\":\"scenes\""));
+  WriteFile(b.data + "/scenes/evening.json", "edited on the backup");
+  ASSERT_TRUE(on_backup("scenes/evening.json", "dim"));
+
+  // A live change, an invalid policy (refused, the previous stays), a removal.
+  publish("db", R"({"paths":["db/**"],"delay_ms":0})");
+  ASSERT_TRUE(event("policy", "\"action\":\"changed\""));
+  publish("db", R"({"paths":["db/**"],"delay_ms":"later"})");
+  ASSERT_TRUE(event("rejected", "delay_ms: must be an integer"));
+  t0 = std::chrono::steady_clock::now();
+  WriteFile(primary_.data + "/db/main.db", "v2");
+  ASSERT_TRUE(on_backup("db/main.db", "v2"));
+  publish("devices", "");
+  ASSERT_TRUE(event("policy", "\"action\":\"removed\""));
+  ASSERT_TRUE(on_backup("devices/lamp.cache", "scratch")) << "no longer excluded";
+
+  // The primary's status names the policies in force.
+  ASSERT_TRUE(WaitFor([&] {
+    for (const Message& m : rec.messages()) {
+      if (m.topic != "hubsync/v1/home-1/gw/hub-p/status") continue;
+      auto st = DecodeStatus(m.payload);
+      if (st.ok() && st->policies.size() == 3 && st->policies.count("db") &&
+          st->policies.count("scenes") && st->policies.count("default")) return true;
     }
     return false;
   }, 10000));
