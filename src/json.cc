@@ -16,6 +16,7 @@
 #include "hubsync/config.h"
 #include "hubsync/messages.h"
 #include "hubsync/policy.h"
+#include "hubsync/status_view.h"
 
 namespace hubsync {
 namespace {
@@ -409,9 +410,9 @@ Result<ManifestRequest> DecodeManifestRequest(const std::string& json) {
   return r;
 }
 
-std::string EncodeStatus(const GatewayStatus& s) {
-  Document d(rapidjson::kObjectType);
-  auto& a = d.GetAllocator();
+namespace {
+
+void StatusMembers(const GatewayStatus& s, Value& d, rapidjson::Document::AllocatorType& a) {
   d.AddMember("v", 1, a);
   d.AddMember("role", Value(s.role.c_str(), a), a);
   d.AddMember("state", Value(s.state.c_str(), a), a);
@@ -437,6 +438,27 @@ std::string EncodeStatus(const GatewayStatus& s) {
   }
   if (s.error.empty()) d.AddMember("error", Value(), a);
   else d.AddMember("error", Value(s.error.c_str(), a), a);
+}
+
+}  // namespace
+
+std::string EncodeStatus(const GatewayStatus& s) {
+  Document d(rapidjson::kObjectType);
+  StatusMembers(s, d, d.GetAllocator());
+  return Write(d);
+}
+
+std::string EncodeStatusReport(const StatusRows& rows) {
+  Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  d.AddMember("in_sync", AllBackupsInSync(rows), a);
+  Value gateways(rapidjson::kObjectType);
+  for (const auto& [id, st] : rows) {
+    Value v(rapidjson::kObjectType);
+    StatusMembers(st, v, a);
+    gateways.AddMember(Value(id.c_str(), a), v, a);
+  }
+  d.AddMember("gateways", gateways, a);
   return Write(d);
 }
 

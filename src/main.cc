@@ -1,5 +1,6 @@
 // The hubsync command line (SPEC 3). A thin shell over the library: parse
 // arguments, load the config, hand over to a daemon or a one-shot command.
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "hubsync/bridge.h"
 #include "hubsync/config.h"
@@ -18,6 +20,7 @@
 #include "hubsync/pairing.h"
 #include "hubsync/keystore.h"
 #include "hubsync/messages.h"
+#include "hubsync/status_view.h"
 #include "hubsync/transport.h"
 #include "file_util.h"
 
@@ -33,7 +36,9 @@ constexpr char kUsage[] =
     "  hubsync pair      -c CONFIG [--window S] [--timeout S]  backup: pair or rotate its key now\n"
     "                                                          primary: open a pairing window (120 s)\n"
     "  hubsync unpair    -c CONFIG ID                          (primary) revoke a backup's key\n"
-    "  hubsync status    -c CONFIG [--timeout MS]              print every gateway's sync state\n"
+    "  hubsync status    -c CONFIG [--json] [--watch] [--timeout MS]\n"
+    "                                                          every gateway's sync state; exit 3\n"
+    "                                                          when a backup is not in sync\n"
     "  hubsync keygen    -c CONFIG --backup ID --out FILE      (primary) make a key for a backup\n"
     "  hubsync keyimport -c CONFIG FILE                        (backup) install a keygen key\n"
     "  hubsync --version | --help\n"
@@ -49,6 +54,7 @@ struct Args {
   std::string config_path;
   std::vector<Override> overrides;
   std::map<std::string, std::string> options;  // --backup, --out, --timeout
+  std::set<std::string> flags;                 // --json, --watch
   std::vector<std::string> positional;
 };
 
@@ -77,6 +83,8 @@ int ParseArgs(int argc, char** argv, Args* a) {
       const char* v = value(arg.c_str());
       if (!v) return Usage(arg + " needs a value");
       a->options[arg.substr(2)] = v;
+    } else if (arg == "--json" || arg == "--watch") {
+      a->flags.insert(arg.substr(2));
     } else if (!arg.empty() && arg[0] == '-') {
       return Usage("unknown option " + arg);
     } else {
@@ -134,15 +142,20 @@ int Keyimport(const Config& c, const Args& a) {
   return 0;
 }
 
-// Reads the retained status topics and prints one row per gateway.
+// `hubsync status`: reads the retained status topics and prints one row per
+// gateway (or JSON); with --watch, follows them live until Ctrl-C. Exit code
+// 0 when every backup is in sync, 3 when one is not (or none is known), 1
+// when the broker cannot be reached.
 int PrintStatus(const Config& c, const Args& a) {
   int64_t timeout_ms = 3000;
   if (a.options.count("timeout")) timeout_ms = std::atoll(a.options.at("timeout").c_str());
+  const bool json = a.flags.count("json") > 0, watch = a.flags.count("watch") > 0;
   auto t = NewMqttTransport(LanMqttOptions(c, "hubsync-status-" + std::to_string(getpid())));
   std::mutex mu;
   std::condition_variable cv;
-  std::map<std::string, GatewayStatus> rows;
+  StatusRows rows;
   bool connected = false;
+  uint64_t changes = 0;
   auto last_msg = std::chrono::steady_clock::now();
   std::string prefix = c.TopicPrefix() + "gw/";
   t->SetHandlers(
@@ -153,6 +166,7 @@ int PrintStatus(const Config& c, const Args& a) {
         gw = gw.substr(0, gw.find('/'));
         std::lock_guard<std::mutex> l(mu);
         rows[gw] = *st;
+        ++changes;
         last_msg = std::chrono::steady_clock::now();
         cv.notify_all();
       },
@@ -187,25 +201,47 @@ int PrintStatus(const Config& c, const Args& a) {
       }
     }
   }
-  t->Disconnect(nullptr);
-  std::lock_guard<std::mutex> l(mu);
-  std::printf("%-24s %-8s %-9s %8s %14s  %-24s %8s\n", "GATEWAY", "ROLE", "STATE", "FILES",
-              "BYTES", "LAST SYNC", "LAG MS");
-  bool all_ok = true;
-  int backups = 0;
-  for (const auto& [gw, st] : rows) {
-    std::printf("%-24s %-8s %-9s %8lld %14lld  %-24s %8lld\n", gw.c_str(), st.role.c_str(),
-                st.state.c_str(), static_cast<long long>(st.files),
-                static_cast<long long>(st.bytes),
-                st.last_sync.empty() ? "-" : st.last_sync.c_str(),
-                static_cast<long long>(st.lag_ms));
-    if (st.role == "backup") {
-      ++backups;
-      if (st.state != "in_sync") all_ok = false;
+  const bool tty = isatty(STDOUT_FILENO);
+  auto show = [&](const StatusRows& r) {
+    if (json) {
+      std::printf("%s\n", EncodeStatusReport(r).c_str());
+    } else {
+      if (watch && tty) std::printf("\033[H\033[J");  // redraw in place
+      if (watch) {
+        std::printf("hubsync status: home %s, %s (Ctrl-C to stop)\n", c.home.c_str(),
+                    FormatIso8601(RealClock()->WallNs()).substr(0, 19).c_str());
+      }
+      std::printf("%s", FormatStatusTable(r).c_str());
+      if (watch && !tty) std::printf("\n");
+    }
+    std::fflush(stdout);
+  };
+  StatusRows snapshot;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    snapshot = rows;
+  }
+  show(snapshot);
+  if (watch) {
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    uint64_t shown = changes;
+    while (true) {
+      timespec zero = {0, 0};
+      if (sigtimedwait(&stop, nullptr, &zero) > 0) break;
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait_for(l, std::chrono::milliseconds(200), [&] { return changes != shown; });
+      if (changes == shown) continue;
+      shown = changes;
+      snapshot = rows;
+      l.unlock();
+      show(snapshot);
     }
   }
-  if (rows.empty()) std::printf("(no gateway has published a status yet)\n");
-  return all_ok && backups > 0 ? 0 : 3;
+  t->Disconnect(nullptr);
+  return AllBackupsInSync(snapshot) ? 0 : 3;
 }
 
 int Unpair(const Config& c, const Args& a) {

@@ -515,9 +515,30 @@ TEST_F(HomeTest, StatusCommandReportsEveryGateway) {
   EXPECT_NE(out.find("hub-b1"), std::string::npos);
   EXPECT_NE(out.find("hub-b2"), std::string::npos);
   EXPECT_NE(out.find("in_sync"), std::string::npos);
+  EXPECT_NE(out.find("2 backups: 2 in sync, 0 syncing, 0 not in sync"), std::string::npos) << out;
+  // For scripts: the same statuses as JSON, with the verdict.
+  ASSERT_EQ(Tool({"status", "-c", primary_.config, "--json"}, &out), 0) << out;
+  auto report_ok = out.rfind("{\"in_sync\":true,\"gateways\":{", 0) == 0;
+  EXPECT_TRUE(report_ok) << out;
+  EXPECT_NE(out.find("\"hub-b1\":{\"v\":1,\"role\":\"backup\",\"state\":\"in_sync\""),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("\"policies\":{\"default\":"), std::string::npos) << out;
+  // --watch follows changes live until interrupted.
+  std::string watch_log = root_.Sub("watch.log");
+  Process watch({HUBSYNC_BINARY, "status", "-c", primary_.config, "--watch"}, watch_log);
+  watch.Start();
+  ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(watch_log).find("2 in sync") != std::string::npos; },
+                      10000));
   ASSERT_EQ(backups_["hub-b2"].proc->Stop(), 0);
-  EXPECT_NE(Tool({"status", "-c", primary_.config}, &out), 0);
+  ASSERT_TRUE(WaitFor([&] {
+    std::string w = testing::ReadFile(watch_log);
+    return w.find("offline") != std::string::npos && w.find("Ctrl-C to stop") != std::string::npos;
+  }, 10000)) << testing::ReadFile(watch_log);
+  EXPECT_EQ(watch.Stop(), 3) << "a backup is offline when the watch ends";
+  EXPECT_EQ(Tool({"status", "-c", primary_.config}, &out), 3);
   EXPECT_NE(out.find("offline"), std::string::npos) << out;
+  EXPECT_EQ(Tool({"status", "-c", primary_.config, "--json"}, &out), 3);
+  EXPECT_EQ(out.rfind("{\"in_sync\":false", 0), 0u) << out;
 }
 
 TEST_F(HomeTest, BadConfigurationExitsTwoNamingTheKey) {

@@ -1,0 +1,115 @@
+#include "hubsync/status_view.h"
+
+#include <cstdio>
+#include <vector>
+
+namespace hubsync {
+namespace {
+
+std::string Fmt(const char* format, double a) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, a);
+  return buf;
+}
+
+// Primary first, then backups, each by id.
+std::vector<const StatusRows::value_type*> Ordered(const StatusRows& rows) {
+  std::vector<const StatusRows::value_type*> out;
+  for (const auto& r : rows) {
+    if (r.second.role == "primary") out.push_back(&r);
+  }
+  for (const auto& r : rows) {
+    if (r.second.role != "primary") out.push_back(&r);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool AllBackupsInSync(const StatusRows& rows) {
+  int backups = 0;
+  for (const auto& [id, st] : rows) {
+    if (st.role != "backup") continue;
+    ++backups;
+    if (st.state != "in_sync") return false;
+  }
+  return backups > 0;
+}
+
+std::string HumanBytes(int64_t bytes) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  if (u == 0) return std::to_string(bytes) + " B";
+  return Fmt(v < 10 ? "%.1f " : "%.0f ", v) + kUnits[u];
+}
+
+std::string HumanDuration(int64_t ms) {
+  if (ms < 0) ms = 0;
+  if (ms < 10000) return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : Fmt("%.1f s", ms / 1000.0);
+  if (ms < 120000) return std::to_string(ms / 1000) + " s";
+  if (ms < 7200000) return std::to_string(ms / 60000) + " min";
+  if (ms < 172800000) return std::to_string(ms / 3600000) + " h";
+  return std::to_string(ms / 86400000) + " d";
+}
+
+std::string ProgressBar(int64_t done, int64_t total, int width) {
+  if (total <= 0) total = 1;
+  if (done < 0) done = 0;
+  if (done > total) done = total;
+  int filled = static_cast<int>(done * width / total);
+  int percent = static_cast<int>(done * 100 / total);
+  char pct[8];
+  std::snprintf(pct, sizeof pct, "%3d%%", percent);
+  return "[" + std::string(filled, '#') + std::string(width - filled, '-') + "] " + pct;
+}
+
+std::string FormatStatusTable(const StatusRows& rows) {
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-20s %-8s %-8s %7s %10s  %-20s %8s %5s\n", "GATEWAY", "ROLE",
+                "STATE", "FILES", "BYTES", "LAST SYNC", "LAG", "KEY");
+  out += line;
+  int backups = 0, in_sync = 0, syncing = 0, other = 0;
+  for (const auto* r : Ordered(rows)) {
+    const std::string& id = r->first;
+    const GatewayStatus& st = r->second;
+    bool backup = st.role == "backup";
+    std::string last = st.last_sync.empty() ? "never" : st.last_sync;
+    if (last.size() > 20) last = last.substr(0, 19) + "Z";  // drop sub-seconds
+    std::string lag = backup && st.state != "offline" ? HumanDuration(st.lag_ms) : "-";
+    std::string key = backup && st.key_epoch ? "e" + std::to_string(st.key_epoch) : "-";
+    std::snprintf(line, sizeof line, "%-20s %-8s %-8s %7lld %10s  %-20s %8s %5s\n", id.c_str(),
+                  st.role.c_str(), st.state.c_str(), static_cast<long long>(st.files),
+                  HumanBytes(st.bytes).c_str(), last.c_str(), lag.c_str(), key.c_str());
+    out += line;
+    if (st.progress_files_total > 0 || st.progress_total > 0) {
+      bool by_bytes = st.progress_total > 0;
+      out += "    " +
+             ProgressBar(by_bytes ? st.progress_done : st.progress_files_done,
+                         by_bytes ? st.progress_total : st.progress_files_total, 30) +
+             "  " + HumanBytes(std::max<int64_t>(st.progress_done, 0)) + " of " +
+             HumanBytes(std::max<int64_t>(st.progress_total, 0)) + ", " +
+             std::to_string(std::max<int64_t>(st.progress_files_done, 0)) + " of " +
+             std::to_string(std::max<int64_t>(st.progress_files_total, 0)) + " entries\n";
+    }
+    if (!st.error.empty()) out += "    error: " + st.error + "\n";
+    if (!backup) continue;
+    ++backups;
+    if (st.state == "in_sync") ++in_sync;
+    else if (st.state == "syncing") ++syncing;
+    else ++other;
+  }
+  if (rows.empty()) return out + "(no gateway has published a status yet)\n";
+  out += std::to_string(backups) + (backups == 1 ? " backup: " : " backups: ") +
+         std::to_string(in_sync) + " in sync, " + std::to_string(syncing) + " syncing, " +
+         std::to_string(other) + " not in sync" +
+         (AllBackupsInSync(rows) ? "" : backups == 0 ? " (none known)" : "") + "\n";
+  return out;
+}
+
+}  // namespace hubsync

@@ -1,0 +1,90 @@
+#include "hubsync/status_view.h"
+
+#include <gtest/gtest.h>
+
+namespace hubsync {
+namespace {
+
+GatewayStatus Gw(const std::string& role, const std::string& state) {
+  GatewayStatus s;
+  s.role = role;
+  s.state = state;
+  s.files = 12;
+  s.bytes = 5 * 1024 * 1024;
+  s.last_sync = "2026-11-25T10:01:02.123Z";
+  s.key_epoch = role == "backup" ? 2 : 0;
+  return s;
+}
+
+TEST(StatusViewTest, HumanUnits) {
+  EXPECT_EQ(HumanBytes(0), "0 B");
+  EXPECT_EQ(HumanBytes(1023), "1023 B");
+  EXPECT_EQ(HumanBytes(1536), "1.5 KiB");
+  EXPECT_EQ(HumanBytes(50LL * 1024 * 1024), "50 MiB");
+  EXPECT_EQ(HumanDuration(0), "0 s");
+  EXPECT_EQ(HumanDuration(1500), "1.5 s");
+  EXPECT_EQ(HumanDuration(45000), "45 s");
+  EXPECT_EQ(HumanDuration(125000), "2 min");
+  EXPECT_EQ(HumanDuration(7200000), "2 h");
+  EXPECT_EQ(HumanDuration(3LL * 86400000), "3 d");
+}
+
+TEST(StatusViewTest, ProgressBar) {
+  EXPECT_EQ(ProgressBar(0, 100, 10), "[----------]   0%");
+  EXPECT_EQ(ProgressBar(45, 100, 10), "[####------]  45%");
+  EXPECT_EQ(ProgressBar(100, 100, 10), "[##########] 100%");
+  EXPECT_EQ(ProgressBar(500, 100, 4), "[####] 100%") << "clamped";
+  EXPECT_EQ(ProgressBar(0, 0, 4), "[----]   0%") << "no division by zero";
+}
+
+TEST(StatusViewTest, TableHasOneRowPerGatewayPrimaryFirstAndABarWhileSyncing) {
+  StatusRows rows;
+  rows["hub-a"] = Gw("backup", "in_sync");
+  GatewayStatus syncing = Gw("backup", "syncing");
+  syncing.lag_ms = 3200;
+  syncing.progress_done = 2 * 1024 * 1024;
+  syncing.progress_total = 4 * 1024 * 1024;
+  syncing.progress_files_done = 30;
+  syncing.progress_files_total = 60;
+  rows["hub-b"] = syncing;
+  GatewayStatus failed = Gw("backup", "error");
+  failed.error = "disk full";
+  rows["hub-c"] = failed;
+  rows["hub-z-primary"] = Gw("primary", "syncing");
+  std::string t = FormatStatusTable(rows);
+  EXPECT_LT(t.find("hub-z-primary"), t.find("hub-a")) << t;
+  EXPECT_NE(t.find("hub-b                backup   syncing       12    5.0 MiB  2026-11-25T10:01:02Z    3.2 s    e2"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("[###############---------------]  50%  2.0 MiB of 4.0 MiB, 30 of 60 entries"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("    error: disk full"), std::string::npos);
+  EXPECT_NE(t.find("3 backups: 1 in sync, 1 syncing, 1 not in sync"), std::string::npos) << t;
+  EXPECT_EQ(FormatStatusTable({}).find("no gateway"), FormatStatusTable({}).find("(no") + 1);
+}
+
+TEST(StatusViewTest, InSyncOnlyWhenEveryBackupIs) {
+  StatusRows rows;
+  EXPECT_FALSE(AllBackupsInSync(rows)) << "no backup known";
+  rows["p"] = Gw("primary", "in_sync");
+  EXPECT_FALSE(AllBackupsInSync(rows));
+  rows["a"] = Gw("backup", "in_sync");
+  EXPECT_TRUE(AllBackupsInSync(rows));
+  rows["b"] = Gw("backup", "offline");
+  EXPECT_FALSE(AllBackupsInSync(rows));
+}
+
+TEST(StatusViewTest, JsonReportCarriesEveryStatusAndTheVerdict) {
+  StatusRows rows;
+  rows["p"] = Gw("primary", "in_sync");
+  rows["p"].policies["default"] = "0123456789abcdef";
+  rows["a"] = Gw("backup", "in_sync");
+  std::string j = EncodeStatusReport(rows);
+  EXPECT_EQ(j.rfind("{\"in_sync\":true,\"gateways\":{", 0), 0u) << j;
+  EXPECT_NE(j.find("\"a\":{\"v\":1,\"role\":\"backup\",\"state\":\"in_sync\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"policies\":{\"default\":\"0123456789abcdef\"}"), std::string::npos) << j;
+}
+
+}  // namespace
+}  // namespace hubsync
