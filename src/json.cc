@@ -16,6 +16,7 @@
 #include "hubsync/config.h"
 #include "hubsync/messages.h"
 #include "hubsync/policy.h"
+#include "hubsync/ha_discovery.h"
 #include "hubsync/status_view.h"
 
 namespace hubsync {
@@ -199,7 +200,8 @@ Result<Config> ParseConfig(const std::string& json_text, const std::vector<Overr
 
   HUBSYNC_RETURN_IF_ERROR(CheckKeys(doc, "", {"home", "gateway_id", "broker", "oob", "data_dir",
                                               "state_dir", "exclude", "backups", "policy",
-                                              "bridge", "max_message_bytes", "log_level"}));
+                                              "bridge", "max_message_bytes", "log_level",
+                                              "homeassistant"}));
   Config c;
   HUBSYNC_RETURN_IF_ERROR(GetString(doc, "home", "home", true, &c.home));
   HUBSYNC_RETURN_IF_ERROR(GetString(doc, "gateway_id", "gateway_id", true, &c.gateway_id));
@@ -240,6 +242,20 @@ Result<Config> ParseConfig(const std::string& json_text, const std::vector<Overr
                                    &c.policy.delay_ms));
     HUBSYNC_RETURN_IF_ERROR(GetInt(*policy, "period_s", "policy.period_s", 0, 31 * 86400,
                                    &c.policy.period_s));
+  }
+  const Value* ha = nullptr;
+  HUBSYNC_RETURN_IF_ERROR(GetObject(doc, "homeassistant", "homeassistant", &ha));
+  if (ha) {
+    HUBSYNC_RETURN_IF_ERROR(CheckKeys(*ha, "homeassistant.", {"discovery", "prefix"}));
+    HUBSYNC_RETURN_IF_ERROR(GetBool(*ha, "discovery", "homeassistant.discovery",
+                                    &c.homeassistant.discovery));
+    HUBSYNC_RETURN_IF_ERROR(GetString(*ha, "prefix", "homeassistant.prefix", false,
+                                      &c.homeassistant.prefix));
+    const std::string& pre = c.homeassistant.prefix;
+    if (pre.empty() || pre.find_first_of("+#") != std::string::npos || pre.front() == '/' ||
+        pre.back() == '/') {
+      return Bad("homeassistant.prefix", "must be a topic prefix without wildcards or edge '/'");
+    }
   }
   const Value* bridge = nullptr;
   HUBSYNC_RETURN_IF_ERROR(GetObject(doc, "bridge", "bridge", &bridge));
@@ -446,6 +462,61 @@ std::string EncodeStatus(const GatewayStatus& s) {
   Document d(rapidjson::kObjectType);
   StatusMembers(s, d, d.GetAllocator());
   return Write(d);
+}
+
+std::vector<Message> HomeAssistantDiscovery(const Config& c, const std::string& backup) {
+  const std::string status = c.TopicPrefix() + "gw/" + backup + "/status";
+  const std::string node = "hubsync_" + c.home + "_" + backup;
+  struct Entity {
+    const char* component;
+    const char* object;
+    const char* name;
+    const char* value_template;
+    const char* device_class;  // "" none
+    const char* unit;          // "" none
+  };
+  static const Entity kEntities[] = {
+      {"binary_sensor", "in_sync", "In sync",
+       "{{ 'ON' if value_json.state == 'in_sync' else 'OFF' }}", "", ""},
+      {"sensor", "lag", "Lag", "{{ (value_json.lag_ms / 1000) | round(1) }}", "duration", "s"},
+      {"sensor", "last_sync", "Last sync", "{{ value_json.last_sync }}", "timestamp", ""},
+  };
+  std::vector<Message> out;
+  for (const Entity& e : kEntities) {
+    Document d(rapidjson::kObjectType);
+    auto& a = d.GetAllocator();
+    auto str = [&](const std::string& v) { return Value(v.c_str(), a); };
+    d.AddMember("name", str(e.name), a);
+    d.AddMember("unique_id", str(node + "_" + e.object), a);
+    d.AddMember("object_id", str(node + "_" + e.object), a);
+    d.AddMember("state_topic", str(status), a);
+    d.AddMember("value_template", str(e.value_template), a);
+    if (*e.device_class) d.AddMember("device_class", str(e.device_class), a);
+    if (*e.unit) {
+      d.AddMember("unit_of_measurement", str(e.unit), a);
+      d.AddMember("state_class", "measurement", a);
+    }
+    // Availability follows the retained status, whose LWT says "offline".
+    d.AddMember("availability_topic", str(status), a);
+    d.AddMember("availability_template",
+                "{{ 'offline' if value_json.state == 'offline' else 'online' }}", a);
+    d.AddMember("payload_available", "online", a);
+    d.AddMember("payload_not_available", "offline", a);
+    Value device(rapidjson::kObjectType);
+    Value ids(rapidjson::kArrayType);
+    ids.PushBack(str(node), a);
+    device.AddMember("identifiers", ids, a);
+    device.AddMember("name", str("hubsync " + backup), a);
+    device.AddMember("manufacturer", "hubsync", a);
+    device.AddMember("model", "backup hub", a);
+    d.AddMember("device", device, a);
+    Message m;
+    m.topic = c.homeassistant.prefix + "/" + e.component + "/" + node + "/" + e.object + "/config";
+    m.payload = Write(d);
+    m.retained = true;
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 std::string EncodeStatusReport(const StatusRows& rows) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "file_util.h"
+#include "hubsync/ha_discovery.h"
 
 namespace hubsync {
 
@@ -61,6 +62,7 @@ PrimaryEngine::Peer& PrimaryEngine::AddPeer(const std::string& id) {
   p->id = id;
   Peer& ref = *p;
   peers_[id] = std::move(p);
+  if (connected_) PublishDiscovery(id);
   return ref;
 }
 
@@ -115,6 +117,7 @@ void PrimaryEngine::OnConnection(bool connected) {
   env_.transport->Subscribe(topics_.prefix + "gw/+/ack", 1);
   last_status_.clear();
   PublishStatus();
+  for (const auto& [id, p] : peers_) PublishDiscovery(id);
   // Whatever was in flight may be lost with the old connection: restart,
   // once each backup's status (retained, or its birth after a broker
   // restart) shows it is there to answer.
@@ -679,6 +682,11 @@ Message PrimaryEngine::FinalStatus() {
   m.payload = EncodeStatus(s);
   m.retained = true;
   return m;
+}
+
+void PrimaryEngine::PublishDiscovery(const std::string& backup) {
+  if (!env_.config.homeassistant.discovery) return;
+  for (Message& m : HomeAssistantDiscovery(env_.config, backup)) outbox_.Send(std::move(m));
 }
 
 void PrimaryEngine::Emit(Event e) {

@@ -1,4 +1,5 @@
 #include "hubsync/config.h"
+#include "hubsync/ha_discovery.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -22,6 +23,8 @@ TEST(ConfigTest, MinimalGetsDefaults) {
   EXPECT_EQ(c->max_message_bytes, 262144);
   EXPECT_TRUE(c->backups.empty());
   EXPECT_EQ(c->TopicPrefix(), "hubsync/v1/home-1/");
+  EXPECT_FALSE(c->homeassistant.discovery);
+  EXPECT_EQ(c->homeassistant.prefix, "homeassistant");
 }
 
 TEST(ConfigTest, FullExampleFromSpecParses) {
@@ -67,6 +70,9 @@ TEST(ConfigTest, BadInputNamesTheKey) {
       {{{"max_message_bytes", "10"}}, "max_message_bytes"},
       {{{"log_level", "loud"}}, "log_level"},
       {{{"bridge.link", "tcp:x"}}, "bridge.link"},
+      {{{"homeassistant.discovery", "\"yes\""}}, "homeassistant.discovery"},
+      {{{"homeassistant.prefix", "\"ha/#\""}}, "homeassistant.prefix"},
+      {{{"homeassistant.colour", "1"}}, "homeassistant.colour"},
   };
   for (const auto& c : cases) {
     auto r = ParseConfig(kMinimal, c.overrides);
@@ -128,6 +134,40 @@ TEST(ConfigTest, LoadChecksTheFilesystem) {
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   r = LoadConfig(dir.Sub("absent.json"), {});
   EXPECT_EQ(r.status().message().rfind("config:", 0), 0u);
+}
+
+}  // namespace
+}  // namespace hubsync
+
+namespace hubsync {
+namespace {
+
+// Home Assistant discovery follows its conventions: config topics under the
+// prefix, state and availability from the retained status and its LWT.
+TEST(HomeAssistantTest, EachBackupGetsInSyncLagAndLastSyncEntities) {
+  auto c = ParseConfig(kMinimal, {{"homeassistant.discovery", "true"}});
+  ASSERT_TRUE(c.ok());
+  auto msgs = HomeAssistantDiscovery(*c, "hub-kitchen");
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0].topic, "homeassistant/binary_sensor/hubsync_home-1_hub-kitchen/in_sync/config");
+  EXPECT_EQ(msgs[1].topic, "homeassistant/sensor/hubsync_home-1_hub-kitchen/lag/config");
+  EXPECT_EQ(msgs[2].topic, "homeassistant/sensor/hubsync_home-1_hub-kitchen/last_sync/config");
+  const std::string status = "\"hubsync/v1/home-1/gw/hub-kitchen/status\"";
+  for (const Message& m : msgs) {
+    EXPECT_TRUE(m.retained);
+    EXPECT_NE(m.payload.find("\"state_topic\":" + status), std::string::npos) << m.payload;
+    EXPECT_NE(m.payload.find("\"availability_topic\":" + status), std::string::npos);
+    EXPECT_NE(m.payload.find("value_json.state == 'offline'"), std::string::npos);
+    EXPECT_NE(m.payload.find("\"identifiers\":[\"hubsync_home-1_hub-kitchen\"]"), std::string::npos);
+    EXPECT_NE(m.payload.find("\"unique_id\":\"hubsync_home-1_hub-kitchen_"), std::string::npos);
+  }
+  EXPECT_NE(msgs[0].payload.find("value_json.state == 'in_sync'"), std::string::npos);
+  EXPECT_NE(msgs[1].payload.find("\"device_class\":\"duration\""), std::string::npos);
+  EXPECT_NE(msgs[1].payload.find("\"unit_of_measurement\":\"s\""), std::string::npos);
+  EXPECT_NE(msgs[2].payload.find("\"device_class\":\"timestamp\""), std::string::npos);
+  auto other = ParseConfig(kMinimal, {{"homeassistant.prefix", "\"ha\""}});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(HomeAssistantDiscovery(*other, "b")[0].topic.rfind("ha/binary_sensor/", 0), 0u);
 }
 
 }  // namespace

@@ -26,6 +26,7 @@ class EngineTest : public ::testing::Test {
     pc.state_dir = primary_state_.path();
     pc.backups = {"hub-b"};
     pc.policy = policy;
+    pc.homeassistant.discovery = discovery_;
     Config bc = pc;
     bc.gateway_id = "hub-b";
     bc.data_dir = backup_dir_.path();
@@ -78,6 +79,7 @@ class EngineTest : public ::testing::Test {
   }
   int Requests() { return broker_.Count("hubsync/v1/home/gw/hub-b/manifest/req"); }
 
+  bool discovery_ = false;
   TempDir primary_dir_, primary_state_, backup_dir_, backup_state_;
   FakeBroker broker_;
   ManualClock clock_;
@@ -204,6 +206,19 @@ class PolicyEngineTest : public EngineTest {
   }
   bool OnBackup(const std::string& rel) { return access(backup_dir_.Sub(rel).c_str(), F_OK) == 0; }
 };
+
+TEST_F(EngineTest, HomeAssistantDiscoveryOnlyWhenConfigured) {
+  Build(Policy{true, 0, 0});
+  Settle();
+  EXPECT_EQ(broker_.Count("homeassistant/#"), 0);
+}
+
+TEST_F(EngineTest, HomeAssistantDiscoveryForEveryBackup) {
+  discovery_ = true;
+  Build(Policy{true, 0, 0});
+  Settle();
+  EXPECT_EQ(broker_.Count("homeassistant/+/hubsync_home_hub-b/+/config"), 3);
+}
 
 TEST_F(PolicyEngineTest, PoliciesRetainedBeforeStartApplyBeforeTheFirstSync) {
   WriteFile(primary_dir_.Sub("devices/lamp.json"), "on");

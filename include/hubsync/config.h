@@ -39,6 +39,11 @@ struct Config {
   struct Oob {
     std::string uri;
   } oob;
+  // Home Assistant MQTT discovery (published by the primary for each backup).
+  struct HomeAssistant {
+    bool discovery = false;
+    std::string prefix = "homeassistant";
+  } homeassistant;
   std::string data_dir;
   std::string state_dir;
   std::vector<std::string> exclude;

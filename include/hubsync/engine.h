@@ -114,6 +114,7 @@ class PrimaryEngine {
   void Pump(Peer& p);
   void Rescan();
   void PublishStatus();
+  void PublishDiscovery(const std::string& backup);
   void Emit(Event e);
   bool MayPair(const std::string& backup, std::string* why);
   void RevokeRemovedBackups();
