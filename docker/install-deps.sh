@@ -2,8 +2,14 @@
 # Installs what hubsync needs to build, test, demo and benchmark on Debian 12.
 # Used by the README's two commands, by .ci/run and by docker/Dockerfile.
 # Installs only what is missing; safe to run again.
+#   --runtime   only what the installed program needs to run (the Docker
+#               image's final stage): its shared libraries and Mosquitto.
 set -euo pipefail
 
+RUNTIME=(
+  libpaho-mqttpp3-1 libpaho-mqtt1.3 libcrypto++8  # libraries the program links
+  mosquitto mosquitto-clients                     # the hub broker, mosquitto_sub/pub
+)
 PACKAGES=(
   build-essential cmake pkg-config   # toolchain
   libpaho-mqttpp-dev libpaho-mqtt-dev  # MQTT v5 client (Paho C++ over Paho C)
@@ -16,7 +22,9 @@ PACKAGES=(
   bluez-test-tools                     # btvirt: virtual controllers in that VM
   rsync                                # benchmark baseline
   procps                               # ps/pgrep in scripts
+  python3-yaml                         # the compose file's structure test
 )
+if [ "${1:-}" = "--runtime" ]; then PACKAGES=("${RUNTIME[@]}"); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash docker/install-deps.sh
+bash docker/install-deps.sh --runtime  # the Docker image's final stage runs this
 
 jobs=$(nproc)
 run() {  # build-dir, extra cmake args...
