@@ -213,7 +213,9 @@ int RunBridge(const Config& config) {
   });
   MqttOptions mo;
   mo.uri = config.oob.uri;
-  mo.client_id = "hubsync-bridge-" + config.home + "-" + config.gateway_id;
+  // One bridge per link: two bridges of one hub must not share a client id.
+  mo.client_id = "hubsync-bridge-" + config.home + "-" + config.gateway_id +
+                 (config.bridge.backup.empty() ? "" : "-" + config.bridge.backup);
   std::unique_ptr<Transport> local = NewMqttTransport(mo);
   int rc = RunBridgeOn(config, *local, stop, log);
   if (!stop) kill(getpid(), SIGTERM);  // release the signal thread on a fatal error
