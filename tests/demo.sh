@@ -38,7 +38,7 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/nul
 start_hub_broker() {  # name lan-port oob-port primary-id [backup-ids...]
   local name=$1 lan=$2 oob=$3; shift 3
   local dir="$work/broker-$name"
-  bash broker-config/make-passwords.sh "$dir" "$@" --reader hub-viewer 2>/dev/null
+  bash broker-config/make-passwords.sh "$dir" "$@" --reader hub-viewer --admin hub-software 2>/dev/null
   sed -e "s|^listener 1883\$|listener $lan 127.0.0.1|" \
       -e "s|^listener 1884 127.0.0.1|listener $oob 127.0.0.1|" \
       -e "s|/etc/hubsync/broker/|$dir/|" broker-config/hub.conf > "$dir/mosquitto.conf"
@@ -120,7 +120,7 @@ pids+=($!)
 "$H" primary -c "$work/hub-living-room.json" 2>"$work/hub-living-room.log" & pids+=($!)
 
 same() {  # the replicated view of two data dirs is identical
-  diff -r --exclude=.hubsync --exclude=cache --exclude='*.tmp' "$work/hub-living-room/data" "$work/$1/data" >/dev/null 2>&1
+  diff -r --exclude=.hubsync --exclude=cache --exclude='*.tmp' --exclude='*.journal' "$work/hub-living-room/data" "$work/$1/data" >/dev/null 2>&1
 }
 wait_converged() {
   local t0=$(date +%s%N)
@@ -158,6 +158,33 @@ echo "== a 64 KiB in-place edit of the 4 MiB database"
 dd if=/dev/urandom of="$d/db/hub.sqlite" bs=64K count=1 seek=20 conv=notrunc status=none
 wait_converged
 grep -h '"type":"sync"' "$work/json.log" | tail -n 2 | sed 's/^/   /'
+
+echo "== hub software sets a retained policy: the database syncs 1.5 s after its last write, and *.journal files stay local"
+admin=(-h 127.0.0.1 -p "$port" -u hub-software -P "$(cat "$pass_dir/hub-software.pass")")
+echo "   mosquitto_pub -r -t hubsync/v1/demo-home/policy/db -m '{\"paths\":[\"db/**\"],\"delay_ms\":1500,\"exclude\":[\"**/*.journal\"]}'"
+mosquitto_pub "${admin[@]}" -r -t hubsync/v1/demo-home/policy/db \
+  -m '{"paths":["db/**"],"delay_ms":1500,"exclude":["**/*.journal"]}'
+for _ in $(seq 100); do grep -q '"type":"policy"' "$work/json.log" && break; sleep 0.05; done
+grep -h '"type":"policy"' "$work/json.log" | tail -n 1 | sed 's/^/   /'
+wait_converged >/dev/null  # the check the new exclusion started
+sleep 0.2
+syncs_before=$(grep -c '"type":"sync"' "$work/json.log" || true)
+t0=$(date +%s%N)
+for i in 1 2 3; do
+  dd if=/dev/urandom of="$d/db/hub.sqlite" bs=4K count=1 seek=$((i * 50)) conv=notrunc status=none
+  echo "write $i" > "$d/db/hub.sqlite.journal"
+  sleep 0.3
+done
+wait_converged >/dev/null
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+sleep 0.2  # let the last sync events land in the log
+syncs=$(( $(grep -c '"type":"sync"' "$work/json.log") - syncs_before ))
+echo "   three writes 300 ms apart reached both backups ${ms} ms after the first, in $syncs sync events (2 backups)"
+[ ! -e "$work/hub-kitchen/data/db/hub.sqlite.journal" ] && echo "   db/hub.sqlite.journal (excluded by the policy) stayed on the primary"
+echo "   an invalid policy is refused with an event, and the previous one stays:"
+mosquitto_pub "${admin[@]}" -r -t hubsync/v1/demo-home/policy/db -m '{"paths":["db/**"],"delay_ms":"soon"}'
+for _ in $(seq 100); do grep -q '"type":"rejected"' "$work/json.log" && break; sleep 0.05; done
+grep -h '"type":"rejected"' "$work/json.log" | tail -n 1 | sed 's/^/   /'
 
 sleep 0.3
 echo
