@@ -4,7 +4,8 @@
 # from broker-config/), a primary and two backups over temporary directories
 # holding sample hub data. It makes a few changes on the primary, shows the
 # backups converging and what `mosquitto_sub -v -t 'hubsync/#'` saw, then
-# cleans up after itself.
+# cleans up after itself. With --keep, the home keeps running until Ctrl-C,
+# with the commands to watch and drive it printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -205,4 +206,16 @@ echo
 echo "== status and events, as the read-only account sees them (no file names, no content, no keys)"
 tail -n 8 "$work/json.log" | cut -c1-220 | sed 's/^/   /'
 echo
+if [ "${1:-}" = "--keep" ]; then
+  cat <<EOT
+== the home keeps running for you to try (Ctrl-C stops it and removes $work):
+   watch status+events: mosquitto_sub -h 127.0.0.1 -p $port -u hub-viewer -P $(cat "$pass_dir/hub-viewer.pass") -v -t 'hubsync/#'
+   set a policy:      mosquitto_pub -h 127.0.0.1 -p $port -u hub-software -P $(cat "$pass_dir/hub-software.pass") -r \\
+                        -t hubsync/v1/demo-home/policy/scenes -m '{"paths":["scenes/**"],"delay_ms":3000}'
+   status:            $H status -c $work/hub-living-room.json --watch
+   change data:       echo '{"on":true}' > $d/devices/lamp-1.json
+EOT
+  sleep infinity & pids+=($!)
+  wait "$!" || true
+fi
 echo "== done; stopping the daemons and removing $work"
