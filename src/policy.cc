@@ -108,7 +108,7 @@ void PolicySchedule::Touch(Module& m, int64_t now_ms) {
   m.last_change_ms = now_ms;
 }
 
-void PolicySchedule::OnChanged(const std::vector<std::string>& paths, int64_t now_ms) {
+void PolicySchedule::OnChanged(const std::set<std::string>& paths, int64_t now_ms) {
   for (const auto& p : paths) Touch(Owner(p), now_ms);
 }
 

@@ -166,7 +166,7 @@ void PrimaryEngine::OnChanges() {
   if (batch.overflow) {
     policies_.OnChangedEverywhere(now);
   } else {
-    policies_.OnChanged(std::vector<std::string>(batch.paths.begin(), batch.paths.end()), now);
+    policies_.OnChanged(batch.paths, now);
   }
   PublishStatus();
 }

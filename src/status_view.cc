@@ -1,5 +1,6 @@
 #include "hubsync/status_view.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <vector>
 

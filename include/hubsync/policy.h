@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -74,7 +75,7 @@ class PolicySchedule {
   std::vector<std::string> Exclusions(const std::vector<std::string>& config_exclude) const;
 
   // Changes seen at now_ms, in these paths (or, for everything, anywhere).
-  void OnChanged(const std::vector<std::string>& paths, int64_t now_ms);
+  void OnChanged(const std::set<std::string>& paths, int64_t now_ms);
   void OnChangedEverywhere(int64_t now_ms);
 
   struct Due {

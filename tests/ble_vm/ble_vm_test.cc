@@ -187,7 +187,7 @@ class BleVmTest : public ::testing::Test {
   // Connects hci0 → hci1 with the link code while hci1 listens; returns the
   // connect result (the accepted side is dropped).
   static Status TryLink() {
-    auto listener = ListenLink("l2cap:" + AddrString(primary_addr_) + "/" + std::to_string(kPsm));
+    auto listener = ListenLink(LinkSpec());
     if (!listener.ok()) return listener.status();
     std::atomic<bool> done{false};
     std::thread accept([&] {

@@ -123,8 +123,10 @@ Status Mgmt::Must(uint16_t index, uint16_t opcode, const std::string& params) {
   auto r = Command(index, opcode, params);
   if (!r.ok()) return r.status();
   if (r->status != 0) {
-    return Status::Rejected("mgmt opcode 0x" + std::to_string(opcode) + " on hci" +
-                            std::to_string(index) + ": status " + std::to_string(r->status));
+    char what[64];
+    std::snprintf(what, sizeof what, "mgmt opcode 0x%04x on hci%u: status 0x%02x", opcode, index,
+                  r->status);
+    return Status::Rejected(what);
   }
   return Status::Ok();
 }
