@@ -55,7 +55,12 @@ void BackupEngine::SendHello() {
 void BackupEngine::OnOobMessage(const Message& m) {
   if (!pairing_ || m.topic != topics_.Welcome(env_.config.gateway_id)) return;
   auto w = DecodePairWelcome(m.payload);
-  if (!w.ok()) return;
+  if (!w.ok()) {
+    Log(LogLevel::kWarn, "refused a pairing welcome: " + w.status().message());
+    Emit(RejectedEvent(env_.config.gateway_id, "welcome", w.status().message(),
+                       m.payload.size()));
+    return;
+  }
   auto key = pairing_->Finish(*w);
   if (!key.ok()) {
     Log(LogLevel::kWarn, "ignored a welcome: " + key.status().message());
@@ -135,7 +140,9 @@ void BackupEngine::OnMessage(const Message& m) {
 void BackupEngine::OnManifestRequest(const Message& m) {
   auto req = DecodeManifestRequest(m.payload);
   if (!req.ok()) {
-    Log(LogLevel::kWarn, "ignored a malformed manifest request");
+    Log(LogLevel::kWarn, "refused a manifest request: " + req.status().message());
+    Emit(RejectedEvent(env_.config.gateway_id, "manifest/req", req.status().message(),
+                       m.payload.size()));
     return;
   }
   // Answer only on our own response topic: never act as a reflector.

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "hubsync/config.h"
 #include "hubsync/messages.h"
@@ -25,6 +26,52 @@ namespace {
 using rapidjson::Document;
 using rapidjson::Value;
 
+// Every JSON document hubsync reads is checked against these before RapidJSON
+// sees it: RapidJSON's default parser recurses once per nesting level, so an
+// array nested 130,000 deep overflows the stack. Nothing hubsync reads nests
+// deeper than 3; the scan below is linear and needs no stack.
+constexpr int kMaxJsonDepth = 16;
+
+Status CheckJsonShape(std::string_view text, size_t max_bytes) {
+  if (text.size() > max_bytes) {
+    return Status::Rejected("JSON document larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        return Status::Rejected("JSON nested deeper than " + std::to_string(kMaxJsonDepth));
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return Status::Ok();
+}
+
+// Parses `text` into `doc` once it passes CheckJsonShape; the iterative
+// parser is a second guard that needs no stack either. On a syntax error the
+// message names the offset and RapidJSON's reason.
+Status ParseBounded(Document* doc, std::string_view text, size_t max_bytes) {
+  HUBSYNC_RETURN_IF_ERROR(CheckJsonShape(text, max_bytes));
+  doc->Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  if (doc->HasParseError()) {
+    return Status::InvalidArgument(std::string("invalid JSON at offset ") +
+                                   std::to_string(doc->GetErrorOffset()) + ": " +
+                                   rapidjson::GetParseError_En(doc->GetParseError()));
+  }
+  return Status::Ok();
+}
+
 Status Bad(const std::string& key, const std::string& problem) {
   return Status::InvalidArgument(key + ": " + problem);
 }
@@ -32,9 +79,8 @@ Status Bad(const std::string& key, const std::string& problem) {
 // Walks "a.b.c" in `doc`, creating objects on the way, and sets the leaf.
 Status ApplyOverride(Document& doc, const Override& o) {
   Document value_doc;
-  value_doc.Parse(o.second.c_str());
   Value value;
-  if (value_doc.HasParseError()) {
+  if (!ParseBounded(&value_doc, o.second, kMaxConfigBytes).ok()) {
     value.SetString(o.second.c_str(), doc.GetAllocator());
   } else {
     value.CopyFrom(value_doc, doc.GetAllocator());
@@ -189,12 +235,8 @@ Result<Override> ParseOverride(const std::string& arg) {
 
 Result<Config> ParseConfig(const std::string& json_text, const std::vector<Override>& overrides) {
   Document doc;
-  doc.Parse(json_text.c_str());
-  if (doc.HasParseError()) {
-    return Status::InvalidArgument(std::string("config: invalid JSON at offset ") +
-                                   std::to_string(doc.GetErrorOffset()) + ": " +
-                                   rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  Status parsed = ParseBounded(&doc, json_text, kMaxConfigBytes);
+  if (!parsed.ok()) return Bad("config", parsed.message());
   if (!doc.IsObject()) return Bad("config", "must be a JSON object");
   for (const auto& o : overrides) HUBSYNC_RETURN_IF_ERROR(ApplyOverride(doc, o));
 
@@ -287,12 +329,8 @@ Result<Config> ParseConfig(const std::string& json_text, const std::vector<Overr
 
 Result<ModulePolicy> ParseModulePolicy(const std::string& json) {
   Document doc;
-  doc.Parse(json.c_str(), json.size());
-  if (doc.HasParseError()) {
-    return Status::InvalidArgument(std::string("policy: invalid JSON at offset ") +
-                                   std::to_string(doc.GetErrorOffset()) + ": " +
-                                   rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  Status parsed = ParseBounded(&doc, json, kMaxJsonMessageBytes);
+  if (!parsed.ok()) return Bad("policy", parsed.message());
   if (!doc.IsObject()) return Bad("policy", "must be a JSON object");
   HUBSYNC_RETURN_IF_ERROR(
       CheckKeys(doc, "", {"paths", "on_change", "delay_ms", "period_s", "exclude"}));
@@ -326,9 +364,13 @@ Result<ModulePolicy> ParseModulePolicy(const std::string& json) {
 Result<Config> LoadConfig(const std::string& path, const std::vector<Override>& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Bad("config", "cannot read " + path + ": " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  Result<Config> parsed = ParseConfig(ss.str(), overrides);
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    return Bad("config", path + " is larger than " + std::to_string(kMaxConfigBytes) + " bytes");
+  }
+  Result<Config> parsed = ParseConfig(text, overrides);
   if (!parsed.ok()) return parsed;
   Config c = std::move(parsed).value();
   struct stat st;
@@ -373,8 +415,9 @@ std::string Write(const Document& d) {
 }
 
 Result<Document*> ParseObject(Document* d, const std::string& json) {
-  d->Parse(json.c_str(), json.size());
-  if (d->HasParseError() || !d->IsObject()) return Status::Corruption("not a JSON object");
+  Status parsed = ParseBounded(d, json, kMaxJsonMessageBytes);
+  if (!parsed.ok()) return parsed;
+  if (!d->IsObject()) return Status::Corruption("not a JSON object");
   auto v = d->FindMember("v");
   if (v == d->MemberEnd() || !v->value.IsInt() || v->value.GetInt() != 1) {
     return Status::Rejected("unsupported message version");

@@ -147,6 +147,7 @@ int Keyimport(const Config& c, const Args& a) {
 // 0 when every backup is in sync, 3 when one is not (or none is known), 1
 // when the broker cannot be reached.
 int PrintStatus(const Config& c, const Args& a) {
+  constexpr size_t kMaxStatusRows = 1024;  // a flood of made-up gateways stays bounded
   int64_t timeout_ms = 3000;
   if (a.options.count("timeout")) timeout_ms = std::atoll(a.options.at("timeout").c_str());
   const bool json = a.flags.count("json") > 0, watch = a.flags.count("watch") > 0;
@@ -164,7 +165,9 @@ int PrintStatus(const Config& c, const Args& a) {
         if (!st.ok()) return;
         std::string gw = m.topic.substr(prefix.size());
         gw = gw.substr(0, gw.find('/'));
+        if (!IsValidId(gw)) return;
         std::lock_guard<std::mutex> l(mu);
+        if (!rows.count(gw) && rows.size() >= kMaxStatusRows) return;
         rows[gw] = *st;
         ++changes;
         last_msg = std::chrono::steady_clock::now();

@@ -184,7 +184,13 @@ void PrimaryEngine::OnMessage(const Message& m) {
 
   if (kind == "status") {
     auto st = DecodeStatus(m.payload);
-    if (!st.ok() || st->role != "backup") return;
+    if (!st.ok()) {
+      Log(LogLevel::kWarn, "refused a status on " + m.topic + ": " + st.status().message());
+      Emit(RejectedEvent(env_.config.gateway_id, "status", st.status().message(),
+                         m.payload.size()));
+      return;
+    }
+    if (st->role != "backup") return;
     Peer* p = FindPeer(gw);
     if (!p) {
       // A backup not in the config is served once it holds a key (paired).
@@ -290,7 +296,10 @@ void PrimaryEngine::OnOobConnection(bool connected) {
 void PrimaryEngine::OnOobMessage(const Message& m) {
   auto hello = DecodePairHello(m.payload);
   if (!hello.ok() || m.topic != topics_.Hello(hello->backup)) {
-    Log(LogLevel::kWarn, "ignored a malformed pairing hello");
+    std::string why = hello.ok() ? "hello names another backup than its topic"
+                                 : hello.status().message();
+    Log(LogLevel::kWarn, "refused a pairing hello: " + why);
+    Emit(RejectedEvent(env_.config.gateway_id, "hello", why, m.payload.size()));
     return;
   }
   const std::string& b = hello->backup;

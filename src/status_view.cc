@@ -25,6 +25,18 @@ std::vector<const StatusRows::value_type*> Ordered(const StatusRows& rows) {
   return out;
 }
 
+// Status strings come from the broker, where any gateway writes its own:
+// only printable ASCII reaches the terminal (no escape sequences), cut to
+// `max` bytes.
+std::string Printable(const std::string& s, size_t max) {
+  std::string out;
+  for (char c : s) {
+    if (out.size() == max) break;
+    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  }
+  return out;
+}
+
 }  // namespace
 
 bool AllBackupsInSync(const StatusRows& rows) {
@@ -77,15 +89,15 @@ std::string FormatStatusTable(const StatusRows& rows) {
   out += line;
   int backups = 0, in_sync = 0, syncing = 0, other = 0;
   for (const auto* r : Ordered(rows)) {
-    const std::string& id = r->first;
+    const std::string id = Printable(r->first, 64);
     const GatewayStatus& st = r->second;
     bool backup = st.role == "backup";
-    std::string last = st.last_sync.empty() ? "never" : st.last_sync;
+    std::string last = st.last_sync.empty() ? "never" : Printable(st.last_sync, 40);
     if (last.size() > 20) last = last.substr(0, 19) + "Z";  // drop sub-seconds
     std::string lag = backup && st.state != "offline" ? HumanDuration(st.lag_ms) : "-";
     std::string key = backup && st.key_epoch ? "e" + std::to_string(st.key_epoch) : "-";
     std::snprintf(line, sizeof line, "%-20s %-8s %-8s %7lld %10s  %-20s %8s %5s\n", id.c_str(),
-                  st.role.c_str(), st.state.c_str(), static_cast<long long>(st.files),
+                  Printable(st.role, 16).c_str(), Printable(st.state, 16).c_str(), static_cast<long long>(st.files),
                   HumanBytes(st.bytes).c_str(), last.c_str(), lag.c_str(), key.c_str());
     out += line;
     if (st.progress_files_total > 0 || st.progress_total > 0) {
@@ -98,7 +110,7 @@ std::string FormatStatusTable(const StatusRows& rows) {
              std::to_string(std::max<int64_t>(st.progress_files_done, 0)) + " of " +
              std::to_string(std::max<int64_t>(st.progress_files_total, 0)) + " entries\n";
     }
-    if (!st.error.empty()) out += "    error: " + st.error + "\n";
+    if (!st.error.empty()) out += "    error: " + Printable(st.error, 200) + "\n";
     if (!backup) continue;
     ++backups;
     if (st.state == "in_sync") ++in_sync;

@@ -8,6 +8,7 @@
 #ifndef HUBSYNC_CONFIG_H_
 #define HUBSYNC_CONFIG_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -16,6 +17,9 @@
 #include "hubsync/status.h"
 
 namespace hubsync {
+
+// A config file larger than this is refused (exit 2) before it is parsed.
+inline constexpr size_t kMaxConfigBytes = 1 << 20;
 
 // When to sync (SPEC 7). With several set, any of them triggers a sync.
 struct Policy {

@@ -4,6 +4,7 @@
 #ifndef HUBSYNC_MESSAGES_H_
 #define HUBSYNC_MESSAGES_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -12,6 +13,11 @@
 #include "hubsync/status.h"
 
 namespace hubsync {
+
+// Every plaintext JSON message (status, policy, request, pairing) is bounded
+// before it is parsed: at most this many bytes and 16 levels of nesting.
+// Anything else is refused with Status::Rejected, never parsed.
+inline constexpr size_t kMaxJsonMessageBytes = 64 * 1024;
 
 // primary -> gw/<backup>/manifest/req. Carries correlation data and a
 // response topic as MQTT v5 properties besides this body.
@@ -57,6 +63,15 @@ struct Event {
   std::map<std::string, std::string> fields;
 };
 std::string EncodeEvent(const Event& e);
+
+// The `rejected` event for an input refused before anything acted on it:
+// where it came from (`source`: "status", "policy", "manifest/req", "hello",
+// ...), why, and its size; never its content.
+inline Event RejectedEvent(const std::string& gw, const std::string& source,
+                           const std::string& reason, size_t bytes) {
+  return Event{"rejected", gw, {{"bytes", static_cast<int64_t>(bytes)}},
+               {{"source", source}, {"reason", reason}}};
+}
 Result<Event> DecodeEvent(const std::string& json);
 
 // Out-of-band pairing (SPEC 6), on hubsync/v1/<home>/oob/<backup>/hello and

@@ -1,0 +1,113 @@
+// Issue 8's attacks, performed end to end against real brokers and real
+// hubsync processes: each asserts the daemons stay up, nothing is applied,
+// and replication goes on afterwards.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <string>
+
+#include "harness.h"
+#include "home_fixture.h"
+
+namespace hubsync {
+namespace {
+
+using testing::Gateway;
+using testing::HomeTest;
+using testing::kConvergeMs;
+using testing::Recorder;
+using testing::WaitFor;
+using testing::WriteFile;
+
+constexpr char kHome[] = "hubsync/v1/home-1/";
+
+std::string DeepArray(size_t depth) {
+  return std::string(depth, '[') + std::string(depth, ']');
+}
+
+// True once `rec` has seen an event of `type` whose JSON contains every needle.
+bool SawEvent(Recorder& rec, const std::string& type, const std::vector<std::string>& needles,
+              int timeout_ms = 10000) {
+  return WaitFor([&] {
+    for (const Message& m : rec.messages()) {
+      if (m.topic != std::string(kHome) + "events" ||
+          m.payload.find("\"type\":\"" + type + "\"") == std::string::npos) {
+        continue;
+      }
+      bool all = true;
+      for (const auto& n : needles) all = all && m.payload.find(n) != std::string::npos;
+      if (all) return true;
+    }
+    return false;
+  }, timeout_ms);
+}
+
+bool Running(Gateway& g) {
+  int code = 0;
+  return !g.proc->Exited(&code);
+}
+
+// Finding 1: JSON nested 130,000 deep on every topic a daemon parses, some
+// retained, so the primary meets them again at every start.
+TEST_F(HomeTest, DeeplyNestedJsonOnEveryTopicIsRejectedAndNothingCrashes) {
+  MakeHome(1, R"(,"oob":{"uri":")" + broker_->uri() + "\"}");
+  Gateway& b = backups_["hub-b1"];
+  WriteFile(primary_.data + "/devices/lamp.json", "on");
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+
+  Recorder rec(broker_->uri());
+  const std::string bomb = DeepArray(130000);  // ~260 KB, under max_message_bytes
+  auto publish = [&](const std::string& topic, bool retained) {
+    Message m;
+    m.topic = std::string(kHome) + topic;
+    m.payload = bomb;
+    m.retained = retained;
+    ASSERT_TRUE(rec.transport()->Publish(m).ok()) << topic;
+  };
+  publish("gw/hub-evil/status", true);
+  publish("policy/evil", true);
+  publish("gw/hub-b1/manifest/req", false);
+  publish("oob/hub-b1/hello", false);
+
+  EXPECT_TRUE(SawEvent(rec, "rejected", {"\"gw\":\"hub-p\"", "\"source\":\"status\"",
+                                         "larger than 65536 bytes"}));
+  EXPECT_TRUE(SawEvent(rec, "rejected", {"\"gw\":\"hub-p\"", "\"module\":\"evil\""}));
+  EXPECT_TRUE(SawEvent(rec, "rejected", {"\"gw\":\"hub-b1\"", "\"source\":\"manifest/req\""}));
+  EXPECT_TRUE(SawEvent(rec, "rejected", {"\"gw\":\"hub-p\"", "\"source\":\"hello\""}));
+  // Small enough to pass the size bound: the depth bound refuses it.
+  Message deep;
+  deep.topic = std::string(kHome) + "gw/hub-evil2/status";
+  deep.payload = DeepArray(20000);
+  deep.retained = true;
+  ASSERT_TRUE(rec.transport()->Publish(deep).ok());
+  EXPECT_TRUE(SawEvent(rec, "rejected", {"\"source\":\"status\"", "nested deeper than 16"}));
+  ASSERT_TRUE(Running(primary_)) << primary_.proc->Log();
+  ASSERT_TRUE(Running(b)) << b.proc->Log();
+
+  // The retained ones again at the primary's restart, and in `hubsync status`.
+  ASSERT_EQ(primary_.proc->Stop(), 0);
+  Start(primary_, "primary");
+  WriteFile(primary_.data + "/devices/lamp.json", "off");
+  ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/devices/lamp.json") == "off"; },
+                      kConvergeMs))
+      << primary_.proc->Log();
+  ASSERT_TRUE(Running(primary_)) << primary_.proc->Log();
+  std::string out;
+  ASSERT_TRUE(WaitFor([&] { return Tool({"status", "-c", primary_.config}, &out) == 0; },
+                      kConvergeMs))
+      << out;
+  EXPECT_NE(out.find("1 backup: 1 in sync"), std::string::npos) << out;
+  EXPECT_EQ(out.find("hub-evil"), std::string::npos) << out;
+
+  // Clean up the retained bombs so the broker dir holds nothing odd.
+  for (const char* t : {"gw/hub-evil/status", "gw/hub-evil2/status", "policy/evil"}) {
+    Message clear;
+    clear.topic = std::string(kHome) + t;
+    clear.retained = true;
+    rec.transport()->Publish(clear);
+  }
+}
+
+}  // namespace
+}  // namespace hubsync
