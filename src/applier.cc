@@ -87,6 +87,7 @@ Status Applier::Recover() {
   } else if (journal.status().code() != Status::Code::kNotFound) {
     return journal.status();
   }
+  journal_pending_ = false;
   HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournalTmp));
   HUBSYNC_RETURN_IF_ERROR(fs_->RemoveTree(kStagingRoot));
   HUBSYNC_RETURN_IF_ERROR(fs_->MakeDir(kStagingRoot, 0700));
@@ -95,6 +96,12 @@ Status Applier::Recover() {
 
 Status Applier::Begin(uint64_t transfer) {
   if (active_) Abort();
+  if (journal_pending_) {
+    // A commit failed after its journal was durable: finish it first, so
+    // the tree is that delta's new state before another one starts.
+    Status s = Recover();
+    if (!s.ok()) return Status::IoError("cannot finish the interrupted commit: " + s.message());
+  }
   active_ = true;
   retry_plain_ = false;
   transfer_ = transfer;
@@ -110,7 +117,9 @@ Status Applier::Begin(uint64_t transfer) {
 void Applier::Abort() {
   file_.reset();
   steps_.clear();
-  if (active_) fs_->RemoveTree(StagingDir());
+  // Once the journal is durable its staged files are the delta: they stay
+  // for Recover (at the next Begin, or at start) to finish the renames.
+  if (active_ && !journal_pending_) fs_->RemoveTree(StagingDir());
   active_ = false;
 }
 
@@ -431,9 +440,11 @@ Status Applier::Commit() {
   HUBSYNC_RETURN_IF_ERROR(CheckPostState());
   HUBSYNC_RETURN_IF_ERROR(fs_->SyncAll());  // staged data and names are durable
   HUBSYNC_RETURN_IF_ERROR(WriteJournal());
+  journal_pending_ = true;  // committed: from here on only forward
   HUBSYNC_RETURN_IF_ERROR(RunSteps(steps_, StagingDir()));
   HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournal));
   HUBSYNC_RETURN_IF_ERROR(fs_->SyncDir(kStagingDirName));
+  journal_pending_ = false;
   fs_->RemoveTree(StagingDir());
   steps_.clear();
   active_ = false;

@@ -55,7 +55,7 @@ FileInfo InfoFromStat(const struct stat& st) {
   else if (S_ISDIR(st.st_mode)) fi.type = EntryType::kDir;
   else if (S_ISLNK(st.st_mode)) fi.type = EntryType::kSymlink;
   else fi.supported = false;
-  fi.mode = st.st_mode & 07777;
+  fi.mode = st.st_mode & kReplicatedModeBits;
   fi.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   fi.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
   fi.size = S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
@@ -109,7 +109,7 @@ class PosixWritable : public WritableFile {
     return Status::Ok();
   }
   Status SetAttrs(uint32_t mode, int64_t mtime_ns) override {
-    if (fchmod(fd_.get(), mode) != 0) return Errno("chmod " + name_, errno);
+    if (fchmod(fd_.get(), mode & kReplicatedModeBits) != 0) return Errno("chmod " + name_, errno);
     struct timespec ts[2] = {{0, UTIME_OMIT}, ToTimespec(mtime_ns)};
     if (futimens(fd_.get(), ts) != 0) return Errno("utimens " + name_, errno);
     return Status::Ok();
@@ -183,9 +183,13 @@ class PosixFileSystem : public FileSystem {
     std::string leaf;
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
-    int fd = openat(dir->get(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return Errno("open", errno);
-    return std::unique_ptr<ReadableFile>(new PosixReadable(Fd(fd)));
+    // O_NONBLOCK: a FIFO swapped in after the scan must not hang the open.
+    Fd fd(openat(dir->get(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (fd.get() < 0) return Errno("open", errno);
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return Errno("stat", errno);
+    if (!S_ISREG(st.st_mode)) return Status::Rejected("open: not a regular file");
+    return std::unique_ptr<ReadableFile>(new PosixReadable(std::move(fd)));
   }
 
   Result<std::unique_ptr<WritableFile>> Create(const std::string& path) override {
@@ -202,15 +206,17 @@ class PosixFileSystem : public FileSystem {
     std::string leaf;
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
-    if (mkdirat(dir->get(), leaf.c_str(), 0700) != 0) {
-      if (errno != EEXIST) return Errno("mkdir", errno);
-      struct stat st;
-      if (fstatat(dir->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+    if (mkdirat(dir->get(), leaf.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Errno("mkdir", errno);
+    }
+    auto made = OpenLeaf(dir->get(), leaf, EntryType::kDir);
+    if (!made.ok()) {
+      if (made.status().code() == Status::Code::kRejected) {
         return Status::IoError("mkdir: exists and is not a directory");
       }
+      return made.status();
     }
-    if (fchmodat(dir->get(), leaf.c_str(), mode, 0) != 0) return Errno("chmod", errno);
-    return Status::Ok();
+    return ChmodFd(made->get(), mode);
   }
 
   Status Symlink(const std::string& target, const std::string& path) override {
@@ -264,8 +270,12 @@ class PosixFileSystem : public FileSystem {
     std::string leaf;
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
-    if (type != EntryType::kSymlink && fchmodat(dir->get(), leaf.c_str(), mode, 0) != 0) {
-      return Errno("chmod", errno);
+    if (type != EntryType::kSymlink) {
+      // Through the object's own descriptor, opened without following: a
+      // symlink swapped in at `path` is refused, never chmod-ed through.
+      auto fd = OpenLeaf(dir->get(), leaf, type);
+      if (!fd.ok()) return fd.status();
+      HUBSYNC_RETURN_IF_ERROR(ChmodFd(fd->get(), mode));
     }
     if (type != EntryType::kDir) {
       struct timespec ts[2] = {{0, UTIME_OMIT}, ToTimespec(mtime_ns)};
@@ -291,6 +301,45 @@ class PosixFileSystem : public FileSystem {
   }
 
  private:
+  // Opens `leaf` in `dir` as an object of `type` (a file or a directory)
+  // without following a symlink and without blocking on a FIFO; anything
+  // else there is Rejected. A file or directory this process may not read
+  // (mode 0200, say) is opened O_PATH: it still names that very inode.
+  static Result<Fd> OpenLeaf(int dir, const std::string& leaf, EntryType type) {
+    int kind = type == EntryType::kDir ? O_DIRECTORY : 0;
+    Fd fd(openat(dir, leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | kind));
+    if (fd.get() < 0 && errno == EACCES) {
+      fd = Fd(openat(dir, leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC | kind));
+    }
+    if (fd.get() < 0) {
+      if (errno == ELOOP || errno == ENOTDIR || errno == ENXIO) {
+        return Status::Rejected("open " + leaf + ": not a " +
+                                (type == EntryType::kDir ? "directory" : "regular file"));
+      }
+      return Errno("open", errno);
+    }
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return Errno("stat", errno);
+    bool right = type == EntryType::kDir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode);
+    if (!right) {
+      return Status::Rejected("open " + leaf + ": not a " +
+                              (type == EntryType::kDir ? "directory" : "regular file"));
+    }
+    return fd;
+  }
+
+  // Sets the permission bits (never setuid, setgid or sticky) of the inode
+  // `fd` names. An O_PATH descriptor cannot fchmod; its /proc/self/fd link
+  // names the same inode (not a path that could be swapped).
+  static Status ChmodFd(int fd, uint32_t mode) {
+    mode &= kReplicatedModeBits;
+    if (fchmod(fd, mode) == 0) return Status::Ok();
+    if (errno != EBADF) return Errno("chmod", errno);
+    std::string self = "/proc/self/fd/" + std::to_string(fd);
+    if (chmod(self.c_str(), mode) != 0) return Errno("chmod", errno);
+    return Status::Ok();
+  }
+
   // Opens the directory `path` ("" = root) without following any symlink.
   Result<Fd> OpenDir(const std::string& path) {
     Fd cur(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

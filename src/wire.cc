@@ -89,7 +89,7 @@ Status DecodeEntry(WireReader* r, Entry* e) {
   if (type < 1 || type > 3) return Status::Corruption("bad entry type");
   e->type = static_cast<EntryType>(type);
   e->mtime_ns = static_cast<int64_t>(mtime);
-  e->mode &= 07777;
+  e->mode &= kReplicatedModeBits;
   if (blocks.size() % kBlockDigestBytes != 0 || blocks.size() / kBlockDigestBytes > kMaxBlocks) {
     return Status::Corruption("bad block list");
   }
@@ -260,7 +260,7 @@ Status DecodeRecords(std::string_view chunk, std::vector<DeltaRecord>* out) {
       default: return Status::Corruption("unknown delta record");
     }
     d.mtime_ns = static_cast<int64_t>(mt);
-    d.mode &= 07777;
+    d.mode &= kReplicatedModeBits;
     if (has_path) HUBSYNC_RETURN_IF_ERROR(ValidateRelativePath(d.path));
     out->push_back(std::move(d));
   }

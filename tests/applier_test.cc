@@ -61,6 +61,7 @@ SyncResult SyncOnce(const std::string& src, FileSystem* dst_fs, size_t max_plain
     if (r.status.ok() && last) r.status = a.Commit();
   }
   r.stats = a.stats();
+  if (!r.status.ok()) a.Abort();  // as the backup does with a failed transfer
   return r;
 }
 
@@ -286,12 +287,164 @@ TEST(ApplierTest, EscapeThroughAnExistingSymlinkIsRefused) {
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(Snapshot(dst.path()), before);
   EXPECT_TRUE(Snapshot(outside.path()).empty());
+  // A delete through the link names the very file planted outside.
   DeltaRecord del;
   del.kind = RecKind::kDelete;
-  del.path = "link/anything";
+  del.path = "link/victim";
   WriteFile(outside.Sub("victim"), "v");
-  ApplyRecords(fs.get(), {del});
+  Status d = ApplyRecords(fs.get(), {del});
+  EXPECT_TRUE(d.ok()) << "nothing of ours is there to delete: " << d.ToString();
   EXPECT_EQ(testing::ReadFile(outside.Sub("victim")), "v");
+  EXPECT_EQ(Snapshot(dst.path()), before);
+}
+
+// Issue 8, finding 7: a symlink swapped in at a path between the delta's
+// check and its mode change must not carry the chmod outside data_dir.
+TEST(ApplierTest, ModeChangeMeetingASwappedInSymlinkTouchesNothingOutside) {
+  TempDir dst, outside;
+  WriteFile(dst.Sub("config.json"), "c");
+  WriteFile(outside.Sub("key"), "secret");
+  chmod(outside.Sub("key").c_str(), 0600);
+  auto fs = NewPosixFileSystem(dst.path());
+  PathFilter none;
+  Applier a(fs.get(), &none);
+  ASSERT_TRUE(a.Recover().ok());
+  ASSERT_TRUE(a.Begin(1).ok());
+  DeltaRecord attr;
+  attr.kind = RecKind::kSetAttr;
+  attr.path = "config.json";
+  attr.type = static_cast<uint8_t>(EntryType::kFile);
+  attr.mode = 0644;
+  ASSERT_TRUE(a.Record(attr).ok());
+  // A local process races the apply.
+  unlink(dst.Sub("config.json").c_str());
+  ASSERT_EQ(symlink(outside.Sub("key").c_str(), dst.Sub("config.json").c_str()), 0);
+  Status s = a.Commit();
+  EXPECT_EQ(s.code(), Status::Code::kRejected) << s.ToString();
+  a.Abort();
+  struct stat st;
+  ASSERT_EQ(stat(outside.Sub("key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST(PosixFileSystemTest, SetAttrsRefusesSymlinksFifosAndTheWrongType) {
+  TempDir dst, outside;
+  WriteFile(outside.Sub("victim"), "v");
+  chmod(outside.Sub("victim").c_str(), 0600);
+  ASSERT_EQ(symlink(outside.Sub("victim").c_str(), dst.Sub("link").c_str()), 0);
+  ASSERT_EQ(mkfifo(dst.Sub("pipe").c_str(), 0600), 0);
+  WriteFile(dst.Sub("file"), "f");
+  auto fs = NewPosixFileSystem(dst.path());
+  EXPECT_EQ(fs->SetAttrs("link", EntryType::kFile, 0666, 0).code(), Status::Code::kRejected);
+  EXPECT_EQ(fs->SetAttrs("link", EntryType::kDir, 0777, 0).code(), Status::Code::kRejected);
+  EXPECT_EQ(fs->SetAttrs("pipe", EntryType::kFile, 0666, 0).code(), Status::Code::kRejected);
+  EXPECT_EQ(fs->SetAttrs("file", EntryType::kDir, 0777, 0).code(), Status::Code::kRejected);
+  EXPECT_EQ(fs->MakeDir("link", 0777).code(), Status::Code::kIoError);
+  struct stat st;
+  ASSERT_EQ(stat(outside.Sub("victim").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  // A file this process may not read still gets its mode, via its own inode.
+  chmod(dst.Sub("file").c_str(), 0200);
+  ASSERT_TRUE(fs->SetAttrs("file", EntryType::kFile, 0640, 0).ok());
+  ASSERT_EQ(stat(dst.Sub("file").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+}
+
+// Finding 11: a FIFO swapped in where a file was scanned must not hang the
+// reader (the primary's scanner and sender, the backup's local copies).
+TEST(PosixFileSystemTest, OpeningAFifoNeverBlocks) {
+  TempDir dst;
+  ASSERT_EQ(mkfifo(dst.Sub("pipe").c_str(), 0600), 0);
+  auto fs = NewPosixFileSystem(dst.path());
+  auto f = fs->OpenRead("pipe");
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), Status::Code::kRejected);
+  auto info = fs->Stat("pipe");
+  ASSERT_TRUE(info.ok());
+  EXPECT_FALSE(info->supported);
+  // A delta whose local copy source became a FIFO fails cleanly.
+  DeltaRecord copy = FileRec("copy", "content");
+  copy.source = FileSource::kLocalCopy;
+  copy.target = "pipe";
+  Status s = ApplyRecords(fs.get(), {copy});
+  EXPECT_FALSE(s.ok());
+}
+
+// Finding 8: setuid, setgid and sticky never reach a backup.
+TEST(ApplierTest, OnlyPermissionBitsAreApplied) {
+  TempDir dst;
+  auto fs = NewPosixFileSystem(dst.path());
+  DeltaRecord f = FileRec("bin/tool", "#!/bin/sh\n");
+  f.mode = 06755;
+  DeltaRecord dir;
+  dir.kind = RecKind::kMkdir;
+  dir.path = "bin";
+  dir.mode = 01777;
+  DeltaRecord attr;
+  attr.kind = RecKind::kSetAttr;
+  attr.path = "bin/tool";
+  attr.type = static_cast<uint8_t>(EntryType::kFile);
+  attr.mode = 04711;
+  Status s = ApplyRecords(fs.get(), {dir, f, DataRec("#!/bin/sh\n")});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  struct stat st;
+  ASSERT_EQ(stat(dst.Sub("bin/tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  ASSERT_EQ(stat(dst.Sub("bin").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0777u);
+  ASSERT_TRUE(ApplyRecords(fs.get(), {attr}).ok());
+  ASSERT_EQ(stat(dst.Sub("bin/tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0711u);
+  // Nor are they read into a manifest.
+  chmod(dst.Sub("bin/tool").c_str(), 04755);
+  auto info = fs->Stat("bin/tool");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->mode, 0755u);
+}
+
+// Finding 10: a rename that fails after the journal is durable (disk full,
+// EIO, a local writer) must not lose the staged files: the same applier's
+// next transfer finishes the committed delta first.
+TEST(ApplierTest, AFailedRenameIsFinishedByTheNextTransferWithoutARestart) {
+  TempDir src, dst;
+  WriteFile(src.Sub("a.json"), "new a");
+  WriteFile(src.Sub("b.json"), "new b");
+  WriteFile(src.Sub("c/d.json"), "new d");
+  WriteFile(dst.Sub("a.json"), "old a");
+  testing::FaultFs fs(NewPosixFileSystem(dst.path()));
+  // Count mutations of a clean run, then fail the first rename of the commit.
+  {
+    TempDir dry;
+    WriteFile(dry.Sub("a.json"), "old a");
+    testing::FaultFs count(NewPosixFileSystem(dry.path()));
+    ASSERT_TRUE(SyncOnce(src.path(), &count).status.ok());
+    fs.fail_mutation_at = count.mutations - 4;  // inside the journal's renames
+  }
+  auto src_fs = NewPosixFileSystem(src.path());
+  PathFilter none;
+  auto target = std::make_shared<const Manifest>(ScanTree(src_fs.get(), &none));
+  auto base = std::make_shared<const Manifest>(ScanTree(&fs, &none));
+  DeltaWriter w(src_fs.get(), target, base, Diff(*target, *base), 8192);
+  Applier a(&fs, &none);
+  ASSERT_TRUE(a.Recover().ok());
+  ASSERT_TRUE(a.Begin(7).ok());
+  Status s;
+  while (s.ok() && !w.done()) {
+    bool last = false;
+    auto chunk = w.Next(&last);
+    ASSERT_TRUE(chunk.ok());
+    std::vector<DeltaRecord> recs;
+    ASSERT_TRUE(DecodeRecords(*chunk, &recs).ok());
+    for (size_t i = 0; s.ok() && i < recs.size(); ++i) s = a.Record(recs[i]);
+    if (s.ok() && last) s = a.Commit();
+  }
+  ASSERT_FALSE(s.ok());
+  ASSERT_TRUE(a.journal_pending()) << "the failure must come after the journal: " << s.ToString();
+  a.Abort();  // what the backup does with a failed transfer
+  ASSERT_TRUE(a.Begin(8).ok());
+  EXPECT_FALSE(a.journal_pending());
+  EXPECT_EQ(Snapshot(dst.path()), Snapshot(src.path()));
+  a.Abort();
 }
 
 TEST(ApplierTest, DigestMismatchAppliesNothing) {

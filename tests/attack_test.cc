@@ -109,5 +109,32 @@ TEST_F(HomeTest, DeeplyNestedJsonOnEveryTopicIsRejectedAndNothingCrashes) {
   }
 }
 
+// Findings 8 and 11: a setuid file on the primary arrives with permission
+// bits only (a setuid-root file on a root backup before; under the units'
+// RestrictSUIDSGID a chmod that failed every delta after), and a FIFO in
+// data_dir is neither replicated nor opened.
+TEST_F(HomeTest, SetuidBitsAndFifosNeverReachABackup) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  WriteFile(primary_.data + "/bin/tool", "#!/bin/sh\n");
+  ASSERT_EQ(chmod((primary_.data + "/bin/tool").c_str(), 06755), 0);
+  ASSERT_EQ(chmod((primary_.data + "/bin").c_str(), 01777), 0);
+  ASSERT_EQ(mkfifo((primary_.data + "/bin/pipe").c_str(), 0644), 0);
+  StartAll();
+  ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/bin/tool") == "#!/bin/sh\n"; },
+                      kConvergeMs))
+      << primary_.proc->Log() << b.proc->Log();
+  struct stat st;
+  ASSERT_EQ(stat((b.data + "/bin/tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  ASSERT_EQ(stat((b.data + "/bin").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0777u);
+  EXPECT_NE(lstat((b.data + "/bin/pipe").c_str(), &st), 0);
+  // Replication goes on: a later change arrives.
+  WriteFile(primary_.data + "/after.json", "1");
+  ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/after.json") == "1"; },
+                      kConvergeMs));
+}
+
 }  // namespace
 }  // namespace hubsync

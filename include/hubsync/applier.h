@@ -46,13 +46,18 @@ class Applier {
   Status Recover();
 
   // One transfer: Begin, Record for every record in order, Commit. Any error
-  // leaves the transfer failed; call Abort to discard staging.
+  // leaves the transfer failed; call Abort to discard staging. A Commit that
+  // fails after its journal is durable (a rename meets ENOSPC, EIO, a local
+  // writer) is still committed: Abort keeps the journal and staging, and the
+  // next Begin (or Recover) finishes that delta before anything else.
   Status Begin(uint64_t transfer);
   Status Record(const DeltaRecord& r);
   Status Commit();
   void Abort();
 
   bool active() const { return active_; }
+  // A committed delta is not fully renamed yet (see Commit).
+  bool journal_pending() const { return journal_pending_; }
   uint64_t transfer() const { return transfer_; }
   const ApplyStats& stats() const { return stats_; }
   // Set when the failure came from reusing local data (local copy or block
@@ -93,6 +98,7 @@ class Applier {
   const PathFilter* filter_;
   bool active_ = false;
   bool retry_plain_ = false;
+  bool journal_pending_ = false;
   uint64_t transfer_ = 0;
   uint32_t next_staged_ = 0;
   std::vector<Step> steps_;

@@ -14,6 +14,10 @@ namespace hubsync {
 
 enum class EntryType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3 };
 
+// The mode bits replicated (SPEC 9): permissions only. setuid, setgid and
+// sticky are never read into a manifest, sent, or set on a backup.
+inline constexpr uint32_t kReplicatedModeBits = 0777;
+
 // Files at least this large carry per-block digests so that an in-place edit
 // ships only the blocks that changed.
 inline constexpr uint64_t kBlockDigestMinSize = 1u << 20;
