@@ -87,8 +87,20 @@ int Run(const char* role, const Config& config, bool watch_changes) {
     log(LogLevel::kError, "cannot start: " + s.ToString());
     return 1;
   }
+  // Received messages wait in a bounded queue (EventLoop::PostBounded): a
+  // flood faster than the engine works is dropped, said once per 1,000.
+  auto deliver = [&](Message m, void (Engine::*handler)(const Message&)) {
+    size_t bytes = m.payload.size() + m.topic.size() + 256;
+    if (loop.PostBounded(bytes, [&engine, handler, m = std::move(m)] { (engine.*handler)(m); })) {
+      return;
+    }
+    if (loop.dropped() % 1000 == 1) {
+      log(LogLevel::kWarn, "incoming messages arrive faster than they are handled: " +
+                               std::to_string(loop.dropped()) + " dropped so far");
+    }
+  };
   transport->SetHandlers(
-      [&](Message m) { loop.Post([&engine, m = std::move(m)] { engine.OnMessage(m); }); },
+      [&](Message m) { deliver(std::move(m), &Engine::OnMessage); },
       [&](bool up) { loop.Post([&engine, up] { engine.OnConnection(up); }); });
   s = transport->Connect();
   if (!s.ok()) {
@@ -97,7 +109,7 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   }
   if (oob) {
     oob->SetHandlers(
-        [&](Message m) { loop.Post([&engine, m = std::move(m)] { engine.OnOobMessage(m); }); },
+        [&](Message m) { deliver(std::move(m), &Engine::OnOobMessage); },
         [&](bool up) { loop.Post([&engine, up] { engine.OnOobConnection(up); }); });
     s = oob->Connect();
     if (!s.ok()) {

@@ -44,6 +44,29 @@ void EventLoop::Post(std::function<void()> task) {
   cv_.notify_one();
 }
 
+bool EventLoop::PostBounded(size_t bytes, std::function<void()> task) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (queued_bytes_ + bytes > max_queued_bytes_) {
+    ++dropped_;
+    return false;
+  }
+  queued_bytes_ += bytes;
+  tasks_.push_back([this, bytes, task = std::move(task)] {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      queued_bytes_ -= bytes;
+    }
+    task();
+  });
+  cv_.notify_one();
+  return true;
+}
+
+uint64_t EventLoop::dropped() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return dropped_;
+}
+
 void EventLoop::Stop() {
   std::lock_guard<std::mutex> l(mu_);
   stop_ = true;

@@ -4,6 +4,10 @@ namespace hubsync {
 
 void Outbox::Send(Message m) {
   if (queue_.empty() && t_->Publish(m).ok()) return;
+  if (queue_.size() >= kMaxMessages) {
+    ++dropped_;
+    return;
+  }
   queue_.push_back(std::move(m));
 }
 

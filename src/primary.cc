@@ -310,6 +310,19 @@ void PrimaryEngine::OnOobMessage(const Message& m) {
                                                        {"reason", why}}});
     return;
   }
+  // Offers not confirmed in time expire; while a window is open anyone may
+  // say hello, so at most kMaxPendingPairings offers are outstanding.
+  int64_t now_ms = env_.clock->NowMs();
+  for (auto it = pending_keys_.begin(); it != pending_keys_.end();) {
+    it = now_ms > it->second.expires_ms ? pending_keys_.erase(it) : std::next(it);
+  }
+  if (!pending_keys_.count(b) && pending_keys_.size() >= kMaxPendingPairings) {
+    std::string why = "too many pairings in progress (" + std::to_string(kMaxPendingPairings) + ")";
+    Log(LogLevel::kWarn, "refused pairing with " + b + ": " + why);
+    Emit(Event{"pairing", env_.config.gateway_id, {}, {{"backup", b}, {"result", "refused"},
+                                                       {"reason", why}}});
+    return;
+  }
   uint32_t epoch = 1;
   auto keys = keys_.Load(b);
   if (keys.ok()) epoch = keys->back().epoch + 1;
@@ -320,7 +333,7 @@ void PrimaryEngine::OnOobMessage(const Message& m) {
     Log(LogLevel::kWarn, "refused pairing with " + b + ": " + offer.status().message());
     return;
   }
-  pending_keys_[b] = {offer->entry, env_.clock->NowMs() + 120000};
+  pending_keys_[b] = {offer->entry, now_ms + 120000};
   Message w;
   w.topic = topics_.Welcome(b);
   w.payload = EncodePairWelcome(offer->welcome);

@@ -127,11 +127,24 @@ Status ManifestAssembler::Add(uint32_t chunk, bool last, std::string_view plain)
       return Status::Corruption("truncated manifest header");
     }
     header_.same = same == 1;
-    manifest_.reserve(std::min<uint32_t>(header_.count, 1u << 20));
+    if (header_.count > limits_.max_entries) {
+      return Status::Corruption("manifest declares " + std::to_string(header_.count) +
+                                " entries, more than the limit of " +
+                                std::to_string(limits_.max_entries));
+    }
+    // Reserve only what the first chunk can hold: the count is a claim.
+    manifest_.reserve(std::min<size_t>(header_.count, plain.size() / 64 + 1));
+  } else if (r.done()) {
+    return Status::Corruption("empty manifest chunk");
   }
   while (!r.done()) {
     Entry e;
     HUBSYNC_RETURN_IF_ERROR(DecodeEntry(&r, &e));
+    bytes_ += sizeof(Entry) + e.path.size() + e.target.size() + e.blocks.size();
+    if (bytes_ > limits_.max_bytes) {
+      return Status::Corruption("manifest larger than the limit of " +
+                                std::to_string(limits_.max_bytes >> 20) + " MiB");
+    }
     if (!manifest_.empty() && !(manifest_.back().path < e.path)) {
       return Status::Corruption("manifest not sorted");
     }

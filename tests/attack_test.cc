@@ -4,10 +4,16 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "harness.h"
 #include "home_fixture.h"
+#include "hubsync/envelope.h"
+#include "hubsync/keystore.h"
+#include "hubsync/messages.h"
+#include "hubsync/wire.h"
 
 namespace hubsync {
 namespace {
@@ -134,6 +140,87 @@ TEST_F(HomeTest, SetuidBitsAndFifosNeverReachABackup) {
   WriteFile(primary_.data + "/after.json", "1");
   ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/after.json") == "1"; },
                       kConvergeMs));
+}
+
+// Finding 9: a compromised backup (it holds its own key) answers a manifest
+// request with a stream that claims 2^20 entries and never ends. The
+// primary refuses it at the limit, stays small, and serves the real backup.
+TEST_F(HomeTest, AnEndlessManifestFromACompromisedBackupIsCutOffAtTheLimit) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  WriteFile(primary_.data + "/devices/lamp.json", "on");
+  auto ch = SecureChannel::Create(KeyStore(b.state), "home-1", "hub-b1", false);
+  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  const std::string gw = std::string(kHome) + "gw/hub-b1/";
+  std::mutex mu;
+  std::vector<Message> requests;
+  Recorder rec(broker_->uri());
+  Recorder attacker(Recorder::Options(broker_->uri()), {gw + "manifest/req"},
+                    [&](const Message& m) {
+                      std::lock_guard<std::mutex> l(mu);
+                      requests.push_back(m);
+                    }, false);
+  Start(primary_, "primary");
+  GatewayStatus birth;
+  birth.role = "backup";
+  birth.state = "behind";
+  Message status;
+  status.topic = gw + "status";
+  status.payload = EncodeStatus(birth);
+  status.retained = true;
+  ASSERT_TRUE(attacker.transport()->Publish(status).ok());
+  Message req;
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> l(mu);
+    if (requests.empty()) return false;
+    req = requests.front();
+    return true;
+  }, 10000)) << primary_.proc->Log();
+  auto r = DecodeManifestRequest(req.payload);
+  ASSERT_TRUE(r.ok());
+
+  // Entries of ~200 bytes, 1,000 to a chunk, for as long as the primary
+  // keeps taking them (it refuses the stream after 64 MiB decoded).
+  ManifestHeader h;
+  h.count = 1u << 20;
+  std::string chunk0 = EncodeManifestChunks(h, {}, 4096)[0];
+  uint64_t sent_entries = 0;
+  auto refused = [&] {
+    for (const Message& m : rec.messages()) {
+      if (m.payload.find("manifest larger than the limit") != std::string::npos) return true;
+    }
+    return false;
+  };
+  for (uint32_t i = 0; i < 2000 && !refused(); ++i) {
+    std::string plain = i == 0 ? chunk0 : "";
+    for (int k = 0; k < 1000; ++k) {
+      Entry e;
+      char name[32];
+      std::snprintf(name, sizeof name, "f/%010llu", static_cast<unsigned long long>(sent_entries++));
+      e.path = std::string(name) + std::string(150, 'x');
+      e.type = EntryType::kFile;
+      EncodeEntry(e, &plain);
+    }
+    auto sealed = (*ch)->Seal(MsgKind::kManifestRes, r->transfer, i, false, plain);
+    ASSERT_TRUE(sealed.ok());
+    Message m;
+    m.topic = gw + "manifest/res";
+    m.payload = *sealed;
+    m.correlation = req.correlation;
+    ASSERT_TRUE(attacker.transport()->Publish(m).ok());
+    if (i % 50 == 49) WaitFor([&] { return refused(); }, 200);  // let the primary keep up
+  }
+  ASSERT_TRUE(WaitFor(refused, 20000)) << primary_.proc->Log();
+  EXPECT_LT(sent_entries, 2000000u);
+  long rss_kb = primary_.proc->PeakRssKb();
+  EXPECT_LT(rss_kb, 160 * 1024) << "peak RSS " << rss_kb << " KiB";
+  std::printf("endless manifest: refused after %llu entries; primary peak RSS %ld KiB\n",
+              static_cast<unsigned long long>(sent_entries), rss_kb);
+
+  // The real backup takes its place and is served.
+  ch->reset();
+  Start(b, "backup");
+  ASSERT_TRUE(AllConverged());
 }
 
 }  // namespace

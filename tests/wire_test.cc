@@ -55,6 +55,38 @@ TEST(WireTest, ManifestAssemblerRefusesDisorderAndLies) {
   EXPECT_FALSE(truncated.Add(0, true, chunks[0].substr(0, chunks[0].size() - 3)).ok());
 }
 
+// Issue 8, finding 9: a compromised backup's endless or huge manifest.
+TEST(WireTest, ManifestStreamsAreBoundedInEntriesBytesAndChunks) {
+  Manifest m = Sample(100);
+  ManifestHeader h;
+  h.count = 100;
+  auto chunks = EncodeManifestChunks(h, m, 2048);
+  ManifestAssembler small(ManifestLimits{50, 1u << 30});
+  Status s = small.Add(0, false, chunks[0]);
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
+  EXPECT_NE(s.message().find("more than the limit of 50"), std::string::npos) << s.ToString();
+
+  ManifestAssembler tight(ManifestLimits{1000, 4096});
+  Status t;
+  for (uint32_t i = 0; t.ok() && i < chunks.size(); ++i) {
+    t = tight.Add(i, i + 1 == chunks.size(), chunks[i]);
+  }
+  EXPECT_NE(t.message().find("manifest larger than"), std::string::npos) << t.ToString();
+
+  // Chunks without entries could re-arm the primary's deadline for ever.
+  ManifestAssembler endless;
+  ASSERT_TRUE(endless.Add(0, false, chunks[0]).ok());
+  EXPECT_EQ(endless.Add(1, false, "").message(), "empty manifest chunk");
+
+  // The declared count is a claim: nothing is reserved for it up front.
+  ManifestHeader liar;
+  liar.count = 1u << 20;
+  auto lie = EncodeManifestChunks(liar, {}, 2048);
+  ManifestAssembler a;
+  ASSERT_TRUE(a.Add(0, false, lie[0]).ok());
+  EXPECT_FALSE(a.Add(1, true, chunks[1]).ok());
+}
+
 TEST(WireTest, HostileManifestPathsAreRefused) {
   for (const char* path : {"../escape", "/abs", "a//b", ".hubsync/x"}) {
     Entry e;

@@ -63,17 +63,24 @@ struct Topics {
 
 // Messages that could not be published yet (broker away, too many in
 // flight). Flushed in order; cleared when a sync they belong to restarts.
+// Bounded: beyond kMaxMessages queued, a new message is dropped and counted
+// (syncs time out and restart; statuses are re-sent; events are best effort),
+// so a broker that stays away cannot grow the daemon.
 class Outbox {
  public:
+  static constexpr size_t kMaxMessages = 1024;
+
   explicit Outbox(Transport* t) : t_(t) {}
   void Send(Message m);
   void Flush();
   void Clear() { queue_.clear(); }
   size_t size() const { return queue_.size(); }
+  uint64_t dropped() const { return dropped_; }
 
  private:
   Transport* t_;
   std::deque<Message> queue_;
+  uint64_t dropped_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -83,6 +90,7 @@ class PrimaryEngine {
   static constexpr uint32_t kWindow = 8;           // delta chunks ahead of the last ack
   static constexpr int64_t kPhaseTimeoutMs = 15000;
   static constexpr int64_t kMaxBackoffMs = 10000;
+  static constexpr size_t kMaxPendingPairings = 16;
 
   explicit PrimaryEngine(EngineEnv env);
   ~PrimaryEngine();

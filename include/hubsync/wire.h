@@ -62,16 +62,31 @@ struct ManifestHeader {
 std::vector<std::string> EncodeManifestChunks(const ManifestHeader& h, const Manifest& m,
                                               size_t max_plain);
 
-// Reassembles chunks that arrive in order (chunk index 0, 1, ...).
+// What one manifest stream may hold: a backup (possibly compromised) must
+// not grow the primary without limit. Entries: 2^20 (ten times the largest
+// tree measured); bytes (64 MiB): what the decoded entries take (paths, targets,
+// block lists, fixed fields).
+struct ManifestLimits {
+  uint32_t max_entries = 1u << 20;
+  uint64_t max_bytes = 64ull << 20;
+};
+
+// Reassembles chunks that arrive in order (chunk index 0, 1, ...). Refuses
+// (Corruption) a header declaring more entries than the limits allow, a
+// stream that outgrows them, and a chunk after the first without entries,
+// so a stream has at most one chunk per entry and cannot go on for ever.
 class ManifestAssembler {
  public:
+  explicit ManifestAssembler(ManifestLimits limits = {}) : limits_(limits) {}
   Status Add(uint32_t chunk, bool last, std::string_view plain);
   bool done() const { return done_; }
   const ManifestHeader& header() const { return header_; }
   Manifest Take() { return std::move(manifest_); }
 
  private:
+  ManifestLimits limits_;
   uint32_t next_chunk_ = 0;
+  uint64_t bytes_ = 0;
   bool done_ = false;
   ManifestHeader header_;
   Manifest manifest_;
