@@ -30,12 +30,31 @@ Status BackupEngine::Start() {
   behind_since_ms_ = env_.clock->NowMs();
   if (!EnsureChannel() && env_.oob) {
     // No key yet: pair by itself over the out-of-band topic.
-    auto req = PairingRequest::Create(env_.config.home, env_.config.gateway_id);
-    if (!req.ok()) return req.status();
-    pairing_ = std::make_unique<PairingRequest>(std::move(req).value());
+    HUBSYNC_RETURN_IF_ERROR(StartPairing());
     Log(LogLevel::kInfo, "no key: pairing with the primary over the out-of-band topic");
   }
   return Status::Ok();
+}
+
+Status BackupEngine::StartPairing() {
+  auto req = PairingRequest::Create(env_.config.home, env_.config.gateway_id);
+  if (!req.ok()) return req.status();
+  pairing_ = std::make_unique<PairingRequest>(std::move(req).value());
+  next_hello_ms_ = 0;
+  return Status::Ok();
+}
+
+void BackupEngine::RotateKey() {
+  if (!env_.oob) {
+    Log(LogLevel::kWarn, "asked to rotate the key, but oob.uri is not configured");
+    return;
+  }
+  Status s = StartPairing();
+  if (!s.ok()) {
+    Log(LogLevel::kError, "cannot start pairing: " + s.ToString());
+    return;
+  }
+  Log(LogLevel::kInfo, "rotating the key: pairing with the primary over the out-of-band topic");
 }
 
 void BackupEngine::OnOobConnection(bool connected) {
@@ -59,6 +78,19 @@ void BackupEngine::OnOobMessage(const Message& m) {
     Log(LogLevel::kWarn, "refused a pairing welcome: " + w.status().message());
     Emit(RejectedEvent(env_.config.gateway_id, "welcome", w.status().message(),
                        m.payload.size()));
+    return;
+  }
+  // The next epoch exactly: a welcome for an epoch in use would seal under
+  // its counters anew, and a far one would stay "newest" for ever.
+  uint32_t next_epoch = 1;
+  if (auto known = keys_.Load(env_.config.gateway_id); known.ok()) {
+    next_epoch = known->back().epoch + 1;
+  }
+  if (w->epoch != next_epoch) {
+    std::string why = "welcome for key epoch " + std::to_string(w->epoch) + ", expected " +
+                      std::to_string(next_epoch);
+    Log(LogLevel::kWarn, "refused a pairing welcome: " + why);
+    Emit(RejectedEvent(env_.config.gateway_id, "welcome", why, m.payload.size()));
     return;
   }
   auto key = pairing_->Finish(*w);

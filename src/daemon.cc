@@ -8,6 +8,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "file_util.h"
 #include "hubsync/event_loop.h"
 
 namespace hubsync {
@@ -18,6 +19,7 @@ void BlockStopSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
@@ -39,6 +41,12 @@ namespace {
 template <typename Engine>
 int Run(const char* role, const Config& config, bool watch_changes) {
   LogFn log = StderrLogger(std::string(role) + "/" + config.gateway_id, config.log_level);
+  // Keys and counters are this process's alone while it runs.
+  auto lock = StateDirLock::Acquire(config.state_dir);
+  if (!lock.ok()) {
+    log(LogLevel::kError, "cannot start: " + lock.status().message());
+    return 1;
+  }
   std::unique_ptr<FileSystem> fs = NewPosixFileSystem(config.data_dir);
   PathFilter filter(config.exclude);
   std::unique_ptr<ChangeSource> changes;
@@ -126,12 +134,17 @@ int Run(const char* role, const Config& config, bool watch_changes) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     while (true) {
       int sig = 0;
       sigwait(&set, &sig);
       if (sig == SIGUSR1) {
         log(LogLevel::kInfo, "SIGUSR1: checking every backup now");
         loop.Post([&engine] { engine.CheckAll(); });
+        continue;
+      }
+      if (sig == SIGUSR2) {  // `hubsync pair` asks the running daemon to rotate
+        loop.Post([&engine] { engine.RotateKey(); });
         continue;
       }
       log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));

@@ -1,10 +1,12 @@
 #include "file_util.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace hubsync {
@@ -88,6 +90,50 @@ Status MakeDirs(const std::string& path, int mode) {
     }
   }
   return Status::Ok();
+}
+
+namespace {
+std::string LockPath(const std::string& state_dir) { return state_dir + "/lock"; }
+}  // namespace
+
+Result<StateDirLock> StateDirLock::Acquire(const std::string& state_dir) {
+  std::string path = LockPath(state_dir);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Status::IoError("open " + path + ": " + ErrnoText(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    close(fd);
+    if (err != EWOULDBLOCK) return Status::IoError("lock " + path + ": " + ErrnoText(err));
+    int pid = Holder(state_dir);
+    return Status::Unavailable("state_dir " + state_dir + " is in use by another hubsync process" +
+                               (pid > 0 ? " (pid " + std::to_string(pid) + ")" : ""));
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    int err = errno;
+    close(fd);
+    return Status::IoError("write " + path + ": " + ErrnoText(err));
+  }
+  return StateDirLock(fd);
+}
+
+int StateDirLock::Holder(const std::string& state_dir) {
+  std::string path = LockPath(state_dir);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return 0;
+  int pid = 0;
+  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {  // held: read who holds it
+    char buf[32] = {};
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n > 0) pid = std::atoi(buf);
+    if (pid <= 0) pid = -1;  // held, holder unknown
+  }
+  close(fd);
+  return pid;
+}
+
+StateDirLock::~StateDirLock() {
+  if (fd_ >= 0) close(fd_);
 }
 
 }  // namespace hubsync

@@ -25,6 +25,27 @@ Status SyncDir(const std::string& path);
 
 std::string ErrnoText(int err);
 
+// The exclusive hold one process has on a state_dir (SPEC 6: a key and its
+// counters are used by one process at a time). flock on state_dir/lock,
+// which also records the holder's pid; the kernel drops the lock when the
+// process dies, so a crash never leaves it stale.
+class StateDirLock {
+ public:
+  // Takes the lock without waiting. Unavailable, naming the holder's pid,
+  // when another process holds it.
+  static Result<StateDirLock> Acquire(const std::string& state_dir);
+  // The pid of the process holding state_dir's lock: 0 when none does, -1
+  // when one does but its pid cannot be read.
+  static int Holder(const std::string& state_dir);
+  StateDirLock(StateDirLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  StateDirLock& operator=(StateDirLock&&) = delete;
+  ~StateDirLock();
+
+ private:
+  explicit StateDirLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 }  // namespace hubsync
 
 #endif  // HUBSYNC_SRC_FILE_UTIL_H_

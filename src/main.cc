@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "hubsync/bridge.h"
 #include "hubsync/config.h"
@@ -132,6 +133,13 @@ int Keyimport(const Config& c, const Args& a) {
     return 2;
   }
   KeyStore keys(c.state_dir);
+  // A key under an epoch already known would meet that epoch's counters.
+  if (auto known = keys.Load(c.gateway_id); known.ok() && e->epoch <= known->back().epoch) {
+    std::fprintf(stderr, "hubsync keyimport: key epoch %u is not newer than the stored epoch %u "
+                         "(make a new one with hubsync keygen on the primary)\n",
+                 e->epoch, known->back().epoch);
+    return 2;
+  }
   Status s = keys.Put(c.gateway_id, *e);
   if (!s.ok()) {
     std::fprintf(stderr, "hubsync keyimport: %s\n", s.ToString().c_str());
@@ -282,6 +290,40 @@ int Pair(const Config& c, const Args& a) {
     return 2;
   }
   int64_t timeout_s = a.options.count("timeout") ? std::atoll(a.options.at("timeout").c_str()) : 60;
+  KeyStore keys(c.state_dir);
+  auto newest = [&]() -> uint32_t {
+    auto known = keys.Load(c.gateway_id);
+    return known.ok() ? known->back().epoch : 0;
+  };
+  const uint32_t before = newest();
+  // Only the process holding state_dir seals with its keys: a running
+  // backup daemon is asked (SIGUSR2) to pair, and we wait for its new key.
+  if (int pid = StateDirLock::Holder(c.state_dir); pid != 0) {
+    if (pid < 0 || kill(pid, SIGUSR2) != 0) {
+      std::fprintf(stderr, "hubsync pair: state_dir %s is in use by another process; stop it "
+                           "and run hubsync pair again\n", c.state_dir.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "hubsync pair: asked the running backup daemon (pid %d) to pair\n", pid);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (newest() > before) {
+        std::fprintf(stderr, "hubsync pair: key epoch %u agreed; the daemon sent the "
+                             "confirmation\n", newest());
+        return 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::fprintf(stderr, "hubsync pair: the daemon agreed no new key within %lld s "
+                         "(is the bridge up and the primary listening?)\n",
+                 static_cast<long long>(timeout_s));
+    return 1;
+  }
+  auto lock = StateDirLock::Acquire(c.state_dir);
+  if (!lock.ok()) {
+    std::fprintf(stderr, "hubsync pair: %s\n", lock.status().message().c_str());
+    return 1;
+  }
   auto req = PairingRequest::Create(c.home, c.gateway_id);
   if (!req.ok()) return 1;
   Topics topics(c);
@@ -320,7 +362,13 @@ int Pair(const Config& c, const Args& a) {
     if (welcome.empty()) continue;
     auto w = DecodePairWelcome(welcome);
     welcome.clear();
-    if (w.ok()) key = req->Finish(*w);
+    if (!w.ok()) continue;
+    if (w->epoch != before + 1) {  // an epoch in use, or one that would stay newest
+      std::fprintf(stderr, "hubsync pair: refused a welcome for key epoch %u (expected %u)\n",
+                   w->epoch, before + 1);
+      continue;
+    }
+    key = req->Finish(*w);
   }
   l.unlock();
   oob->Disconnect(nullptr);
@@ -329,7 +377,6 @@ int Pair(const Config& c, const Args& a) {
                  key.status().message().c_str());
     return 1;
   }
-  KeyStore keys(c.state_dir);
   Status s = keys.Put(c.gateway_id, *key);
   auto ch = s.ok() ? SecureChannel::Create(keys, c.home, c.gateway_id, false)
                    : Result<std::unique_ptr<SecureChannel>>(s);

@@ -326,17 +326,27 @@ void PrimaryEngine::OnOobMessage(const Message& m) {
   uint32_t epoch = 1;
   auto keys = keys_.Load(b);
   if (keys.ok()) epoch = keys->back().epoch + 1;
+  // The offer is always for the next epoch (the backup accepts no other).
+  // The same hello again (the backup repeats it until a welcome arrives)
+  // gets the same welcome, so a slow link cannot make two offers race.
   auto pending = pending_keys_.find(b);
-  if (pending != pending_keys_.end()) epoch = std::max(epoch, pending->second.entry.epoch + 1);
+  if (pending != pending_keys_.end() && pending->second.hello_pub == hello->pub &&
+      pending->second.hello_nonce == hello->nonce) {
+    Message again;
+    again.topic = topics_.Welcome(b);
+    again.payload = pending->second.welcome;
+    env_.oob->Publish(again);
+    return;
+  }
   auto offer = AnswerHello(*hello, env_.config.home, env_.config.gateway_id, epoch);
   if (!offer.ok()) {
     Log(LogLevel::kWarn, "refused pairing with " + b + ": " + offer.status().message());
     return;
   }
-  pending_keys_[b] = {offer->entry, now_ms + 120000};
   Message w;
   w.topic = topics_.Welcome(b);
   w.payload = EncodePairWelcome(offer->welcome);
+  pending_keys_[b] = {offer->entry, now_ms + 120000, hello->pub, hello->nonce, w.payload};
   env_.oob->Publish(w);
   Log(LogLevel::kInfo, "pairing with " + b + ": welcome sent for key epoch " +
                            std::to_string(epoch) + ", waiting for its confirmation");

@@ -13,6 +13,7 @@
 #include "hubsync/envelope.h"
 #include "hubsync/keystore.h"
 #include "hubsync/messages.h"
+#include "hubsync/pairing.h"
 #include "hubsync/wire.h"
 
 namespace hubsync {
@@ -221,6 +222,69 @@ TEST_F(HomeTest, AnEndlessManifestFromACompromisedBackupIsCutOffAtTheLimit) {
   ch->reset();
   Start(b, "backup");
   ASSERT_TRUE(AllConverged());
+}
+
+// Finding 2: two processes sealing under one state_dir reuse (key, nonce).
+// A second daemon on the same state_dir refuses to start; an older key
+// epoch cannot be imported under the running one's counters.
+TEST_F(HomeTest, OneProcessOwnsAStateDir) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  std::string out;
+  int rc = Tool({"backup", "-c", b.config}, &out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("is in use by another hubsync process (pid " +
+                     std::to_string(b.proc->pid()) + ")"), std::string::npos) << out;
+  rc = Tool({"primary", "-c", primary_.config}, &out);
+  EXPECT_EQ(rc, 1) << out;
+  // The same epoch again (a replayed or restored key file) is refused.
+  rc = Tool({"keyimport", "-c", b.config, root_.Sub("hub-b1.key")}, &out);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("not newer than the stored epoch 1"), std::string::npos) << out;
+  // Both daemons still serve.
+  WriteFile(primary_.data + "/after.json", "1");
+  ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/after.json") == "1"; },
+                      kConvergeMs));
+}
+
+// Finding 3 (in part): a local process that answers a backup's hello first
+// with a far epoch (0xFFFFFFFF) gets no key stored; the backup keeps waiting
+// for a welcome for the next epoch.
+TEST_F(HomeTest, AWelcomeForAnyEpochButTheNextIsRefused) {
+  Gateway b = MakeGateway("hub-b1", {}, R"(,"oob":{"uri":")" + broker_->uri() + "\"}");
+  const std::string oob = std::string(kHome) + "oob/hub-b1/";
+  std::mutex mu;
+  std::vector<std::string> hellos;
+  Recorder rec(broker_->uri());
+  Recorder attacker(Recorder::Options(broker_->uri()), {oob + "hello"},
+                    [&](const Message& m) {
+                      std::lock_guard<std::mutex> l(mu);
+                      hellos.push_back(m.payload);
+                    }, false);
+  Start(b, "backup");
+  std::string hello_json;
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> l(mu);
+    if (hellos.empty()) return false;
+    hello_json = hellos.back();
+    return true;
+  }, 10000)) << b.proc->Log();
+  auto hello = DecodePairHello(hello_json);
+  ASSERT_TRUE(hello.ok());
+  auto offer = AnswerHello(*hello, "home-1", "hub-evil", 0xFFFFFFFFu);
+  ASSERT_TRUE(offer.ok());
+  Message w;
+  w.topic = oob + "welcome";
+  w.payload = EncodePairWelcome(offer->welcome);
+  ASSERT_TRUE(attacker.transport()->Publish(w).ok());
+  EXPECT_TRUE(SawEvent(rec, "rejected", {"\"gw\":\"hub-b1\"", "\"source\":\"welcome\"",
+                                         "expected 1"}))
+      << b.proc->Log();
+  EXPECT_FALSE(KeyStore(b.state).Load("hub-b1").ok()) << "no key may be stored";
+  int code = 0;
+  EXPECT_FALSE(b.proc->Exited(&code));
 }
 
 }  // namespace

@@ -104,6 +104,7 @@ class PrimaryEngine {
   // Re-reads data_dir and has every backup re-read its own, repairing any
   // drift: what the period policy does, and what SIGUSR1 asks for.
   void CheckAll();
+  void RotateKey() {}  // a primary's keys rotate from the backup's side
   int64_t Tick(int64_t now_ms);
   // Publishes the final status; call before the transport disconnects.
   Message FinalStatus();
@@ -149,6 +150,8 @@ class PrimaryEngine {
   struct PendingKey {
     KeyEntry entry;
     int64_t expires_ms;
+    std::string hello_pub, hello_nonce;  // the hello this offer answers
+    std::string welcome;                 // the offer as sent
   };
   std::map<std::string, PendingKey> pending_keys_;  // offered, not yet confirmed
 };
@@ -175,6 +178,10 @@ class BackupEngine {
   void OnOobMessage(const Message& m);
   void OnOobConnection(bool connected);
   void CheckAll() {}  // the primary drives checks
+  // Agrees a new key (the next epoch) over the out-of-band topic, as
+  // `hubsync pair` does: what that command asks a running daemon for
+  // (SIGUSR2), since only the process holding state_dir may seal.
+  void RotateKey();
   int64_t Tick(int64_t now_ms);
   Message FinalStatus();
 
@@ -186,6 +193,7 @@ class BackupEngine {
   void FailTransfer(const std::string& why, bool retry_plain);
   void SendAck(const Ack& a, uint64_t transfer);
   bool EnsureChannel();
+  Status StartPairing();
   void SendHello();
   Status Rescan();
   void SetState(const std::string& state, const std::string& error = "");
