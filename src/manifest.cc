@@ -27,7 +27,7 @@ bool SameAttrs(const Entry& a, const Entry& b) {
 
 uint32_t BlockSizeFor(uint64_t size) {
   uint64_t bs = 64 * 1024;
-  while ((size + bs - 1) / bs > kMaxBlocks) bs *= 2;
+  while (size / bs + (size % bs != 0) > kMaxBlocks && bs < (1ull << 31)) bs *= 2;
   return static_cast<uint32_t>(bs);
 }
 

@@ -87,6 +87,7 @@ Status DecodeEntry(WireReader* r, Entry* e) {
     return Status::Corruption("truncated manifest entry");
   }
   if (type < 1 || type > 3) return Status::Corruption("bad entry type");
+  if (e->size > kMaxFileSize) return Status::Corruption("file larger than the 1 TiB limit");
   e->type = static_cast<EntryType>(type);
   e->mtime_ns = static_cast<int64_t>(mtime);
   e->mode &= kReplicatedModeBits;
@@ -250,6 +251,7 @@ Status DecodeRecords(std::string_view chunk, std::vector<DeltaRecord>* out) {
           return kTrunc;
         }
         if (src > 1) return Status::Corruption("bad file source");
+        if (d.size > kMaxFileSize) return Status::Corruption("file larger than the 1 TiB limit");
         d.source = static_cast<FileSource>(src);
         if (d.source == FileSource::kLocalCopy) {
           if (!r.Str(&d.target)) return kTrunc;

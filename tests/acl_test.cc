@@ -108,12 +108,20 @@ TEST_F(AclTest, LanClientsCannotTouchTheOobTopics) {
   ASSERT_TRUE(oob_side->WaitForMessage(hello, "from the bridge"));
   EXPECT_FALSE(oob_side->Saw(hello, "from the LAN"));
   EXPECT_FALSE(lan_reader->Saw(hello));
-  // The OOB listener carries nothing else.
-  ASSERT_TRUE(oob_writer->transport()->Publish(Msg(std::string(kGw) + "hub-a/delta", "x")).ok());
+  // The OOB listener carries nothing else: an anonymous publish there of a
+  // LAN topic reaches neither a LAN subscriber nor an OOB one (both exist
+  // before it is sent; the control message is published after it).
   auto a_delta = As("hub-a", {std::string(kGw) + "hub-a/delta"});
+  auto oob_all = std::make_unique<Recorder>(Recorder::Options(Oob()),
+                                            std::vector<std::string>{"#"});
+  ASSERT_TRUE(oob_all->connected());
+  ASSERT_TRUE(oob_writer->transport()->Publish(Msg(std::string(kGw) + "hub-a/delta", "x")).ok());
   ASSERT_TRUE(oob_writer->transport()->Publish(Msg(hello, "second")).ok());
   ASSERT_TRUE(oob_side->WaitForMessage(hello, "second"));
-  EXPECT_FALSE(a_delta->Saw(std::string(kGw) + "hub-a/delta"));
+  ASSERT_TRUE(lan_writer->transport()->Publish(Msg(std::string(kGw) + "hub-a/delta", "lan")).ok());
+  ASSERT_TRUE(a_delta->WaitForMessage(std::string(kGw) + "hub-a/delta", "lan"));
+  EXPECT_FALSE(a_delta->Saw(std::string(kGw) + "hub-a/delta", "x"));
+  EXPECT_FALSE(oob_all->Saw(std::string(kGw) + "hub-a/delta"));
 }
 
 TEST_F(AclTest, TheReaderAccountSeesStatusAndEventsOnly) {

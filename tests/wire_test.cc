@@ -87,6 +87,33 @@ TEST(WireTest, ManifestStreamsAreBoundedInEntriesBytesAndChunks) {
   EXPECT_FALSE(a.Add(1, true, chunks[1]).ok());
 }
 
+// Found by fuzz_apply: a file record of 2^55 bytes made the block size
+// truncate to 0 and the applier's block hashing spin for ever.
+TEST(WireTest, FileSizesBeyondTheLimitAreRefused) {
+  DeltaRecord f;
+  f.kind = RecKind::kFile;
+  f.path = "huge";
+  f.size = 0x00bcfc7f00006100ull;
+  std::string chunk;
+  EncodeRecord(f, &chunk);
+  std::vector<DeltaRecord> out;
+  EXPECT_EQ(DecodeRecords(chunk, &out).message(), "file larger than the 1 TiB limit");
+  f.size = kMaxFileSize;
+  chunk.clear();
+  EncodeRecord(f, &chunk);
+  EXPECT_TRUE(DecodeRecords(chunk, &out).ok());
+  EXPECT_GT(BlockSizeFor(kMaxFileSize), 0u);
+  EXPECT_GT(BlockSizeFor(~0ull), 0u);
+  Entry e;
+  e.path = "huge";
+  e.size = kMaxFileSize + 1;
+  std::string enc;
+  EncodeEntry(e, &enc);
+  WireReader r(enc);
+  Entry back;
+  EXPECT_FALSE(DecodeEntry(&r, &back).ok());
+}
+
 TEST(WireTest, HostileManifestPathsAreRefused) {
   for (const char* path : {"../escape", "/abs", "a//b", ".hubsync/x"}) {
     Entry e;

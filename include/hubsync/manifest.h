@@ -24,6 +24,9 @@ inline constexpr uint64_t kBlockDigestMinSize = 1u << 20;
 inline constexpr size_t kBlockDigestBytes = 16;  // truncated SHA-256; the
                                                  // whole-file digest is checked too
 inline constexpr uint32_t kMaxBlocks = 2048;
+// The largest file hubsync replicates (its block size still fits 32 bits);
+// decoders refuse larger sizes, which would otherwise stall block hashing.
+inline constexpr uint64_t kMaxFileSize = 1ull << 40;
 
 // Block size for a file of `size` bytes: the smallest power of two >= 64 KiB
 // that needs at most kMaxBlocks blocks, so the list stays bounded.
