@@ -557,7 +557,11 @@ void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
   Log(LogLevel::kInfo, "sync to " + p.id + (in_sync ? " done" : " ended with differences") +
                            " in " + std::to_string(now - p.started_ms) + " ms (" +
                            std::to_string(p.wire_bytes) + " bytes on the wire)");
-  if (p.known_root != root_) p.wanted = true;  // changed meanwhile
+  // A sync that did not leave the backup at its snapshot goes again. Changes
+  // made meanwhile are the policy schedule's to time (Tick marks every peer
+  // wanted when a module is due, busy or not): forcing a sync here carried a
+  // delayed module's change early.
+  if (!in_sync) p.wanted = true;
   PublishStatus();
 }
 
