@@ -170,19 +170,20 @@ void BackupEngine::OnMessage(const Message& m) {
 }
 
 void BackupEngine::OnManifestRequest(const Message& m) {
-  auto req = DecodeManifestRequest(m.payload);
-  if (!req.ok()) {
-    Log(LogLevel::kWarn, "refused a manifest request: " + req.status().message());
-    Emit(RejectedEvent(env_.config.gateway_id, "manifest/req", req.status().message(),
-                       m.payload.size()));
-    return;
+  // Only what the primary sealed is acted on: a forged request (any account
+  // can read our root in the retained status) must not move our state.
+  if (!EnsureChannel()) return;
+  auto opened = OpenFromPrimary(m, "manifest/req");
+  if (!opened) return;
+  if (opened->header.kind != MsgKind::kRequest) {
+    return Refuse(m, "manifest/req", "not a manifest request");
   }
+  auto req = DecodeManifestRequest(opened->plain, opened->header.transfer);
+  if (!req.ok()) return Refuse(m, "manifest/req", req.status().message());
   // Answer only on our own response topic: never act as a reflector.
   if (m.response_topic != topics_.ManifestRes(env_.config.gateway_id)) {
-    Log(LogLevel::kWarn, "ignored a manifest request with a foreign response topic");
-    return;
+    return Refuse(m, "manifest/req", "foreign response topic");
   }
-  if (!EnsureChannel()) return;
   Log(LogLevel::kDebug, "manifest request " + std::to_string(req->transfer) +
                             (req->rescan ? " (rescan)" : ""));
   if (req->rescan || req->expect.empty() || !manifest_valid_) {
@@ -251,25 +252,34 @@ void BackupEngine::FailTransfer(const std::string& why, bool retry_plain) {
   SetState("error", why);
 }
 
-void BackupEngine::OnDelta(const Message& m) {
-  if (!EnsureChannel()) return;
+void BackupEngine::Refuse(const Message& m, const std::string& source, const std::string& why) {
+  ++rejected_;
+  Log(LogLevel::kWarn, "refused a message on " + source + ": " + why);
+  Event e = RejectedEvent(env_.config.gateway_id, source, why, m.payload.size());
+  e.counts["rejected_total"] = static_cast<int64_t>(rejected_);
+  Emit(std::move(e));
+}
+
+std::optional<Opened> BackupEngine::OpenFromPrimary(const Message& m, const std::string& source) {
   auto opened = channel_->Open(m.payload);
   if (!opened.ok() && opened.status().message() == "unknown key epoch") {
     // A key imported since this channel was built: reload once and retry.
     channel_.reset();
-    if (!EnsureChannel()) return;
+    if (!EnsureChannel()) return std::nullopt;
     opened = channel_->Open(m.payload);
   }
   if (!opened.ok()) {
-    ++rejected_;
-    Log(LogLevel::kWarn, "refused a delta message: " + opened.status().ToString());
-    Event e{"rejected", env_.config.gateway_id,
-            {{"bytes", static_cast<int64_t>(m.payload.size())},
-             {"rejected_total", static_cast<int64_t>(rejected_)}},
-            {{"reason", opened.status().message()}}};
-    Emit(std::move(e));
-    return;
+    Refuse(m, source, opened.status().message());
+    return std::nullopt;
   }
+  return std::move(opened).value();
+}
+
+void BackupEngine::OnDelta(const Message& m) {
+  if (!EnsureChannel()) return;
+  auto opened = OpenFromPrimary(m, "delta");
+  if (!opened) return;
+  if (opened->header.kind != MsgKind::kDelta) return Refuse(m, "delta", "not a delta");
   const EnvelopeHeader& h = opened->header;
   if (h.chunk == 0) {
     if (applier_->active()) applier_->Abort();

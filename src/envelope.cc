@@ -46,7 +46,7 @@ Result<EnvelopeHeader> DecodeEnvelopeHeader(std::string_view msg) {
   }
   EnvelopeHeader h;
   uint8_t kind = static_cast<uint8_t>(msg[3]);
-  if (kind < 1 || kind > 3) return Status::Corruption("unknown message kind");
+  if (kind < 1 || kind > 4) return Status::Corruption("unknown message kind");
   h.kind = static_cast<MsgKind>(kind);
   uint8_t flags = static_cast<uint8_t>(msg[4]);
   if (flags & ~1u) return Status::Corruption("unknown flags");

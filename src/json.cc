@@ -440,35 +440,6 @@ uint64_t UInt(const Value& o, const char* k) {
 
 }  // namespace
 
-std::string EncodeManifestRequest(const ManifestRequest& r) {
-  Document d(rapidjson::kObjectType);
-  auto& a = d.GetAllocator();
-  d.AddMember("v", 1, a);
-  d.AddMember("transfer", r.transfer, a);
-  d.AddMember("primary", Value(r.primary.c_str(), a), a);
-  d.AddMember("root", Value(r.root.c_str(), a), a);
-  d.AddMember("expect", Value(r.expect.c_str(), a), a);
-  d.AddMember("key_epoch", r.key_epoch, a);
-  d.AddMember("rescan", r.rescan, a);
-  return Write(d);
-}
-
-Result<ManifestRequest> DecodeManifestRequest(const std::string& json) {
-  Document d;
-  auto p = ParseObject(&d, json);
-  if (!p.ok()) return p.status();
-  ManifestRequest r;
-  r.transfer = UInt(d, "transfer");
-  r.primary = Str(d, "primary");
-  r.root = Str(d, "root");
-  r.expect = Str(d, "expect");
-  r.key_epoch = static_cast<uint32_t>(UInt(d, "key_epoch"));
-  auto rescan = d.FindMember("rescan");
-  r.rescan = rescan != d.MemberEnd() && rescan->value.IsBool() && rescan->value.GetBool();
-  if (r.transfer == 0 || !IsValidId(r.primary)) return Status::Corruption("bad manifest request");
-  return r;
-}
-
 namespace {
 
 void StatusMembers(const GatewayStatus& s, Value& d, rapidjson::Document::AllocatorType& a) {

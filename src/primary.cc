@@ -427,15 +427,17 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   p.snapshot_root = root_;
   p.assembler = ManifestAssembler();
   ManifestRequest req;
-  req.transfer = p.transfer;
   req.primary = env_.config.gateway_id;
   req.root = ToHex(root_);
   req.expect = p.known ? ToHex(p.known_root) : "";
   req.rescan = p.rescan;
-  req.key_epoch = p.channel->epoch();
+  auto sealed = p.channel->Seal(MsgKind::kRequest, p.transfer, 0, true,
+                                EncodeManifestRequest(req));
+  if (!sealed.ok()) return FailSync(p, "cannot seal the request: " + sealed.status().ToString(),
+                                    false);
   Message msg;
   msg.topic = topics_.ManifestReq(p.id);
-  msg.payload = EncodeManifestRequest(req);
+  msg.payload = std::move(sealed).value();
   msg.response_topic = topics_.ManifestRes(p.id);
   msg.correlation = std::to_string(p.transfer);
   p.wire_bytes += msg.payload.size();

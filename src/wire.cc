@@ -1,5 +1,7 @@
 #include "hubsync/wire.h"
 
+#include "hubsync/config.h"
+
 namespace hubsync {
 
 void WireWriter::U16(uint16_t v) {
@@ -283,6 +285,45 @@ Status DecodeRecords(std::string_view chunk, std::vector<DeltaRecord>* out) {
 }
 
 // ---- acks -------------------------------------------------------------------
+
+// ---- manifest requests ---------------------------------------------------------
+
+namespace {
+bool IsHexRoot(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+}  // namespace
+
+std::string EncodeManifestRequest(const ManifestRequest& r) {
+  std::string out;
+  WireWriter w(&out);
+  w.Str(r.primary);
+  w.Str(r.root);
+  w.Str(r.expect);
+  w.U8(r.rescan ? 1 : 0);
+  return out;
+}
+
+Result<ManifestRequest> DecodeManifestRequest(std::string_view plain, uint64_t transfer) {
+  WireReader r(plain);
+  ManifestRequest req;
+  uint8_t rescan;
+  if (!r.Str(&req.primary) || !r.Str(&req.root) || !r.Str(&req.expect) || !r.U8(&rescan) ||
+      !r.done() || rescan > 1) {
+    return Status::Corruption("malformed manifest request");
+  }
+  req.transfer = transfer;
+  req.rescan = rescan == 1;
+  if (transfer == 0 || !IsValidId(req.primary) || !IsHexRoot(req.root) ||
+      (!req.expect.empty() && !IsHexRoot(req.expect))) {
+    return Status::Corruption("bad manifest request");
+  }
+  return req;
+}
 
 std::string EncodeAck(const Ack& a) {
   std::string out;

@@ -177,7 +177,9 @@ TEST_F(HomeTest, AnEndlessManifestFromACompromisedBackupIsCutOffAtTheLimit) {
     req = requests.front();
     return true;
   }, 10000)) << primary_.proc->Log();
-  auto r = DecodeManifestRequest(req.payload);
+  auto opened = (*ch)->Open(req.payload);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  auto r = DecodeManifestRequest(opened->plain, opened->header.transfer);
   ASSERT_TRUE(r.ok());
 
   // Entries of ~200 bytes, 1,000 to a chunk, for as long as the primary
@@ -228,6 +230,71 @@ TEST_F(HomeTest, AnEndlessManifestFromACompromisedBackupIsCutOffAtTheLimit) {
   // The real backup takes its place and is served.
   ch->reset();
   Start(b, "backup");
+  ASSERT_TRUE(AllConverged());
+}
+
+// Finding 5: manifest requests were plaintext JSON. A forged one carrying
+// the backup's own root (readable in its retained status) made a backup
+// that was not in sync say in_sync; one with a foreign root left it
+// "syncing" for ever. Requests are sealed now: forged ones are rejected
+// and the backup's state does not move.
+TEST_F(HomeTest, ForgedManifestRequestsMoveNoBackupState) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  WriteFile(b.data + "/only-here.json", "x");
+  const std::string gw = std::string(kHome) + "gw/hub-b1/";
+  Recorder rec(broker_->uri());
+  Start(b, "backup");  // no primary: the backup stays "behind"
+  std::string root;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const Message& m : rec.messages()) {
+      if (m.topic != gw + "status") continue;
+      auto st = DecodeStatus(m.payload);
+      if (st.ok()) root = st->root;
+    }
+    return !root.empty();
+  }, 10000));
+  auto forge = [&](const std::string& body) {
+    Message m;
+    m.topic = gw + "manifest/req";
+    m.payload = body;
+    m.response_topic = gw + "manifest/res";
+    m.correlation = "1";
+    ASSERT_TRUE(rec.transport()->Publish(m).ok());
+  };
+  // What the old plaintext request looked like, with the backup's own root,
+  // then a foreign one; then the new shape, unsealed.
+  forge(R"({"v":1,"transfer":1,"primary":"hub-p","root":")" + root +
+        R"(","expect":"","key_epoch":1,"rescan":false})");
+  forge(R"({"v":1,"transfer":2,"primary":"hub-p","root":")" + std::string(64, 'f') +
+        R"(","expect":"","key_epoch":1,"rescan":false})");
+  ManifestRequest req;
+  req.primary = "hub-p";
+  req.root = root;
+  EnvelopeHeader h;
+  h.kind = MsgKind::kRequest;
+  h.epoch = 1;
+  h.counter = 1u << 30;
+  h.transfer = 3;
+  forge(EncodeEnvelopeHeader(h) + EncodeManifestRequest(req) + std::string(16, '\0'));
+  ASSERT_TRUE(WaitFor([&] {
+    int n = 0;
+    for (const Message& m : rec.messages()) {
+      n += m.topic == std::string(kHome) + "events" &&
+           m.payload.find("\"source\":\"manifest/req\"") != std::string::npos;
+    }
+    return n == 3;
+  }, 10000)) << b.proc->Log();
+  for (const Message& m : rec.messages()) {
+    if (m.topic != gw + "status") continue;
+    auto st = DecodeStatus(m.payload);
+    ASSERT_TRUE(st.ok());
+    EXPECT_NE(st->state, "in_sync");
+    EXPECT_NE(st->state, "syncing");
+  }
+  EXPECT_FALSE(rec.Saw(gw + "manifest/res")) << "nothing may answer a forged request";
+  // The real primary's sealed requests still work.
+  Start(primary_, "primary");
   ASSERT_TRUE(AllConverged());
 }
 

@@ -33,7 +33,6 @@ struct Reader {
 std::vector<Reader> Readers() {
   return {
       {"status", [](const std::string& j) { return DecodeStatus(j).status(); }},
-      {"manifest request", [](const std::string& j) { return DecodeManifestRequest(j).status(); }},
       {"hello", [](const std::string& j) { return DecodePairHello(j).status(); }},
       {"welcome", [](const std::string& j) { return DecodePairWelcome(j).status(); }},
       {"event", [](const std::string& j) { return DecodeEvent(j).status(); }},

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "hubsync/applier.h"
@@ -190,6 +191,10 @@ class BackupEngine {
  private:
   void OnManifestRequest(const Message& m);
   void OnDelta(const Message& m);
+  // Opens a message the primary sealed; a refused one is counted, logged and
+  // reported as a rejected event from `source`, and yields nothing.
+  std::optional<Opened> OpenFromPrimary(const Message& m, const std::string& source);
+  void Refuse(const Message& m, const std::string& source, const std::string& why);
   void FailTransfer(const std::string& why, bool retry_plain);
   void SendAck(const Ack& a, uint64_t transfer);
   bool EnsureChannel();

@@ -24,7 +24,9 @@
 
 namespace hubsync {
 
-enum class MsgKind : uint8_t { kManifestRes = 1, kDelta = 2, kAck = 3 };
+// kRequest: the primary's manifest request, sealed like a delta so a backup
+// acts on nothing its primary did not send (SPEC 6).
+enum class MsgKind : uint8_t { kManifestRes = 1, kDelta = 2, kAck = 3, kRequest = 4 };
 
 inline constexpr uint8_t kProtocolVersion = 1;
 inline constexpr size_t kEnvelopeHeaderBytes = 29;
@@ -39,8 +41,8 @@ struct EnvelopeHeader {
   uint32_t chunk = 0;
 };
 
-// True for kinds the primary sends (delta), false for the backup's.
-inline bool SentByPrimary(MsgKind k) { return k == MsgKind::kDelta; }
+// True for kinds the primary sends (request, delta), false for the backup's.
+inline bool SentByPrimary(MsgKind k) { return k == MsgKind::kDelta || k == MsgKind::kRequest; }
 
 std::string EncodeEnvelopeHeader(const EnvelopeHeader& h);
 Result<EnvelopeHeader> DecodeEnvelopeHeader(std::string_view msg);

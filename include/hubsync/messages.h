@@ -1,5 +1,5 @@
-// Plaintext JSON messages on the broker: manifest requests, gateway status and
-// events (SPEC 5 and 8). None of them carries a file name, file content or key.
+// Plaintext JSON messages on the broker: gateway status, events and the
+// out-of-band pairing messages (SPEC 5, 6 and 8). None of them carries a file name, file content or key.
 // Encoding and decoding live in the RapidJSON adapter (src/json.cc).
 #ifndef HUBSYNC_MESSAGES_H_
 #define HUBSYNC_MESSAGES_H_
@@ -18,19 +18,6 @@ namespace hubsync {
 // before it is parsed: at most this many bytes and 16 levels of nesting.
 // Anything else is refused with Status::Rejected, never parsed.
 inline constexpr size_t kMaxJsonMessageBytes = 64 * 1024;
-
-// primary -> gw/<backup>/manifest/req. Carries correlation data and a
-// response topic as MQTT v5 properties besides this body.
-struct ManifestRequest {
-  uint64_t transfer = 0;
-  std::string primary;      // the primary's gateway id
-  std::string root;         // the primary's manifest root (hex)
-  std::string expect;       // root the primary believes the backup has ("" unknown)
-  uint32_t key_epoch = 0;   // epoch the primary will use
-  bool rescan = false;      // re-read the disk before answering (drift repair)
-};
-std::string EncodeManifestRequest(const ManifestRequest& r);
-Result<ManifestRequest> DecodeManifestRequest(const std::string& json);
 
 // gw/<id>/status, retained.
 struct GatewayStatus {

@@ -137,6 +137,22 @@ void EncodeRecord(const DeltaRecord& r, std::string* out);
 // InvalidArgument on anything malformed.
 Status DecodeRecords(std::string_view chunk, std::vector<DeltaRecord>* out);
 
+// ---- manifest requests ---------------------------------------------------------
+// primary -> gw/<backup>/manifest/req, sealed (MsgKind::kRequest; the
+// transfer id and key epoch are the envelope's). Carries correlation data
+// and a response topic as MQTT v5 properties besides this body.
+struct ManifestRequest {
+  uint64_t transfer = 0;    // from the envelope header
+  std::string primary;      // the primary's gateway id
+  std::string root;         // the primary's manifest root (hex)
+  std::string expect;       // root the primary believes the backup has ("" unknown)
+  bool rescan = false;      // re-read the disk before answering (drift repair)
+};
+std::string EncodeManifestRequest(const ManifestRequest& r);
+// Corruption on anything malformed (a bad id, a root that is not 64 hex
+// digits, trailing bytes).
+Result<ManifestRequest> DecodeManifestRequest(std::string_view plain, uint64_t transfer);
+
 // ---- acks -------------------------------------------------------------------
 struct Ack {
   // kConfirm: the backup's key confirmation after pairing (transfer 0),

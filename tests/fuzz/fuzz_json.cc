@@ -1,4 +1,4 @@
-// libFuzzer target: every JSON reader (status, requests, pairing, events,
+// libFuzzer target: every JSON reader (status, pairing, events,
 // policies, the config with an override), as the broker or a hand-edited
 // file could feed them. The first byte picks the reader.
 #include <cstddef>
@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     }
-    case 1: hubsync::DecodeManifestRequest(in); break;
+    case 1: hubsync::ParseOverride(in); break;
     case 2: hubsync::DecodePairHello(in); break;
     case 3: hubsync::DecodePairWelcome(in); break;
     case 4: hubsync::DecodeEvent(in); break;

@@ -1,5 +1,5 @@
 // libFuzzer target: the binary codecs inside envelopes (manifest stream,
-// delta records, acks), fed as a hostile peer would. The first byte picks
+// delta records, acks, manifest requests), fed as a hostile peer would. The first byte picks
 // the codec; a manifest input is split into chunks at 0xFF 0xFE markers.
 #include <cstddef>
 #include <cstdint>
@@ -12,7 +12,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0: {
       std::vector<hubsync::DeltaRecord> out;
       hubsync::Status s = hubsync::DecodeRecords(in, &out);
@@ -42,6 +42,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 2:
       hubsync::DecodeAck(in);
       break;
+    case 3: {
+      auto r = hubsync::DecodeManifestRequest(in, 7);
+      if (r.ok()) {
+        auto again = hubsync::DecodeManifestRequest(hubsync::EncodeManifestRequest(*r), 7);
+        if (!again.ok() || again->root != r->root || again->expect != r->expect) __builtin_trap();
+      }
+      break;
+    }
   }
   return 0;
 }

@@ -132,10 +132,11 @@ int main(int argc, char** argv) {
   st.error = "disk full";
   Put("json", "status", std::string(1, '\0') + EncodeStatus(st));
   ManifestRequest req;
-  req.transfer = 7;
   req.primary = "hub-p";
-  req.root = "00";
-  Put("json", "request", std::string(1, '\1') + EncodeManifestRequest(req));
+  req.root = std::string(64, 'a');
+  req.expect = std::string(64, 'b');
+  Put("wire", "request", std::string(1, '\3') + EncodeManifestRequest(req));
+  Put("json", "override", std::string(1, '\1') + "policy.delay_ms=5");
   Put("json", "hello", std::string(1, '\2') +
                            EncodePairHello({"hub-b1", std::string(64, 'a'), std::string(32, 'b')}));
   Put("json", "welcome", std::string(1, '\3') +
@@ -152,7 +153,7 @@ int main(int argc, char** argv) {
                             R"("state_dir":"/s","exclude":["cache/**"],"backups":["hub-b1"],)"
                             R"("policy":{"on_change":true,"delay_ms":0,"period_s":3600},)"
                             R"("bridge":{"link":"unix:/run/x","listen":true},"log_level":"info"})");
-  Put("json", "override", std::string(1, '\7') + "broker.uri=tcp://127.0.0.1:9");
+  Put("json", "override-config", std::string(1, '\7') + "broker.uri=tcp://127.0.0.1:9");
 
   // Bridge frames: one message of several frames from a real sender.
   BridgeLimits bl;
