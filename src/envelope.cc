@@ -32,6 +32,7 @@ std::string EncodeEnvelopeHeader(const EnvelopeHeader& h) {
   s.push_back(static_cast<char>(h.kind));
   s.push_back(h.last ? 1 : 0);
   Put32(&s, h.epoch);
+  Put64(&s, h.session);
   Put64(&s, h.counter);
   Put64(&s, h.transfer);
   Put32(&s, h.chunk);
@@ -52,9 +53,10 @@ Result<EnvelopeHeader> DecodeEnvelopeHeader(std::string_view msg) {
   if (flags & ~1u) return Status::Corruption("unknown flags");
   h.last = flags & 1;
   h.epoch = static_cast<uint32_t>(Get(msg, 5, 4));
-  h.counter = Get(msg, 9, 8);
-  h.transfer = Get(msg, 17, 8);
-  h.chunk = static_cast<uint32_t>(Get(msg, 25, 4));
+  h.session = Get(msg, 9, 8);
+  h.counter = Get(msg, 17, 8);
+  h.transfer = Get(msg, 25, 8);
+  h.chunk = static_cast<uint32_t>(Get(msg, 33, 4));
   return h;
 }
 
@@ -77,6 +79,21 @@ Status SealEnvelope(AesGcm& aead, const std::string& home, const std::string& ba
   out->reserve(header.size() + plain.size() + kTagBytes);
   *out = header;
   return aead.Seal(nonce, EnvelopeAad(header, home, backup), plain, out);
+}
+
+Key SessionKey(const Key& key, uint64_t session) {
+  std::string salt;
+  Put64(&salt, session);
+  return HkdfSha256(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), salt,
+                    "hubsync v1 message key");
+}
+
+Status OpenEnvelopeUnder(const Key& key, const std::string& home, const std::string& backup,
+                         std::string_view msg, EnvelopeHeader* h, std::string* plain) {
+  auto hdr = DecodeEnvelopeHeader(msg);
+  if (!hdr.ok()) return hdr.status();
+  AesGcm aead(SessionKey(key, hdr->session));
+  return OpenEnvelope(aead, home, backup, msg, h, plain);
 }
 
 Status OpenEnvelope(AesGcm& aead, const std::string& home, const std::string& backup,
@@ -104,7 +121,7 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(const KeyStore& key
   std::string base = keys.state_dir() + "/counters/" + backup + ".e";
   for (const KeyEntry& e : *entries) {
     EpochState st;
-    st.aead = std::make_unique<AesGcm>(e.key);
+    st.key = e.key;
     auto rx = RxCounter::Open(base + std::to_string(e.epoch) + ".rx");
     if (!rx.ok()) return rx.status();
     st.rx = std::make_unique<RxCounter>(std::move(rx).value());
@@ -114,6 +131,11 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(const KeyStore& key
   auto tx = TxCounter::Open(base + std::to_string(ch->current_epoch_) + ".tx");
   if (!tx.ok()) return tx.status();
   ch->tx_ = std::make_unique<TxCounter>(std::move(tx).value());
+  uint8_t session[8];
+  HUBSYNC_RETURN_IF_ERROR(RandomBytes(session, sizeof session));
+  for (uint8_t b : session) ch->tx_session_ = ch->tx_session_ << 8 | b;
+  ch->tx_aead_ = std::make_unique<AesGcm>(
+      SessionKey(ch->epochs_[ch->current_epoch_].key, ch->tx_session_));
   return ch;
 }
 
@@ -126,12 +148,12 @@ Result<std::string> SecureChannel::Seal(MsgKind kind, uint64_t transfer, uint32_
   h.kind = kind;
   h.last = last;
   h.epoch = current_epoch_;
+  h.session = tx_session_;
   h.counter = *counter;
   h.transfer = transfer;
   h.chunk = chunk;
   std::string out;
-  HUBSYNC_RETURN_IF_ERROR(SealEnvelope(*epochs_[current_epoch_].aead, home_, backup_, h, plain,
-                                       &out));
+  HUBSYNC_RETURN_IF_ERROR(SealEnvelope(*tx_aead_, home_, backup_, h, plain, &out));
   return out;
 }
 
@@ -143,11 +165,24 @@ Result<Opened> SecureChannel::Open(std::string_view msg) {
   }
   auto it = epochs_.find(hdr->epoch);
   if (it == epochs_.end()) return Status::Rejected("unknown key epoch");
-  if (!it->second.rx->Fresh(hdr->counter)) return Status::Rejected("replayed message");
+  EpochState& st = it->second;
+  if (!st.rx->Fresh(hdr->counter)) return Status::Rejected("replayed message");
+  auto known = st.peer_sessions.find(hdr->session);
+  std::unique_ptr<AesGcm> fresh;
+  AesGcm* aead = nullptr;
+  if (known != st.peer_sessions.end()) {
+    aead = known->second.get();
+  } else {
+    fresh = std::make_unique<AesGcm>(SessionKey(st.key, hdr->session));
+    aead = fresh.get();
+  }
   Opened o;
-  HUBSYNC_RETURN_IF_ERROR(
-      OpenEnvelope(*it->second.aead, home_, backup_, msg, &o.header, &o.plain));
-  HUBSYNC_RETURN_IF_ERROR(it->second.rx->Accept(o.header.counter));
+  HUBSYNC_RETURN_IF_ERROR(OpenEnvelope(*aead, home_, backup_, msg, &o.header, &o.plain));
+  HUBSYNC_RETURN_IF_ERROR(st.rx->Accept(o.header.counter));
+  if (fresh) {  // a session proven by a message that opened
+    if (st.peer_sessions.size() >= kMaxPeerSessions) st.peer_sessions.erase(st.peer_sessions.begin());
+    st.peer_sessions[hdr->session] = std::move(fresh);
+  }
   return o;
 }
 

@@ -51,10 +51,9 @@ Result<PairingOffer> AnswerHello(const PairHello& h, const std::string& home,
 
 Result<EnvelopeHeader> OpenConfirm(const KeyEntry& key, const std::string& home,
                                    const std::string& backup, std::string_view msg) {
-  AesGcm aead(key.key);
   EnvelopeHeader h;
   std::string plain;
-  HUBSYNC_RETURN_IF_ERROR(OpenEnvelope(aead, home, backup, msg, &h, &plain));
+  HUBSYNC_RETURN_IF_ERROR(OpenEnvelopeUnder(key.key, home, backup, msg, &h, &plain));
   if (h.kind != MsgKind::kAck || h.epoch != key.epoch) return Status::Rejected("not a confirmation");
   auto ack = DecodeAck(plain);
   if (!ack.ok() || ack->kind != Ack::Kind::kConfirm) return Status::Rejected("not a confirmation");

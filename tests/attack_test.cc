@@ -2,6 +2,7 @@
 // hubsync processes: each asserts the daemons stay up, nothing is applied,
 // and replication goes on afterwards.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <mutex>
@@ -304,14 +305,26 @@ TEST_F(HomeTest, ForgedManifestRequestsMoveNoBackupState) {
 TEST_F(HomeTest, OneProcessOwnsAStateDir) {
   MakeHome(1);
   Gateway& b = backups_["hub-b1"];
+  WriteFile(primary_.data + "/first.json", "1");
   StartAll();
-  ASSERT_TRUE(AllConverged());
+  // A synced file proves both daemons hold their state_dirs.
+  ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/first.json") == "1"; },
+                      kConvergeMs));
+  auto second = [&](const std::string& role, const Gateway& g, std::string* out) {
+    testing::Process p({HUBSYNC_BINARY, role, "-c", g.config}, root_.Sub("second.log"));
+    p.Start();
+    int code = -1;
+    if (!WaitFor([&] { return p.Exited(&code); }, 20000)) p.Kill(SIGKILL);  // would run on
+    *out = testing::ReadFile(root_.Sub("second.log"));
+    unlink(root_.Sub("second.log").c_str());
+    return code;
+  };
   std::string out;
-  int rc = Tool({"backup", "-c", b.config}, &out);
+  int rc = second("backup", b, &out);
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("is in use by another hubsync process (pid " +
                      std::to_string(b.proc->pid()) + ")"), std::string::npos) << out;
-  rc = Tool({"primary", "-c", primary_.config}, &out);
+  rc = second("primary", primary_, &out);
   EXPECT_EQ(rc, 1) << out;
   // The same epoch again (a replayed or restored key file) is refused.
   rc = Tool({"keyimport", "-c", b.config, root_.Sub("hub-b1.key")}, &out);

@@ -112,6 +112,13 @@ TEST_F(EnvelopeTest, WrongKeyHomeBackupDirectionAndEpochAreRefused) {
   // Same key, other home or backup: associated data differs.
   auto other_home = SecureChannel::Create(KeyStore(backup_.path()), "home-2", "hub-b", false);
   EXPECT_FALSE((*other_home)->Open(*sealed).ok());
+  // Same key and home, another backup's id: the associated data differs.
+  // (The key file is copied under the other id, as a backup that stole it
+  // would hold it.)
+  ASSERT_TRUE(KeyStore(backup_.path()).Put("hub-other", key_).ok());
+  auto other_backup = SecureChannel::Create(KeyStore(backup_.path()), "home", "hub-other", false);
+  ASSERT_TRUE(other_backup.ok());
+  EXPECT_EQ((*other_backup)->Open(*sealed).status().code(), Status::Code::kCorruption);
   // The primary does not accept its own direction.
   EXPECT_EQ(Primary()->Open(*sealed).status().code(), Status::Code::kRejected);
   // A backup cannot seal a delta.
@@ -120,6 +127,31 @@ TEST_F(EnvelopeTest, WrongKeyHomeBackupDirectionAndEpochAreRefused) {
   std::string bad = *sealed;
   bad[8] = 9;  // epoch's low byte
   EXPECT_EQ(Backup()->Open(bad).status().code(), Status::Code::kRejected);
+}
+
+// Issue 8, finding 2: a state_dir restored from a backup (or cloned to
+// another hub) hands the same counters out again. Each process seals under
+// its own random session's key, so no (key, nonce) pair repeats.
+TEST_F(EnvelopeTest, ARestoredStateDirNeverRepeatsAKeyNoncePair) {
+  testing::TempDir snapshot;
+  std::system(("cp -a '" + primary_.path() + "/.' '" + snapshot.path() + "/'").c_str());
+  auto first = Primary()->Seal(MsgKind::kDelta, 1, 0, true, "same plaintext");
+  ASSERT_TRUE(first.ok());
+  std::system(("rm -rf '" + primary_.path() + "' && cp -a '" + snapshot.path() + "' '" +
+               primary_.path() + "'").c_str());
+  auto second = Primary()->Seal(MsgKind::kDelta, 1, 0, true, "same plaintext");
+  ASSERT_TRUE(second.ok());
+  auto h1 = DecodeEnvelopeHeader(*first), h2 = DecodeEnvelopeHeader(*second);
+  ASSERT_TRUE(h1.ok() && h2.ok());
+  EXPECT_EQ(h1->counter, h2->counter) << "the restored counter repeats";
+  EXPECT_NE(h1->session, h2->session);
+  // Same counter (so same nonce), same plaintext: under one key the
+  // ciphertexts would be equal (and XOR to nothing); under two they differ.
+  EXPECT_NE(first->substr(kEnvelopeHeaderBytes), second->substr(kEnvelopeHeaderBytes));
+  EXPECT_NE(SessionKey(key_.key, h1->session), SessionKey(key_.key, h2->session));
+  // Both still open for the receiver (each under its own session key).
+  auto b = Backup();
+  EXPECT_TRUE(b->Open(*first).ok());
 }
 
 TEST_F(EnvelopeTest, KeysAreStoredPrivately) {

@@ -2,13 +2,20 @@
 // (SPEC 6), and the SecureChannel that seals and opens them for one
 // primary<->backup pair.
 //
-// Wire layout (big-endian), 29 header bytes then ciphertext||16-byte tag:
-//   'H' 'S' version(1) kind(1) flags(1: bit0 last) epoch(4) counter(8)
-//   transfer(8) chunk(4)
-// Associated data = the 29 header bytes || len(home)(1) home ||
+// Wire layout (big-endian), 37 header bytes then ciphertext||16-byte tag:
+//   'H' 'S' version(1) kind(1) flags(1: bit0 last) epoch(4) session(8)
+//   counter(8) transfer(8) chunk(4)
+// Associated data = the 37 header bytes || len(home)(1) home ||
 //   len(backup)(1) backup, so every header field plus home and backup id is
 //   authenticated. Nonce = direction(1) 0 0 0 counter(8); the direction byte
 //   keeps the two sides' counters apart under the one shared key.
+//
+// Message key: every process that seals picks a random 64-bit session when
+// it opens its channel and seals under SessionKey(key, session); the session
+// travels in the header. Counters are persisted before use, so one process
+// never repeats a nonce; the session keeps (key, nonce) unique even when a
+// state_dir restored from a backup or cloned to another hub hands the same
+// counters out again (it seals under another session's key).
 #ifndef HUBSYNC_ENVELOPE_H_
 #define HUBSYNC_ENVELOPE_H_
 
@@ -28,14 +35,15 @@ namespace hubsync {
 // acts on nothing its primary did not send (SPEC 6).
 enum class MsgKind : uint8_t { kManifestRes = 1, kDelta = 2, kAck = 3, kRequest = 4 };
 
-inline constexpr uint8_t kProtocolVersion = 1;
-inline constexpr size_t kEnvelopeHeaderBytes = 29;
+inline constexpr uint8_t kProtocolVersion = 2;  // 2: the session field
+inline constexpr size_t kEnvelopeHeaderBytes = 37;
 inline constexpr size_t kEnvelopeOverhead = kEnvelopeHeaderBytes + kTagBytes;
 
 struct EnvelopeHeader {
   MsgKind kind = MsgKind::kDelta;
   bool last = false;
   uint32_t epoch = 0;
+  uint64_t session = 0;
   uint64_t counter = 0;
   uint64_t transfer = 0;
   uint32_t chunk = 0;
@@ -49,11 +57,19 @@ Result<EnvelopeHeader> DecodeEnvelopeHeader(std::string_view msg);
 std::string EnvelopeAad(std::string_view header_bytes, const std::string& home,
                         const std::string& backup);
 
+// HKDF-SHA256(key, salt = session (8 bytes, big-endian), "hubsync v1 message key").
+Key SessionKey(const Key& key, uint64_t session);
+
+// `aead` is keyed with SessionKey(key, h.session).
 Status SealEnvelope(AesGcm& aead, const std::string& home, const std::string& backup,
                     const EnvelopeHeader& h, std::string_view plain, std::string* out);
 // Verifies the tag over header, home and backup; Corruption if it fails.
+// `aead` must be keyed with the session key of the header's session.
 Status OpenEnvelope(AesGcm& aead, const std::string& home, const std::string& backup,
                     std::string_view msg, EnvelopeHeader* h, std::string* plain);
+// The same under a base key: derives the header's session key first.
+Status OpenEnvelopeUnder(const Key& key, const std::string& home, const std::string& backup,
+                         std::string_view msg, EnvelopeHeader* h, std::string* plain);
 
 struct Opened {
   EnvelopeHeader header;
@@ -82,15 +98,22 @@ class SecureChannel {
   uint32_t epoch() const { return current_epoch_; }
 
  private:
+  // The peer's sessions an epoch has opened messages under; a few are kept
+  // (the peer restarts now and then), a new one is derived on demand and
+  // kept only once a message under it has opened.
+  static constexpr size_t kMaxPeerSessions = 4;
   struct EpochState {
-    std::unique_ptr<AesGcm> aead;
+    Key key{};
     std::unique_ptr<RxCounter> rx;
+    std::map<uint64_t, std::unique_ptr<AesGcm>> peer_sessions;
   };
   SecureChannel() = default;
   std::string home_, backup_;
   bool is_primary_ = false;
   uint32_t current_epoch_ = 0;
   std::map<uint32_t, EpochState> epochs_;
+  uint64_t tx_session_ = 0;
+  std::unique_ptr<AesGcm> tx_aead_;  // SessionKey(current epoch's key, tx_session_)
   std::unique_ptr<TxCounter> tx_;
 };
 
