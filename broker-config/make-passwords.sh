@@ -36,9 +36,14 @@ for id in "$primary" "${backups[@]}" "${readers[@]}" "${admins[@]}"; do
   printf '%s\n' "$pw" > "$out/$id.pass"
   mosquitto_passwd -b "$out/passwd" "$id" "$pw"
 done
+gateway_lines() {  # every gateway: its own status, the events
+  printf '\nuser %s\n' "$1"
+  printf 'topic readwrite hubsync/v1/+/gw/%s/status\n' "$1"
+  printf 'topic write hubsync/v1/+/events\n'
+}
 {
   cat "$here/acl"
-  printf '\nuser %s\n' "$primary"
+  gateway_lines "$primary"
   printf 'topic read hubsync/v1/+/gw/+/status\n'
   printf 'topic read hubsync/v1/+/gw/+/manifest/res\n'
   printf 'topic read hubsync/v1/+/gw/+/ack\n'
@@ -46,6 +51,13 @@ done
   printf 'topic write hubsync/v1/+/gw/+/delta\n'
   printf 'topic read hubsync/v1/+/policy/#\n'
   printf 'topic write homeassistant/#\n'
+  for b in "${backups[@]}"; do
+    gateway_lines "$b"
+    printf 'topic read hubsync/v1/+/gw/%s/manifest/req\n' "$b"
+    printf 'topic read hubsync/v1/+/gw/%s/delta\n' "$b"
+    printf 'topic write hubsync/v1/+/gw/%s/manifest/res\n' "$b"
+    printf 'topic write hubsync/v1/+/gw/%s/ack\n' "$b"
+  done
   for r in "${readers[@]}"; do
     printf '\nuser %s\ntopic read hubsync/v1/+/gw/+/status\ntopic read hubsync/v1/+/events\n' "$r"
     printf 'topic read homeassistant/#\n'

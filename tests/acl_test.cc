@@ -19,7 +19,8 @@ class AclTest : public ::testing::Test {
     lan_ = testing::FreePort();
     oob_ = testing::FreePort();
     std::string conf = testing::LockedBrokerConfig(HUBSYNC_SOURCE_DIR, dir, lan_, oob_,
-                                                   "hub-p hub-a hub-b --reader hub-viewer");
+                                                   "hub-p hub-a hub-b --reader hub-viewer "
+                                                   "--admin hub-admin");
     ASSERT_FALSE(conf.empty());
     broker_ = std::make_unique<Broker>(dir, lan_, conf);
     ASSERT_TRUE(broker_->up()) << testing::ReadFile(dir + "/mosquitto.log");
@@ -31,8 +32,12 @@ class AclTest : public ::testing::Test {
     while (!p.empty() && p.back() == '\n') p.pop_back();
     return p;
   }
-  std::unique_ptr<Recorder> As(const std::string& id, std::vector<std::string> filters) {
-    auto r = std::make_unique<Recorder>(Recorder::Options(Lan(), id, Pass(id)), filters);
+  // One connection per account: the broker binds client ids to usernames.
+  std::unique_ptr<Recorder> As(const std::string& id, std::vector<std::string> filters,
+                               const std::string& client_id = "") {
+    MqttOptions o = Recorder::Options(Lan(), id, Pass(id));
+    o.client_id = client_id;
+    auto r = std::make_unique<Recorder>(o, filters);
     EXPECT_TRUE(r->connected()) << id;
     return r;
   }
@@ -97,7 +102,8 @@ TEST_F(AclTest, LanClientsCannotTouchTheOobTopics) {
   auto oob_side = std::make_unique<Recorder>(Recorder::Options(Oob()),
                                              std::vector<std::string>{"hubsync/v1/+/oob/#"});
   ASSERT_TRUE(oob_side->connected());
-  auto lan_reader = As("hub-a", {"hubsync/v1/+/oob/#", std::string(kGw) + "hub-a/status"});
+  auto lan_reader = As("hub-a", {"hubsync/v1/+/oob/#", std::string(kGw) + "hub-a/status",
+                                 std::string(kGw) + "hub-a/delta"});
   auto lan_writer = As("hub-p", {});
   // From the LAN: an OOB publish that must go nowhere, then a control.
   ASSERT_TRUE(lan_writer->transport()->Publish(Msg(hello, "from the LAN")).ok());
@@ -111,7 +117,7 @@ TEST_F(AclTest, LanClientsCannotTouchTheOobTopics) {
   // The OOB listener carries nothing else: an anonymous publish there of a
   // LAN topic reaches neither a LAN subscriber nor an OOB one (both exist
   // before it is sent; the control message is published after it).
-  auto a_delta = As("hub-a", {std::string(kGw) + "hub-a/delta"});
+  Recorder* a_delta = lan_reader.get();
   auto oob_all = std::make_unique<Recorder>(Recorder::Options(Oob()),
                                             std::vector<std::string>{"#"});
   ASSERT_TRUE(oob_all->connected());
@@ -131,6 +137,51 @@ TEST_F(AclTest, TheReaderAccountSeesStatusAndEventsOnly) {
   ASSERT_TRUE(a->transport()->Publish(Msg(std::string(kGw) + "hub-a/status", "s")).ok());
   ASSERT_TRUE(viewer->WaitForMessage(std::string(kGw) + "hub-a/status", "s"));
   EXPECT_FALSE(viewer->Saw(std::string(kGw) + "hub-a/ack"));
+}
+
+// Issue 8: the `pattern` lines applied to every account, so the reader
+// could write a status of its own (and any account a policy, had a pattern
+// allowed it). Now the reader writes nothing, a backup writes no policy, and
+// only the admin account does.
+TEST_F(AclTest, TheReaderWritesNothingAndOnlyTheAdminWritesPolicies) {
+  auto p = As("hub-p", {std::string(kGw) + "+/status", "hubsync/v1/+/policy/#"});
+  auto admin = As("hub-admin", {"hubsync/v1/+/events"});
+  auto viewer = As("hub-viewer", {});
+  auto a = As("hub-a", {});
+  const std::string policy = "hubsync/v1/home-1/policy/";
+  ASSERT_TRUE(viewer->transport()->Publish(Msg(std::string(kGw) + "hub-viewer/status", "v")).ok());
+  ASSERT_TRUE(viewer->transport()->Publish(Msg("hubsync/v1/home-1/events", "v")).ok());
+  ASSERT_TRUE(viewer->transport()->Publish(Msg(policy + "viewer", "v")).ok());
+  ASSERT_TRUE(viewer->transport()->Publish(Msg(std::string(kGw) + "hub-a/delta", "v")).ok());
+  ASSERT_TRUE(a->transport()->Publish(Msg(policy + "backup", "a")).ok());
+  // Controls, published after: what is allowed arrives.
+  ASSERT_TRUE(admin->transport()->Publish(Msg(policy + "admin", "ok")).ok());
+  ASSERT_TRUE(a->transport()->Publish(Msg("hubsync/v1/home-1/events", "a-event")).ok());
+  ASSERT_TRUE(a->transport()->Publish(Msg(std::string(kGw) + "hub-a/status", "a-status")).ok());
+  ASSERT_TRUE(p->WaitForMessage(policy + "admin", "ok"));
+  ASSERT_TRUE(admin->WaitForMessage("hubsync/v1/home-1/events", "a-event"));
+  ASSERT_TRUE(p->WaitForMessage(std::string(kGw) + "hub-a/status", "a-status"));
+  EXPECT_FALSE(p->Saw(std::string(kGw) + "hub-viewer/status"));
+  EXPECT_FALSE(p->Saw(policy + "viewer"));
+  EXPECT_FALSE(p->Saw(policy + "backup"));
+  EXPECT_FALSE(admin->Saw("hubsync/v1/home-1/events", "v"));
+}
+
+// Issue 8, finding 6: client ids were not bound to accounts, so the reader
+// connecting with the primary's client id kicked the primary off. The LAN
+// listener now takes the username as the client id.
+TEST_F(AclTest, NoAccountCanTakeAnotherAccountsSession) {
+  auto primary = As("hub-p", {std::string(kGw) + "hub-a/status"}, "hubsync-home-1-hub-p");
+  ASSERT_TRUE(primary->connected());
+  auto thief = As("hub-viewer", {}, "hubsync-home-1-hub-p");
+  auto thief2 = As("hub-a", {}, "hubsync-home-1-hub-p");
+  ASSERT_TRUE(thief->connected());
+  ASSERT_TRUE(thief2->connected());
+  ASSERT_TRUE(thief2->transport()->Publish(Msg(std::string(kGw) + "hub-a/status", "after")).ok());
+  ASSERT_TRUE(primary->WaitForMessage(std::string(kGw) + "hub-a/status", "after"));
+  EXPECT_EQ(primary->drops(), 0);
+  EXPECT_TRUE(primary->connected());
+  EXPECT_EQ(thief->drops(), 0);
 }
 
 }  // namespace

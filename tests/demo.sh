@@ -40,6 +40,11 @@ start_hub_broker() {  # name lan-port oob-port primary-id [backup-ids...]
   local name=$1 lan=$2 oob=$3; shift 3
   local dir="$work/broker-$name"
   bash broker-config/make-passwords.sh "$dir" "$@" --reader hub-viewer --admin hub-software 2>/dev/null
+  # The demo's wire watcher: what the primary may read, under an account of
+  # its own (client ids are bound to accounts: the primary's own would take
+  # the primary's session).
+  mosquitto_passwd -b "$dir/passwd" demo-wire demo-wire-pw
+  printf '\nuser demo-wire\ntopic read hubsync/v1/+/gw/+/status\ntopic read hubsync/v1/+/gw/+/manifest/res\ntopic read hubsync/v1/+/gw/+/ack\n' >> "$dir/acl"
   sed -e "s|^listener 1883\$|listener $lan 127.0.0.1|" \
       -e "s|^listener 1884 127.0.0.1|listener $oob 127.0.0.1|" \
       -e "s|/etc/hubsync/broker/|$dir/|" broker-config/hub.conf > "$dir/mosquitto.conf"
@@ -106,11 +111,11 @@ for b in hub-kitchen hub-bedroom; do
 done
 echo "== BLE bridges up for hub-kitchen and hub-bedroom; no key exists anywhere yet"
 
-# What an account on the broker sees: the primary's account (answers, acks,
-# status) with sizes only; a read-only account for status and events in full.
+# What an account on the broker sees: the primary's read rights (answers,
+# acks, status) with sizes only; a read-only account for status and events in full.
 viewer=(-h 127.0.0.1 -p "$port" -u hub-viewer -P "$(cat "$pass_dir/hub-viewer.pass")")
-primary_acct=(-h 127.0.0.1 -p "$port" -u hub-living-room -P "$(cat "$pass_dir/hub-living-room.pass")")
-mosquitto_sub "${primary_acct[@]}" -i demo-wire -v -t 'hubsync/#' -F '%t (%l bytes)' > "$work/wire.log" &
+primary_acct=(-h 127.0.0.1 -p "$port" -u demo-wire -P demo-wire-pw)
+mosquitto_sub "${primary_acct[@]}" -v -t 'hubsync/#' -F '%t (%l bytes)' > "$work/wire.log" &
 pids+=($!)
 mosquitto_sub "${viewer[@]}" -v -t 'hubsync/+/+/events' -t 'hubsync/+/+/gw/+/status' \
   > "$work/json.log" &
@@ -190,7 +195,8 @@ grep -h '"type":"rejected"' "$work/json.log" | tail -n 1 | sed 's/^/   /'
 sleep 0.3
 echo
 echo "== hubsync status"
-"$H" status -c "$work/hub-living-room.json" | sed 's/^/   /' || true
+"$H" status -c "$work/hub-living-room.json" --set broker.username=hub-viewer \
+  --set broker.password_file="$pass_dir/hub-viewer.pass" | sed 's/^/   /' || true
 echo
 echo "== the ACL at work: hub-kitchen's account tries to read hub-bedroom's deltas (gets nothing)"
 kitchen=(-h 127.0.0.1 -p "$port" -u hub-kitchen -P "$(cat "$pass_dir/hub-kitchen.pass")")
@@ -200,7 +206,7 @@ echo '{"checked":1}' > "$d/after-acl-check.json"
 wait_converged >/dev/null
 
 echo
-echo "== what mosquitto_sub -v -t 'hubsync/#' saw as the primary's account (manifest and ack payloads are AES-256-GCM; the ACL shows it no delta)"
+echo "== what mosquitto_sub -v -t 'hubsync/#' saw with the primary's read rights (manifest and ack payloads are AES-256-GCM; the ACL shows it no delta)"
 sed 's/^/   /' "$work/wire.log" | awk '{c[$0]++} END {for (l in c) printf "%5dx %s\n", c[l], l}' | sort -k2 | head -n 30
 echo
 echo "== status and events, as the read-only account sees them (no file names, no content, no keys)"
@@ -212,7 +218,7 @@ if [ "${1:-}" = "--keep" ]; then
    watch status+events: mosquitto_sub -h 127.0.0.1 -p $port -u hub-viewer -P $(cat "$pass_dir/hub-viewer.pass") -v -t 'hubsync/#'
    set a policy:      mosquitto_pub -h 127.0.0.1 -p $port -u hub-software -P $(cat "$pass_dir/hub-software.pass") -r \\
                         -t hubsync/v1/demo-home/policy/scenes -m '{"paths":["scenes/**"],"delay_ms":3000}'
-   status:            $H status -c $work/hub-living-room.json --watch
+   status:            $H status -c $work/hub-living-room.json --set broker.username=hub-viewer --set broker.password_file=$pass_dir/hub-viewer.pass --watch
    change data:       echo '{"on":true}' > $d/devices/lamp-1.json
 EOT
   sleep infinity & pids+=($!)

@@ -209,8 +209,10 @@ class Recorder {
   Recorder(MqttOptions o, std::vector<std::string> filters,
            std::function<void(const Message&)> on_message = nullptr, bool keep = true)
       : on_message_(std::move(on_message)), keep_(keep), filters_(std::move(filters)) {
-    o.client_id = "test-recorder-" + std::to_string(getpid()) + "-" +
-                  std::to_string(reinterpret_cast<uintptr_t>(this));
+    if (o.client_id.empty()) {
+      o.client_id = "test-recorder-" + std::to_string(getpid()) + "-" +
+                    std::to_string(reinterpret_cast<uintptr_t>(this));
+    }
     t_ = NewMqttTransport(o);
     t_->SetHandlers(
         [this](Message m) {
@@ -224,6 +226,7 @@ class Recorder {
             for (const auto& f : filters_) t_->Subscribe(f, 1);
           }
           std::lock_guard<std::mutex> l(mu_);
+          if (up_ && !up) ++drops_;
           up_ = up;
         });
     t_->Connect();
@@ -233,6 +236,11 @@ class Recorder {
   bool connected() {
     std::lock_guard<std::mutex> l(mu_);
     return up_;
+  }
+  // How often the connection was lost since it was first made.
+  int drops() {
+    std::lock_guard<std::mutex> l(mu_);
+    return drops_;
   }
   bool Saw(const std::string& topic, const std::string& payload = "") {
     std::lock_guard<std::mutex> l(mu_);
@@ -257,6 +265,7 @@ class Recorder {
   std::unique_ptr<Transport> t_;
   std::mutex mu_;
   bool up_ = false;
+  int drops_ = 0;
   std::vector<Message> messages_;
 };
 

@@ -31,7 +31,7 @@ class HomeTest : public ::testing::Test {
       // The shipped hub configuration: passwords, per-gateway ACL.
       int port = testing::FreePort();
       std::string conf = testing::LockedBrokerConfig(
-          HUBSYNC_SOURCE_DIR, root_.Sub("broker"), port, testing::FreePort(), "hub-p hub-b1 hub-b2");
+          HUBSYNC_SOURCE_DIR, root_.Sub("broker"), port, testing::FreePort(), "hub-p hub-b1 hub-b2 --reader hub-viewer");
       ASSERT_FALSE(conf.empty());
       broker_ = std::make_unique<Broker>(root_.Sub("broker"), port, conf);
     } else {
