@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-shot setup for docker/compose.yaml (service "setup"): writes each hub's
-# broker configuration (the shipped broker-config/hub.conf, passwords, ACL)
+# broker configuration (the shipped broker-config/hub.conf, passwords, ACL,
+# TLS certificates)
 # and each hubsync config into /etc/hubsync, and sample data for the primary
 # if its data directory is empty. Safe to run again: keeps what exists.
 set -euo pipefail
@@ -15,6 +16,8 @@ broker() {  # hub gateway-ids...
   local dir="$etc/broker-$hub"
   [ -e "$dir/passwd" ] && return 0
   bash "$share/broker-config/make-passwords.sh" "$dir" "$@" --reader home-assistant --admin hub-software
+  # TLS for the LAN listener: the name other hubs' containers dial.
+  bash "$share/broker-config/make-certs.sh" "$dir" "broker-$hub" localhost 127.0.0.1
   sed -e "s|/etc/hubsync/broker/|/etc/hubsync/broker-$hub/|" "$share/broker-config/hub.conf" > "$dir/mosquitto.conf"
 }
 broker "$primary" "$primary" "${backups[@]}"
@@ -25,8 +28,9 @@ gateway() {  # id backups-json
   [ -e "$f" ] && return 0
   cat > "$f" <<JSON
 { "home": "home-1", "gateway_id": "$1",
-  "broker": { "uri": "tcp://broker-$primary:1883", "username": "$1",
-              "password_file": "/etc/hubsync/broker-$primary/$1.pass" },
+  "broker": { "uri": "ssl://broker-$primary:8883", "username": "$1",
+              "password_file": "/etc/hubsync/broker-$primary/$1.pass",
+              "ca_file": "/etc/hubsync/broker-$primary/ca.crt" },
   "oob": { "uri": "tcp://127.0.0.1:1884" },
   "data_dir": "/var/lib/hub/data", "state_dir": "/var/lib/hubsync",
   "exclude": ["cache/**", "**/*.tmp"], "backups": $2,

@@ -182,6 +182,13 @@ Status GetObject(const Value& obj, const char* name, const std::string& key, con
   return Status::Ok();
 }
 
+bool IsTlsUri(const std::string& uri) {
+  for (const char* s : {"ssl://", "mqtts://", "wss://"}) {
+    if (uri.rfind(s, 0) == 0) return true;
+  }
+  return false;
+}
+
 bool IsValidBrokerUri(const std::string& uri) {
   static const char* kSchemes[] = {"tcp://", "mqtt://", "ssl://", "mqtts://", "ws://", "wss://"};
   for (const char* s : kSchemes) {
@@ -262,6 +269,10 @@ Result<Config> ParseConfig(const std::string& json_text, const std::vector<Overr
                                     &c.broker.password_file));
   HUBSYNC_RETURN_IF_ERROR(GetString(*broker, "ca_file", "broker.ca_file", false,
                                     &c.broker.ca_file));
+  if (!c.broker.ca_file.empty() && !IsTlsUri(c.broker.uri)) {
+    // A trust file with a plaintext URI would silently stay plaintext.
+    return Bad("broker.ca_file", "requires a TLS broker.uri (ssl://HOST:PORT)");
+  }
   const Value* oob = nullptr;
   HUBSYNC_RETURN_IF_ERROR(GetObject(doc, "oob", "oob", &oob));
   if (oob) {

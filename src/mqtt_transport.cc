@@ -111,8 +111,15 @@ class MqttTransport : public Transport {
         b.will(mqtt::message(options_.will.topic, options_.will.payload, options_.will.qos,
                              options_.will.retained));
       }
-      if (!options_.ca_file.empty()) {
-        b.ssl(mqtt::ssl_options_builder().trust_store(options_.ca_file).finalize());
+      bool tls = false;
+      for (const char* s : {"ssl://", "mqtts://", "wss://"}) tls |= options_.uri.rfind(s, 0) == 0;
+      if (tls) {
+        // The chain must lead to the trust file (or the system's roots when
+        // none is set) and the certificate must name the host we dialled.
+        auto ssl = mqtt::ssl_options_builder();
+        ssl.enable_server_cert_auth(true).verify(true);
+        if (!options_.ca_file.empty()) ssl.trust_store(options_.ca_file);
+        b.ssl(ssl.finalize());
       }
       conn_opts_ = b.finalize();
       retry_thread_ = std::thread([this] { RetryLoop(); });

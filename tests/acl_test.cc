@@ -25,7 +25,8 @@ class AclTest : public ::testing::Test {
     broker_ = std::make_unique<Broker>(dir, lan_, conf);
     ASSERT_TRUE(broker_->up()) << testing::ReadFile(dir + "/mosquitto.log");
   }
-  std::string Lan() { return "tcp://127.0.0.1:" + std::to_string(lan_); }
+  std::string Lan() { return testing::LockedUri(lan_); }
+  std::string Ca() { return tmp_.Sub("broker/ca.crt"); }
   std::string Oob() { return "tcp://127.0.0.1:" + std::to_string(oob_); }
   std::string Pass(const std::string& id) {
     std::string p = testing::ReadFile(tmp_.Sub("broker/" + id + ".pass"));
@@ -35,7 +36,7 @@ class AclTest : public ::testing::Test {
   // One connection per account: the broker binds client ids to usernames.
   std::unique_ptr<Recorder> As(const std::string& id, std::vector<std::string> filters,
                                const std::string& client_id = "") {
-    MqttOptions o = Recorder::Options(Lan(), id, Pass(id));
+    MqttOptions o = Recorder::Options(Lan(), id, Pass(id), Ca());
     o.client_id = client_id;
     auto r = std::make_unique<Recorder>(o, filters);
     EXPECT_TRUE(r->connected()) << id;
@@ -56,8 +57,8 @@ class AclTest : public ::testing::Test {
 
 TEST_F(AclTest, AnonymousAndWrongPasswordsAreRefused) {
   std::string out;
-  std::string base = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(lan_) +
-                     " -t hubsync/v1/home-1/events -m x";
+  std::string base = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(lan_) + " --cafile " +
+                     Ca() + " -t hubsync/v1/home-1/events -m x";
   EXPECT_NE(std::system((base + " 2>/dev/null").c_str()), 0);
   EXPECT_NE(std::system((base + " -u hub-a -P wrong 2>/dev/null").c_str()), 0);
   EXPECT_EQ(std::system((base + " -u hub-a -P " + Pass("hub-a") + " 2>/dev/null").c_str()), 0);
@@ -182,6 +183,41 @@ TEST_F(AclTest, NoAccountCanTakeAnotherAccountsSession) {
   EXPECT_EQ(primary->drops(), 0);
   EXPECT_TRUE(primary->connected());
   EXPECT_EQ(thief->drops(), 0);
+}
+
+// Issue 8, finding 4: the shipped LAN listener was plaintext, so every
+// broker password crossed the LAN in clear, and the client did not check the
+// server's name. Now the LAN listener speaks TLS only, and the client
+// verifies the chain and the host name.
+TEST_F(AclTest, TheLanListenerSpeaksOnlyTlsAndTheClientVerifiesIt) {
+  // Plaintext to the LAN port: no session (the password is never sent in clear).
+  std::string plain = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(lan_) + " -u hub-a -P " +
+                      Pass("hub-a") + " -t hubsync/v1/home-1/events -m x 2>/dev/null";
+  EXPECT_NE(std::system(plain.c_str()), 0);
+  Recorder plain_client(Recorder::Options("tcp://127.0.0.1:" + std::to_string(lan_), "hub-a",
+                                          Pass("hub-a")),
+                        {}, nullptr, true, 3000);
+  EXPECT_FALSE(plain_client.connected());
+
+  // A broker whose certificate names another host, and a CA we do not trust.
+  testing::TempDir other;
+  ASSERT_EQ(std::system((std::string(HUBSYNC_SOURCE_DIR) + "/broker-config/make-certs.sh '" +
+                         other.path() + "' hub-elsewhere.local 2>/dev/null").c_str()), 0);
+  int port = testing::FreePort();
+  Broker wrong_name(other.Sub("broker"), port,
+                    "listener " + std::to_string(port) + " 127.0.0.1\nallow_anonymous true\n"
+                    "cafile " + other.Sub("ca.crt") + "\ncertfile " + other.Sub("server.crt") +
+                    "\nkeyfile " + other.Sub("server.key") + "\nuser root\n");
+  ASSERT_TRUE(wrong_name.up());
+  Recorder by_ip(Recorder::Options(testing::LockedUri(port), "", "", other.Sub("ca.crt")), {},
+                 nullptr, true, 3000);
+  EXPECT_FALSE(by_ip.connected()) << "the certificate names hub-elsewhere.local, not 127.0.0.1";
+  Recorder untrusted(Recorder::Options(Lan(), "hub-a", Pass("hub-a"), other.Sub("ca.crt")), {},
+                     nullptr, true, 3000);
+  EXPECT_FALSE(untrusted.connected()) << "the hub's certificate is not signed by that CA";
+  // The right CA and name: connected.
+  auto good = As("hub-a", {});
+  EXPECT_TRUE(good->connected());
 }
 
 }  // namespace

@@ -73,6 +73,8 @@ TEST(ConfigTest, BadInputNamesTheKey) {
       {{{"homeassistant.discovery", "\"yes\""}}, "homeassistant.discovery"},
       {{{"homeassistant.prefix", "\"ha/#\""}}, "homeassistant.prefix"},
       {{{"homeassistant.colour", "1"}}, "homeassistant.colour"},
+      // Issue 8, finding 4: a trust file with a plaintext URI stayed plaintext.
+      {{{"broker.ca_file", "/etc/hubsync/ca.crt"}}, "broker.ca_file"},
   };
   for (const auto& c : cases) {
     auto r = ParseConfig(kMinimal, c.overrides);

@@ -45,7 +45,10 @@ start_hub_broker() {  # name lan-port oob-port primary-id [backup-ids...]
   # the primary's session).
   mosquitto_passwd -b "$dir/passwd" demo-wire demo-wire-pw
   printf '\nuser demo-wire\ntopic read hubsync/v1/+/gw/+/status\ntopic read hubsync/v1/+/gw/+/manifest/res\ntopic read hubsync/v1/+/gw/+/ack\n' >> "$dir/acl"
-  sed -e "s|^listener 1883\$|listener $lan 127.0.0.1|" \
+  # TLS on the LAN listener: a home CA and this broker's certificate.
+  bash broker-config/make-certs.sh "$dir" 127.0.0.1 localhost 2>/dev/null
+  sed -e "s|^listener 8883\$|listener $lan 127.0.0.1|" \
+      -e "s|^listener 1883 127.0.0.1|listener $(free_port 18870) 127.0.0.1|" \
       -e "s|^listener 1884 127.0.0.1|listener $oob 127.0.0.1|" \
       -e "s|/etc/hubsync/broker/|$dir/|" broker-config/hub.conf > "$dir/mosquitto.conf"
   echo "user $(id -un)" >> "$dir/mosquitto.conf"
@@ -62,7 +65,7 @@ for b in hub-kitchen hub-bedroom; do
   start_hub_broker "$b" "$(free_port 18860)" "${oob_port[$b]}" "$b"
 done
 pass_dir="$work/broker-living-room"
-echo "== hub broker (broker-config/hub.conf: passwords, ACL) on 127.0.0.1:$port, OOB listeners on loopback"
+echo "== hub broker (broker-config/hub.conf: TLS, passwords, per-account ACL) on 127.0.0.1:$port, OOB listeners on loopback"
 
 mkdir -p "$work/hub-living-room/data"
 d="$work/hub-living-room/data"
@@ -79,8 +82,8 @@ echo "thumbnail bytes" > "$d/cache/thumbs.bin"
 config() {  # id backups-json oob-port
   cat <<JSON
 { "home": "demo-home", "gateway_id": "$1",
-  "broker": { "uri": "tcp://127.0.0.1:$port", "username": "$1",
-              "password_file": "$pass_dir/$1.pass" },
+  "broker": { "uri": "ssl://127.0.0.1:$port", "username": "$1",
+              "password_file": "$pass_dir/$1.pass", "ca_file": "$pass_dir/ca.crt" },
   "oob": { "uri": "tcp://127.0.0.1:$3" },
   "data_dir": "$work/$1/data", "state_dir": "$work/$1/state",
   "exclude": ["cache/**", "**/*.tmp"], "backups": $2,
@@ -113,8 +116,8 @@ echo "== BLE bridges up for hub-kitchen and hub-bedroom; no key exists anywhere 
 
 # What an account on the broker sees: the primary's read rights (answers,
 # acks, status) with sizes only; a read-only account for status and events in full.
-viewer=(-h 127.0.0.1 -p "$port" -u hub-viewer -P "$(cat "$pass_dir/hub-viewer.pass")")
-primary_acct=(-h 127.0.0.1 -p "$port" -u demo-wire -P demo-wire-pw)
+viewer=(-h 127.0.0.1 -p "$port" --cafile "$pass_dir/ca.crt" -u hub-viewer -P "$(cat "$pass_dir/hub-viewer.pass")")
+primary_acct=(-h 127.0.0.1 -p "$port" --cafile "$pass_dir/ca.crt" -u demo-wire -P demo-wire-pw)
 mosquitto_sub "${primary_acct[@]}" -v -t 'hubsync/#' -F '%t (%l bytes)' > "$work/wire.log" &
 pids+=($!)
 mosquitto_sub "${viewer[@]}" -v -t 'hubsync/+/+/events' -t 'hubsync/+/+/gw/+/status' \
@@ -166,7 +169,7 @@ wait_converged
 grep -h '"type":"sync"' "$work/json.log" | tail -n 2 | sed 's/^/   /'
 
 echo "== hub software sets a retained policy: the database syncs 1.5 s after its last write, and *.journal files stay local"
-admin=(-h 127.0.0.1 -p "$port" -u hub-software -P "$(cat "$pass_dir/hub-software.pass")")
+admin=(-h 127.0.0.1 -p "$port" --cafile "$pass_dir/ca.crt" -u hub-software -P "$(cat "$pass_dir/hub-software.pass")")
 echo "   mosquitto_pub -r -t hubsync/v1/demo-home/policy/db -m '{\"paths\":[\"db/**\"],\"delay_ms\":1500,\"exclude\":[\"**/*.journal\"]}'"
 mosquitto_pub "${admin[@]}" -r -t hubsync/v1/demo-home/policy/db \
   -m '{"paths":["db/**"],"delay_ms":1500,"exclude":["**/*.journal"]}'
@@ -199,7 +202,7 @@ echo "== hubsync status"
   --set broker.password_file="$pass_dir/hub-viewer.pass" | sed 's/^/   /' || true
 echo
 echo "== the ACL at work: hub-kitchen's account tries to read hub-bedroom's deltas (gets nothing)"
-kitchen=(-h 127.0.0.1 -p "$port" -u hub-kitchen -P "$(cat "$pass_dir/hub-kitchen.pass")")
+kitchen=(-h 127.0.0.1 -p "$port" --cafile "$pass_dir/ca.crt" -u hub-kitchen -P "$(cat "$pass_dir/hub-kitchen.pass")")
 timeout 2 mosquitto_sub "${kitchen[@]}" -t 'hubsync/demo-home/gw/hub-bedroom/delta' -C 1 -W 1 \
   >/dev/null 2>&1 && echo "   !! received something" || echo "   nothing received"
 echo '{"checked":1}' > "$d/after-acl-check.json"
@@ -215,8 +218,8 @@ echo
 if [ "${1:-}" = "--keep" ]; then
   cat <<EOT
 == the home keeps running for you to try (Ctrl-C stops it and removes $work):
-   watch status+events: mosquitto_sub -h 127.0.0.1 -p $port -u hub-viewer -P $(cat "$pass_dir/hub-viewer.pass") -v -t 'hubsync/#'
-   set a policy:      mosquitto_pub -h 127.0.0.1 -p $port -u hub-software -P $(cat "$pass_dir/hub-software.pass") -r \\
+   watch status+events: mosquitto_sub -h 127.0.0.1 -p $port --cafile $pass_dir/ca.crt -u hub-viewer -P $(cat "$pass_dir/hub-viewer.pass") -v -t 'hubsync/#'
+   set a policy:      mosquitto_pub -h 127.0.0.1 -p $port --cafile $pass_dir/ca.crt -u hub-software -P $(cat "$pass_dir/hub-software.pass") -r \\
                         -t hubsync/v1/demo-home/policy/scenes -m '{"paths":["scenes/**"],"delay_ms":3000}'
    status:            $H status -c $work/hub-living-room.json --set broker.username=hub-viewer --set broker.password_file=$pass_dir/hub-viewer.pass --watch
    change data:       echo '{"on":true}' > $d/devices/lamp-1.json

@@ -130,21 +130,32 @@ inline std::string ReplaceAll(std::string s, const std::string& from, const std:
 }
 
 // The shipped hub broker (broker-config/hub.conf) for a test: passwords and
-// ACL made by make-passwords.sh into `dir` for `ids` (the first is the
-// primary), listeners on loopback ports. Returns the mosquitto config text.
+// ACL made by make-passwords.sh and TLS material by make-certs.sh (for
+// 127.0.0.1 and localhost) into `dir` for `ids` (the first is the primary);
+// the TLS LAN listener on `lan_port` (clients: LockedUri, dir + "/ca.crt"),
+// the loopback plaintext one on a free port, OOB on `oob_port`. Returns the
+// mosquitto config text.
 inline std::string LockedBrokerConfig(const std::string& source_dir, const std::string& dir,
                                       int lan_port, int oob_port,
                                       const std::string& ids) {
   std::string cmd = source_dir + "/broker-config/make-passwords.sh '" + dir + "' " + ids +
-                    " 2>/dev/null";
+                    " 2>/dev/null && " + source_dir + "/broker-config/make-certs.sh '" + dir +
+                    "' 127.0.0.1 localhost 2>/dev/null";
   if (std::system(cmd.c_str()) != 0) return "";
   std::string conf = ReadFile(source_dir + "/broker-config/hub.conf");
-  conf = ReplaceAll(conf, "listener 1883\n",
+  conf = ReplaceAll(conf, "listener 8883\n",
                     "listener " + std::to_string(lan_port) + " 127.0.0.1\n");
+  conf = ReplaceAll(conf, "listener 1883 127.0.0.1\n",
+                    "listener " + std::to_string(FreePort()) + " 127.0.0.1\n");
   conf = ReplaceAll(conf, "listener 1884 127.0.0.1",
                     "listener " + std::to_string(oob_port) + " 127.0.0.1");
   conf = ReplaceAll(conf, "/etc/hubsync/broker/", dir + "/");
   return conf + "user root\n";
+}
+
+// How clients reach the LockedBrokerConfig LAN listener.
+inline std::string LockedUri(int lan_port) {
+  return "ssl://127.0.0.1:" + std::to_string(lan_port);
 }
 
 // A mosquitto broker on 127.0.0.1:port with a config written for the test.
@@ -197,17 +208,20 @@ class Recorder {
       : Recorder(Options(uri), {"hubsync/#"}, std::move(on_message), keep) {}
 
   static MqttOptions Options(const std::string& uri, const std::string& user = "",
-                             const std::string& password = "") {
+                             const std::string& password = "", const std::string& ca_file = "") {
     MqttOptions o;
     o.uri = uri;
     o.username = user;
     o.password = password;
+    o.ca_file = ca_file;
     return o;
   }
 
   // A client with credentials and its own subscriptions.
+  // Waits up to `connect_ms` for the connection (connected() tells).
   Recorder(MqttOptions o, std::vector<std::string> filters,
-           std::function<void(const Message&)> on_message = nullptr, bool keep = true)
+           std::function<void(const Message&)> on_message = nullptr, bool keep = true,
+           int connect_ms = 10000)
       : on_message_(std::move(on_message)), keep_(keep), filters_(std::move(filters)) {
     if (o.client_id.empty()) {
       o.client_id = "test-recorder-" + std::to_string(getpid()) + "-" +
@@ -230,7 +244,7 @@ class Recorder {
           up_ = up;
         });
     t_->Connect();
-    testing::WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, 10000);
+    testing::WaitFor([&] { std::lock_guard<std::mutex> l(mu_); return up_; }, connect_ms);
   }
   ~Recorder() { t_->Disconnect(nullptr); }
   bool connected() {

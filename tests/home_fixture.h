@@ -34,6 +34,7 @@ class HomeTest : public ::testing::Test {
           HUBSYNC_SOURCE_DIR, root_.Sub("broker"), port, testing::FreePort(), "hub-p hub-b1 hub-b2 --reader hub-viewer");
       ASSERT_FALSE(conf.empty());
       broker_ = std::make_unique<Broker>(root_.Sub("broker"), port, conf);
+      lan_uri_ = LockedUri(port);
     } else {
       broker_ = std::make_unique<Broker>(root_.Sub("broker"));
     }
@@ -53,10 +54,10 @@ class HomeTest : public ::testing::Test {
     std::string creds;
     if (locked_) {
       creds = R"(,"username":")" + id + R"(","password_file":")" + root_.Sub("broker/" + id + ".pass") +
-              "\"";
+              R"(","ca_file":")" + root_.Sub("broker/ca.crt") + "\"";
     }
     WriteFile(g.config, R"({"home":"home-1","gateway_id":")" + id +
-                            R"(","broker":{"uri":")" + broker_->uri() + "\"" + creds +
+                            R"(","broker":{"uri":")" + (locked_ ? lan_uri_ : broker_->uri()) + "\"" + creds +
                             R"(},"data_dir":")" +
                             g.data + R"(","state_dir":")" + g.state + R"(","backups":[)" + list +
                             R"(],"exclude":["cache/**","**/*.tmp"],"log_level":"debug")" + extra +
@@ -123,7 +124,8 @@ class HomeTest : public ::testing::Test {
     return ::testing::AssertionSuccess();
   }
 
-  bool locked_ = false;  // run on broker-config/hub.conf with passwords and ACL
+  bool locked_ = false;  // run on broker-config/hub.conf with passwords, ACL and TLS
+  std::string lan_uri_;   // locked_: the TLS LAN listener
   TempDir root_;
   std::unique_ptr<Broker> broker_;
   Gateway primary_;

@@ -38,7 +38,8 @@ struct Config {
     std::string username;       // empty: connect without credentials
     std::string password_file;  // empty: no password
     std::string password;       // read from password_file at load time
-    std::string ca_file;        // empty: no TLS trust file
+    std::string ca_file;        // the CA that signed the broker (TLS URIs only); empty:
+                                // the system's roots. Chain and host name are verified.
   } broker;
   struct Oob {
     std::string uri;

@@ -49,7 +49,8 @@ struct MqttOptions {
   std::string client_id;
   std::string username;
   std::string password;
-  std::string ca_file;
+  std::string ca_file;       // ssl:// URIs: trust file (empty: system roots); chain and
+                             // host name are always verified
   Message will;              // topic "" means no will
   size_t max_in_flight = 64;
 };

@@ -76,7 +76,10 @@ for name, svc in services.items():
             text = open(conf).read()
             check("allow_anonymous false" in text and "listener 1884 127.0.0.1" in text,
                   f"{name}: not the shipped hub.conf")
-            for ref in re.findall(r"^(?:password_file|acl_file) (\S+)", text, re.M):
+            check("listener 8883\n" in text and "certfile " in text,
+                  f"{name}: the LAN listener does not speak TLS")
+            for ref in re.findall(r"^(?:password_file|acl_file|cafile|certfile|keyfile) (\S+)",
+                                  text, re.M):
                 check(os.path.exists(in_etc(ref)), f"{name}: {ref} missing")
         continue
     cmd = svc["command"]
@@ -95,6 +98,10 @@ for name, svc in services.items():
         check(key in cfg, f"{name}: config lacks {key}")
     check(cfg.get("oob", {}).get("uri") == "tcp://127.0.0.1:1884",
           f"{name}: OOB broker is not the hub's loopback listener")
+    if cmd[0] != "bridge":
+        check(cfg["broker"]["uri"].startswith("ssl://") and
+              os.path.exists(in_etc(cfg["broker"].get("ca_file", "-"))),
+              f"{name}: does not reach the LAN broker over TLS with the home CA")
     pw = cfg["broker"].get("password_file")
     if pw:
         check(os.path.exists(in_etc(pw)), f"{name}: password file {pw} missing")
