@@ -6,7 +6,7 @@
 #
 # OUTDIR/passwd        mosquitto_passwd file (hashed passwords)
 # OUTDIR/acl           broker-config/acl plus the primary's (and readers') lines
-# OUTDIR/oob.acl       broker-config/oob.acl
+# OUTDIR/oob.acl       broker-config/oob.acl plus a block per gateway account
 # OUTDIR/<id>.pass     the plain password of each gateway, 0600
 # --reader ID          an account that may only read status and events
 #                      (for `hubsync status`, dashboards, Home Assistant)
@@ -67,6 +67,11 @@ gateway_lines() {  # every gateway: its own status, the events
     printf 'topic readwrite hubsync/v1/+/policy/#\n'
   done
 } > "$out/acl"
-cp "$here/oob.acl" "$out/oob.acl"
+{
+  cat "$here/oob.acl"
+  for id in "$primary" "${backups[@]}"; do
+    printf '\nuser %s\ntopic readwrite hubsync/v1/+/oob/#\n' "$id"
+  done
+} > "$out/oob.acl"
 chmod 0644 "$out/acl" "$out/oob.acl" "$out/passwd"
 echo "wrote $out/passwd, $out/acl, $out/oob.acl and a .pass file per gateway" >&2

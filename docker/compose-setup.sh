@@ -31,7 +31,8 @@ gateway() {  # id backups-json
   "broker": { "uri": "ssl://broker-$primary:8883", "username": "$1",
               "password_file": "/etc/hubsync/broker-$primary/$1.pass",
               "ca_file": "/etc/hubsync/broker-$primary/ca.crt" },
-  "oob": { "uri": "tcp://127.0.0.1:1884" },
+  "oob": { "uri": "tcp://127.0.0.1:1884", "username": "$1",
+           "password_file": "/etc/hubsync/broker-$1/$1.pass" },
   "data_dir": "/var/lib/hub/data", "state_dir": "/var/lib/hubsync",
   "exclude": ["cache/**", "**/*.tmp"], "backups": $2,
   "homeassistant": { "discovery": true } }
@@ -41,7 +42,8 @@ bridge() {  # file gateway-id link-json
   [ -e "$etc/$1.json" ] && return 0
   cat > "$etc/$1.json" <<JSON
 { "home": "home-1", "gateway_id": "$2", "broker": { "uri": "tcp://127.0.0.1:1883" },
-  "oob": { "uri": "tcp://127.0.0.1:1884" },
+  "oob": { "uri": "tcp://127.0.0.1:1884", "username": "$2",
+           "password_file": "/etc/hubsync/broker-$2/$2.pass" },
   "data_dir": "/tmp", "state_dir": "/tmp/bridge-state", "bridge": $3 }
 JSON
 }

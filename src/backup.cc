@@ -98,24 +98,56 @@ void BackupEngine::OnOobMessage(const Message& m) {
     Log(LogLevel::kWarn, "ignored a welcome: " + key.status().message());
     return;
   }
-  Status s = keys_.Put(env_.config.gateway_id, *key);
-  if (!s.ok()) {
-    Log(LogLevel::kError, "cannot store the new key: " + s.ToString());
+  for (const Candidate& c : candidates_) {
+    if (c.key.key == key->key) return;  // the same welcome again
+  }
+  // Anyone on this hub's OOB listener may answer a hello, so the derived
+  // key is only a candidate: it is confirmed over the LAN (sealed under it,
+  // the primary installs it only if it derived the same) and adopted only
+  // when a message the primary sealed under it arrives on our own request
+  // or delta topic, which only the primary's account may write.
+  auto ch = SecureChannel::CreateFrom({*key}, env_.config.state_dir, env_.config.home,
+                                      env_.config.gateway_id, false);
+  if (!ch.ok()) {
+    Log(LogLevel::kError, "cannot use the derived key: " + ch.status().ToString());
     return;
   }
-  pairing_.reset();
-  channel_.reset();
-  if (!EnsureChannel()) return;
-  // Key confirmation over the LAN: sealed under the new epoch, it proves we
-  // derived the same key; the primary installs the key only then.
+  if (candidates_.size() >= kMaxCandidates) candidates_.erase(candidates_.begin());
+  candidates_.push_back({*key, std::move(ch).value()});
   Ack confirm;
   confirm.kind = Ack::Kind::kConfirm;
-  SendAck(confirm, 0);
-  Log(LogLevel::kInfo, "paired with " + w->primary + " (key epoch " + std::to_string(key->epoch) +
-                           "); confirmation sent");
+  SendAck(confirm, 0, candidates_.back().channel.get());
+  Log(LogLevel::kInfo, "derived key epoch " + std::to_string(key->epoch) + " with " + w->primary +
+                           "; confirmation sent, waiting for the primary's proof");
   Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", key->epoch}},
              {{"primary", w->primary}, {"result", "derived"}}});
-  PublishStatus();
+}
+
+std::optional<Opened> BackupEngine::OpenWithCandidate(const Message& m) {
+  auto hdr = DecodeEnvelopeHeader(m.payload);
+  if (!hdr.ok()) return std::nullopt;
+  for (Candidate& c : candidates_) {
+    if (c.key.epoch != hdr->epoch) continue;
+    auto opened = c.channel->Open(m.payload);
+    if (!opened.ok()) continue;
+    // The primary sealed this under the candidate: it holds the same key.
+    Status s = keys_.Put(env_.config.gateway_id, c.key);
+    if (!s.ok()) {
+      Log(LogLevel::kError, "cannot store the new key: " + s.ToString());
+      return std::nullopt;
+    }
+    uint32_t epoch = c.key.epoch;
+    candidates_.clear();
+    pairing_.reset();
+    channel_.reset();
+    EnsureChannel();
+    Log(LogLevel::kInfo, "paired: key epoch " + std::to_string(epoch) +
+                             " adopted, the primary proved it holds it");
+    Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", epoch}}, {{"result", "adopted"}}});
+    PublishStatus();
+    return std::move(opened).value();
+  }
+  return std::nullopt;
 }
 
 Status BackupEngine::Rescan() {
@@ -172,7 +204,7 @@ void BackupEngine::OnMessage(const Message& m) {
 void BackupEngine::OnManifestRequest(const Message& m) {
   // Only what the primary sealed is acted on: a forged request (any account
   // can read our root in the retained status) must not move our state.
-  if (!EnsureChannel()) return;
+  if (!EnsureChannel() && candidates_.empty()) return;
   auto opened = OpenFromPrimary(m, "manifest/req");
   if (!opened) return;
   if (opened->header.kind != MsgKind::kRequest) {
@@ -224,8 +256,9 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   }
 }
 
-void BackupEngine::SendAck(const Ack& a, uint64_t transfer) {
-  auto sealed = channel_->Seal(MsgKind::kAck, transfer, 0, a.kind != Ack::Kind::kProgress,
+void BackupEngine::SendAck(const Ack& a, uint64_t transfer, SecureChannel* via) {
+  if (!via) via = channel_.get();
+  auto sealed = via->Seal(MsgKind::kAck, transfer, 0, a.kind != Ack::Kind::kProgress,
                                EncodeAck(a));
   if (!sealed.ok()) {
     Log(LogLevel::kError, "cannot seal an ack: " + sealed.status().ToString());
@@ -261,12 +294,13 @@ void BackupEngine::Refuse(const Message& m, const std::string& source, const std
 }
 
 std::optional<Opened> BackupEngine::OpenFromPrimary(const Message& m, const std::string& source) {
-  auto opened = channel_->Open(m.payload);
+  Result<Opened> opened = Status::Rejected("unknown key epoch");
+  if (channel_) opened = channel_->Open(m.payload);
   if (!opened.ok() && opened.status().message() == "unknown key epoch") {
-    // A key imported since this channel was built: reload once and retry.
+    // A key being paired, or one imported since this channel was built.
+    if (auto adopted = OpenWithCandidate(m)) return adopted;
     channel_.reset();
-    if (!EnsureChannel()) return std::nullopt;
-    opened = channel_->Open(m.payload);
+    if (EnsureChannel()) opened = channel_->Open(m.payload);
   }
   if (!opened.ok()) {
     Refuse(m, source, opened.status().message());
@@ -276,7 +310,7 @@ std::optional<Opened> BackupEngine::OpenFromPrimary(const Message& m, const std:
 }
 
 void BackupEngine::OnDelta(const Message& m) {
-  if (!EnsureChannel()) return;
+  if (!EnsureChannel() && candidates_.empty()) return;
   auto opened = OpenFromPrimary(m, "delta");
   if (!opened) return;
   if (opened->header.kind != MsgKind::kDelta) return Refuse(m, "delta", "not a delta");

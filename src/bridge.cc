@@ -211,11 +211,10 @@ int RunBridge(const Config& config) {
     sigwait(&set, &sig);
     stop = true;
   });
-  MqttOptions mo;
-  mo.uri = config.oob.uri;
   // One bridge per link: two bridges of one hub must not share a client id.
-  mo.client_id = "hubsync-bridge-" + config.home + "-" + config.gateway_id +
-                 (config.bridge.backup.empty() ? "" : "-" + config.bridge.backup);
+  MqttOptions mo = OobMqttOptions(config, "hubsync-bridge-" + config.home + "-" +
+                                              config.gateway_id +
+                                              (config.bridge.backup.empty() ? "" : "-" + config.bridge.backup));
   std::unique_ptr<Transport> local = NewMqttTransport(mo);
   int rc = RunBridgeOn(config, *local, stop, log);
   if (!stop) kill(getpid(), SIGTERM);  // release the signal thread on a fatal error

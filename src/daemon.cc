@@ -74,10 +74,7 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   env.transport = transport.get();
   std::unique_ptr<Transport> oob;
   if (!config.oob.uri.empty()) {
-    MqttOptions oo;
-    oo.uri = config.oob.uri;
-    oo.client_id = mo.client_id + "-oob";
-    oob = NewMqttTransport(oo);
+    oob = NewMqttTransport(OobMqttOptions(config, mo.client_id + "-oob"));
     env.oob = oob.get();
   }
   Engine engine(env);

@@ -114,12 +114,19 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(const KeyStore& key
                                                              bool is_primary) {
   auto entries = keys.Load(backup);
   if (!entries.ok()) return entries.status();
+  return CreateFrom(*entries, keys.state_dir(), home, backup, is_primary);
+}
+
+Result<std::unique_ptr<SecureChannel>> SecureChannel::CreateFrom(
+    const std::vector<KeyEntry>& entries, const std::string& state_dir, const std::string& home,
+    const std::string& backup, bool is_primary) {
+  if (entries.empty()) return Status::NotFound("no key");
   std::unique_ptr<SecureChannel> ch(new SecureChannel);
   ch->home_ = home;
   ch->backup_ = backup;
   ch->is_primary_ = is_primary;
-  std::string base = keys.state_dir() + "/counters/" + backup + ".e";
-  for (const KeyEntry& e : *entries) {
+  std::string base = state_dir + "/counters/" + backup + ".e";
+  for (const KeyEntry& e : entries) {
     EpochState st;
     st.key = e.key;
     auto rx = RxCounter::Open(base + std::to_string(e.epoch) + ".rx");

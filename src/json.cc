@@ -208,6 +208,16 @@ bool IsValidBrokerUri(const std::string& uri) {
   return false;
 }
 
+// The first line of a password file (none when `path` is empty).
+Status ReadPassword(const std::string& path, const std::string& key, std::string* out) {
+  if (path.empty()) return Status::Ok();
+  std::ifstream pf(path, std::ios::binary);
+  if (!pf) return Bad(key, "cannot read " + path + ": " + std::strerror(errno));
+  std::getline(pf, *out);
+  while (!out->empty() && (out->back() == '\r' || out->back() == ' ')) out->pop_back();
+  return Status::Ok();
+}
+
 Status ValidateIds(const Config& c) {
   if (!IsValidId(c.home)) return Bad("home", "must be 1-64 of [A-Za-z0-9_-]");
   if (!IsValidId(c.gateway_id)) return Bad("gateway_id", "must be 1-64 of [A-Za-z0-9_-]");
@@ -276,8 +286,11 @@ Result<Config> ParseConfig(const std::string& json_text, const std::vector<Overr
   const Value* oob = nullptr;
   HUBSYNC_RETURN_IF_ERROR(GetObject(doc, "oob", "oob", &oob));
   if (oob) {
-    HUBSYNC_RETURN_IF_ERROR(CheckKeys(*oob, "oob.", {"uri"}));
+    HUBSYNC_RETURN_IF_ERROR(CheckKeys(*oob, "oob.", {"uri", "username", "password_file"}));
     HUBSYNC_RETURN_IF_ERROR(GetString(*oob, "uri", "oob.uri", false, &c.oob.uri));
+    HUBSYNC_RETURN_IF_ERROR(GetString(*oob, "username", "oob.username", false, &c.oob.username));
+    HUBSYNC_RETURN_IF_ERROR(GetString(*oob, "password_file", "oob.password_file", false,
+                                      &c.oob.password_file));
     if (!c.oob.uri.empty() && !IsValidBrokerUri(c.oob.uri)) {
       return Bad("oob.uri", "must look like tcp://HOST:PORT");
     }
@@ -396,18 +409,9 @@ Result<Config> LoadConfig(const std::string& path, const std::vector<Override>& 
   } else if (!S_ISDIR(st.st_mode)) {
     return Bad("state_dir", c.state_dir + " is not a directory");
   }
-  if (!c.broker.password_file.empty()) {
-    std::ifstream pf(c.broker.password_file, std::ios::binary);
-    if (!pf) {
-      return Bad("broker.password_file",
-                 "cannot read " + c.broker.password_file + ": " + std::strerror(errno));
-    }
-    std::getline(pf, c.broker.password);
-    while (!c.broker.password.empty() &&
-           (c.broker.password.back() == '\r' || c.broker.password.back() == ' ')) {
-      c.broker.password.pop_back();
-    }
-  }
+  HUBSYNC_RETURN_IF_ERROR(
+      ReadPassword(c.broker.password_file, "broker.password_file", &c.broker.password));
+  HUBSYNC_RETURN_IF_ERROR(ReadPassword(c.oob.password_file, "oob.password_file", &c.oob.password));
   if (!c.broker.ca_file.empty() && access(c.broker.ca_file.c_str(), R_OK) != 0) {
     return Bad("broker.ca_file", "cannot read " + c.broker.ca_file + ": " + std::strerror(errno));
   }

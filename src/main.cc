@@ -10,8 +10,10 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "hubsync/bridge.h"
 #include "hubsync/config.h"
@@ -327,18 +329,16 @@ int Pair(const Config& c, const Args& a) {
   auto req = PairingRequest::Create(c.home, c.gateway_id);
   if (!req.ok()) return 1;
   Topics topics(c);
-  MqttOptions oo;
-  oo.uri = c.oob.uri;
-  oo.client_id = "hubsync-pair-" + std::to_string(getpid());
-  auto oob = NewMqttTransport(oo);
+  auto oob = NewMqttTransport(OobMqttOptions(c, "hubsync-pair-" + std::to_string(getpid())));
+  auto lan = NewMqttTransport(LanMqttOptions(c, "hubsync-pair-lan-" + std::to_string(getpid())));
   std::mutex mu;
   std::condition_variable cv;
-  std::string welcome;
-  bool up = false;
+  std::vector<std::string> welcomes, from_primary;  // guarded by mu
+  bool up = false, lan_up = false;                  // guarded by mu
   oob->SetHandlers(
       [&](Message m) {
         std::lock_guard<std::mutex> l(mu);
-        welcome = m.payload;
+        welcomes.push_back(std::move(m.payload));
         cv.notify_all();
       },
       [&](bool connected) {
@@ -347,69 +347,100 @@ int Pair(const Config& c, const Args& a) {
         up = connected;
         cv.notify_all();
       });
-  if (!oob->Connect().ok()) return 1;
+  lan->SetHandlers(
+      [&](Message m) {
+        std::lock_guard<std::mutex> l(mu);
+        from_primary.push_back(std::move(m.payload));
+        cv.notify_all();
+      },
+      [&](bool connected) {
+        if (connected) {
+          lan->Subscribe(topics.ManifestReq(c.gateway_id), 1);
+          lan->Subscribe(topics.Delta(c.gateway_id), 1);
+        }
+        std::lock_guard<std::mutex> l(mu);
+        lan_up = connected;
+        cv.notify_all();
+      });
+  if (!oob->Connect().ok() || !lan->Connect().ok()) return 1;
+  // Anyone on the OOB listener may answer a hello: each derived key is a
+  // candidate, confirmed over the LAN, and adopted only once a message the
+  // primary sealed under it arrives on our request or delta topic (which
+  // only the primary's account may write).
+  struct Candidate {
+    KeyEntry key;
+    std::unique_ptr<SecureChannel> channel;
+  };
+  std::vector<Candidate> candidates;
+  std::optional<KeyEntry> adopted;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  Result<KeyEntry> key = Status::Unavailable("no welcome from the primary");
+  auto next_hello = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> l(mu);
-  while (std::chrono::steady_clock::now() < deadline && !key.ok()) {
-    if (up) {
+  while (std::chrono::steady_clock::now() < deadline && !adopted) {
+    if (up && std::chrono::steady_clock::now() >= next_hello) {
       Message hello;
       hello.topic = topics.Hello(c.gateway_id);
       hello.payload = EncodePairHello(req->hello());
       oob->Publish(hello);
+      next_hello = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     }
-    cv.wait_for(l, std::chrono::seconds(2), [&] { return !welcome.empty(); });
-    if (welcome.empty()) continue;
-    auto w = DecodePairWelcome(welcome);
-    welcome.clear();
-    if (!w.ok()) continue;
-    if (w->epoch != before + 1) {  // an epoch in use, or one that would stay newest
-      std::fprintf(stderr, "hubsync pair: refused a welcome for key epoch %u (expected %u)\n",
-                   w->epoch, before + 1);
-      continue;
+    cv.wait_until(l, std::min(next_hello, deadline),
+                  [&] { return !welcomes.empty() || !from_primary.empty(); });
+    std::vector<std::string> ws, ps;
+    ws.swap(welcomes);
+    ps.swap(from_primary);
+    bool lan_ready = lan_up;
+    l.unlock();
+    for (const std::string& text : ws) {
+      auto w = DecodePairWelcome(text);
+      if (!w.ok()) continue;
+      if (w->epoch != before + 1) {  // an epoch in use, or one that would stay newest
+        std::fprintf(stderr, "hubsync pair: refused a welcome for key epoch %u (expected %u)\n",
+                     w->epoch, before + 1);
+        continue;
+      }
+      auto key = req->Finish(*w);
+      if (!key.ok()) continue;
+      bool known = false;
+      for (const Candidate& k : candidates) known |= k.key.key == key->key;
+      if (known || candidates.size() >= 4 || !lan_ready) continue;
+      auto ch = SecureChannel::CreateFrom({*key}, c.state_dir, c.home, c.gateway_id, false);
+      if (!ch.ok()) continue;
+      Ack confirm;
+      confirm.kind = Ack::Kind::kConfirm;
+      auto sealed = (*ch)->Seal(MsgKind::kAck, 0, 0, true, EncodeAck(confirm));
+      if (!sealed.ok()) continue;
+      Message m;
+      m.topic = topics.Ack(c.gateway_id);
+      m.payload = *sealed;
+      lan->Publish(m);
+      candidates.push_back({*key, std::move(ch).value()});
+      std::fprintf(stderr, "hubsync pair: derived key epoch %u with %s; confirmation sent\n",
+                   key->epoch, w->primary.c_str());
     }
-    key = req->Finish(*w);
+    for (const std::string& msg : ps) {
+      for (Candidate& k : candidates) {
+        if (!adopted && k.channel->Open(msg).ok()) adopted = k.key;
+      }
+    }
+    l.lock();
   }
   l.unlock();
   oob->Disconnect(nullptr);
-  if (!key.ok()) {
-    std::fprintf(stderr, "hubsync pair: %s (is the bridge up and the primary listening?)\n",
-                 key.status().message().c_str());
+  lan->Disconnect(nullptr);
+  if (!adopted) {
+    std::fprintf(stderr, "hubsync pair: no key %s within %lld s (is the bridge up and the primary "
+                         "listening?)\n",
+                 candidates.empty() ? "agreed" : "confirmed by the primary",
+                 static_cast<long long>(timeout_s));
     return 1;
   }
-  Status s = keys.Put(c.gateway_id, *key);
-  auto ch = s.ok() ? SecureChannel::Create(keys, c.home, c.gateway_id, false)
-                   : Result<std::unique_ptr<SecureChannel>>(s);
-  if (!ch.ok()) {
-    std::fprintf(stderr, "hubsync pair: %s\n", ch.status().ToString().c_str());
+  Status s = keys.Put(c.gateway_id, *adopted);
+  if (!s.ok()) {
+    std::fprintf(stderr, "hubsync pair: %s\n", s.ToString().c_str());
     return 1;
   }
-  Ack confirm;
-  confirm.kind = Ack::Kind::kConfirm;
-  auto sealed = (*ch)->Seal(MsgKind::kAck, 0, 0, true, EncodeAck(confirm));
-  auto lan = NewMqttTransport(LanMqttOptions(c, "hubsync-pair-lan-" + std::to_string(getpid())));
-  bool lan_up = false;
-  lan->SetHandlers([](Message) {}, [&](bool u) {
-    std::lock_guard<std::mutex> g(mu);
-    lan_up = u;
-    cv.notify_all();
-  });
-  lan->Connect();
-  {
-    std::unique_lock<std::mutex> g(mu);
-    cv.wait_for(g, std::chrono::seconds(10), [&] { return lan_up; });
-  }
-  Message m;
-  m.topic = topics.Ack(c.gateway_id);
-  m.payload = sealed.ok() ? *sealed : "";
-  Message* final_message = sealed.ok() && lan_up ? &m : nullptr;
-  lan->Disconnect(final_message);  // publishes and waits for it
-  if (!final_message) {
-    std::fprintf(stderr, "hubsync pair: key epoch %u stored, but the confirmation was not sent\n",
-                 key->epoch);
-    return 1;
-  }
-  std::fprintf(stderr, "hubsync pair: key epoch %u agreed and confirmed\n", key->epoch);
+  std::fprintf(stderr, "hubsync pair: key epoch %u agreed and confirmed\n", adopted->epoch);
   return 0;
 }
 

@@ -264,6 +264,15 @@ class MqttTransport : public Transport {
 
 }  // namespace
 
+MqttOptions OobMqttOptions(const Config& c, const std::string& client_id) {
+  MqttOptions mo;
+  mo.uri = c.oob.uri;
+  mo.client_id = client_id;
+  mo.username = c.oob.username;
+  mo.password = c.oob.password;
+  return mo;
+}
+
 MqttOptions LanMqttOptions(const Config& c, const std::string& client_id) {
   MqttOptions mo;
   mo.uri = c.broker.uri;

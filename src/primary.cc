@@ -314,7 +314,11 @@ void PrimaryEngine::OnOobMessage(const Message& m) {
   // say hello, so at most kMaxPendingPairings offers are outstanding.
   int64_t now_ms = env_.clock->NowMs();
   for (auto it = pending_keys_.begin(); it != pending_keys_.end();) {
-    it = now_ms > it->second.expires_ms ? pending_keys_.erase(it) : std::next(it);
+    auto& offers = it->second;
+    offers.erase(std::remove_if(offers.begin(), offers.end(),
+                                [&](const PendingKey& k) { return now_ms > k.expires_ms; }),
+                 offers.end());
+    it = offers.empty() ? pending_keys_.erase(it) : std::next(it);
   }
   if (!pending_keys_.count(b) && pending_keys_.size() >= kMaxPendingPairings) {
     std::string why = "too many pairings in progress (" + std::to_string(kMaxPendingPairings) + ")";
@@ -329,14 +333,18 @@ void PrimaryEngine::OnOobMessage(const Message& m) {
   // The offer is always for the next epoch (the backup accepts no other).
   // The same hello again (the backup repeats it until a welcome arrives)
   // gets the same welcome, so a slow link cannot make two offers race.
-  auto pending = pending_keys_.find(b);
-  if (pending != pending_keys_.end() && pending->second.hello_pub == hello->pub &&
-      pending->second.hello_nonce == hello->nonce) {
-    Message again;
-    again.topic = topics_.Welcome(b);
-    again.payload = pending->second.welcome;
-    env_.oob->Publish(again);
-    return;
+  // A stray hello for the same backup (anyone on the OOB listener can send
+  // one) adds an offer beside the others instead of replacing them, so it
+  // cannot break a pairing in progress; the confirmation picks the offer.
+  std::vector<PendingKey>& offers = pending_keys_[b];
+  for (const PendingKey& k : offers) {
+    if (k.hello_pub == hello->pub && k.hello_nonce == hello->nonce) {
+      Message again;
+      again.topic = topics_.Welcome(b);
+      again.payload = k.welcome;
+      env_.oob->Publish(again);
+      return;
+    }
   }
   auto offer = AnswerHello(*hello, env_.config.home, env_.config.gateway_id, epoch);
   if (!offer.ok()) {
@@ -346,7 +354,8 @@ void PrimaryEngine::OnOobMessage(const Message& m) {
   Message w;
   w.topic = topics_.Welcome(b);
   w.payload = EncodePairWelcome(offer->welcome);
-  pending_keys_[b] = {offer->entry, now_ms + 120000, hello->pub, hello->nonce, w.payload};
+  if (offers.size() >= kMaxOffersPerBackup) offers.erase(offers.begin());
+  offers.push_back({offer->entry, now_ms + 120000, hello->pub, hello->nonce, w.payload});
   env_.oob->Publish(w);
   Log(LogLevel::kInfo, "pairing with " + b + ": welcome sent for key epoch " +
                            std::to_string(epoch) + ", waiting for its confirmation");
@@ -357,27 +366,36 @@ void PrimaryEngine::OnOobMessage(const Message& m) {
 bool PrimaryEngine::TryConfirm(const std::string& b, const Message& m) {
   auto it = pending_keys_.find(b);
   if (it == pending_keys_.end()) return false;
-  if (env_.clock->NowMs() > it->second.expires_ms) {
-    pending_keys_.erase(it);
-    return false;
-  }
   auto hdr = DecodeEnvelopeHeader(m.payload);
-  if (!hdr.ok() || hdr->epoch != it->second.entry.epoch) return false;
-  auto opened = OpenConfirm(it->second.entry, env_.config.home, b, m.payload);
-  if (!opened.ok()) {
+  if (!hdr.ok()) return false;
+  int64_t now = env_.clock->NowMs();
+  const PendingKey* confirmed = nullptr;
+  Result<EnvelopeHeader> opened = Status::Rejected("no offer for that epoch");
+  for (const PendingKey& k : it->second) {
+    if (k.entry.epoch != hdr->epoch || now > k.expires_ms) continue;
+    opened = OpenConfirm(k.entry, env_.config.home, b, m.payload);
+    if (opened.ok()) {
+      confirmed = &k;
+      break;
+    }
+  }
+  if (!confirmed) {
+    bool any_for_epoch = std::any_of(it->second.begin(), it->second.end(),
+                                     [&](const PendingKey& k) { return k.entry.epoch == hdr->epoch; });
+    if (!any_for_epoch) return false;  // not a confirmation: an ack under a known key
     Log(LogLevel::kWarn, "key confirmation from " + b + " failed: " + opened.status().message());
     return true;
   }
   // The confirmation's counter is the first accepted under this epoch.
   auto rx = RxCounter::Open(env_.config.state_dir + "/counters/" + b + ".e" +
-                            std::to_string(it->second.entry.epoch) + ".rx");
+                            std::to_string(confirmed->entry.epoch) + ".rx");
   if (!rx.ok() || !rx->Accept(opened->counter).ok() || !rx->Sync().ok()) return true;
-  Status s = keys_.Put(b, it->second.entry);
+  Status s = keys_.Put(b, confirmed->entry);
   if (!s.ok()) {
     Log(LogLevel::kError, "cannot store the key of " + b + ": " + s.ToString());
     return true;
   }
-  uint32_t epoch = it->second.entry.epoch;
+  uint32_t epoch = confirmed->entry.epoch;
   pending_keys_.erase(it);
   Unrevoke(env_.config.state_dir, b);
   if (std::find(env_.config.backups.begin(), env_.config.backups.end(), b) ==

@@ -100,7 +100,7 @@ TEST_F(AclTest, ABackupCannotPublishAnotherBackupsAckOrStatusOrRequests) {
 
 TEST_F(AclTest, LanClientsCannotTouchTheOobTopics) {
   const std::string hello = "hubsync/v1/home-1/oob/hub-a/hello";
-  auto oob_side = std::make_unique<Recorder>(Recorder::Options(Oob()),
+  auto oob_side = std::make_unique<Recorder>(Recorder::Options(Oob(), "hub-p", Pass("hub-p")),
                                              std::vector<std::string>{"hubsync/v1/+/oob/#"});
   ASSERT_TRUE(oob_side->connected());
   auto lan_reader = As("hub-a", {"hubsync/v1/+/oob/#", std::string(kGw) + "hub-a/status",
@@ -110,7 +110,8 @@ TEST_F(AclTest, LanClientsCannotTouchTheOobTopics) {
   ASSERT_TRUE(lan_writer->transport()->Publish(Msg(hello, "from the LAN")).ok());
   ASSERT_TRUE(lan_reader->transport()->Publish(Msg(std::string(kGw) + "hub-a/status", "c")).ok());
   // On the OOB listener: a genuine hello, which the LAN reader must not see.
-  auto oob_writer = std::make_unique<Recorder>(Recorder::Options(Oob()), std::vector<std::string>{});
+  auto oob_writer = std::make_unique<Recorder>(Recorder::Options(Oob(), "hub-a", Pass("hub-a")),
+                                               std::vector<std::string>{});
   ASSERT_TRUE(oob_writer->transport()->Publish(Msg(hello, "from the bridge")).ok());
   ASSERT_TRUE(oob_side->WaitForMessage(hello, "from the bridge"));
   EXPECT_FALSE(oob_side->Saw(hello, "from the LAN"));
@@ -119,7 +120,7 @@ TEST_F(AclTest, LanClientsCannotTouchTheOobTopics) {
   // LAN topic reaches neither a LAN subscriber nor an OOB one (both exist
   // before it is sent; the control message is published after it).
   Recorder* a_delta = lan_reader.get();
-  auto oob_all = std::make_unique<Recorder>(Recorder::Options(Oob()),
+  auto oob_all = std::make_unique<Recorder>(Recorder::Options(Oob(), "hub-b", Pass("hub-b")),
                                             std::vector<std::string>{"#"});
   ASSERT_TRUE(oob_all->connected());
   ASSERT_TRUE(oob_writer->transport()->Publish(Msg(std::string(kGw) + "hub-a/delta", "x")).ok());
@@ -138,6 +139,31 @@ TEST_F(AclTest, TheReaderAccountSeesStatusAndEventsOnly) {
   ASSERT_TRUE(a->transport()->Publish(Msg(std::string(kGw) + "hub-a/status", "s")).ok());
   ASSERT_TRUE(viewer->WaitForMessage(std::string(kGw) + "hub-a/status", "s"));
   EXPECT_FALSE(viewer->Saw(std::string(kGw) + "hub-a/ack"));
+}
+
+// Issue 8, finding 3: the OOB listener was anonymous, so any local process
+// could read a backup's hello and answer it. Now it takes only the hub's
+// gateway accounts; anonymous clients and the reader get nothing.
+TEST_F(AclTest, TheOobListenerTakesOnlyGatewayAccounts) {
+  const std::string hello = "hubsync/v1/home-1/oob/hub-a/hello";
+  std::string anon = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(oob_) + " -t " + hello +
+                     " -m x 2>/dev/null";
+  EXPECT_NE(std::system(anon.c_str()), 0) << "anonymous access to the OOB listener";
+  Recorder anonymous(Recorder::Options(Oob()), {"hubsync/#"}, nullptr, true, 3000);
+  EXPECT_FALSE(anonymous.connected());
+  auto gateway = std::make_unique<Recorder>(Recorder::Options(Oob(), "hub-p", Pass("hub-p")),
+                                            std::vector<std::string>{"hubsync/v1/+/oob/#"});
+  auto viewer = std::make_unique<Recorder>(
+      Recorder::Options(Oob(), "hub-viewer", Pass("hub-viewer")),
+      std::vector<std::string>{"hubsync/v1/+/oob/#"});
+  ASSERT_TRUE(gateway->connected());
+  ASSERT_TRUE(viewer->transport()->Publish(Msg(hello, "from the reader")).ok());
+  auto backup = std::make_unique<Recorder>(Recorder::Options(Oob(), "hub-a", Pass("hub-a")),
+                                           std::vector<std::string>{});
+  ASSERT_TRUE(backup->transport()->Publish(Msg(hello, "from hub-a")).ok());
+  ASSERT_TRUE(gateway->WaitForMessage(hello, "from hub-a"));
+  EXPECT_FALSE(gateway->Saw(hello, "from the reader"));
+  EXPECT_FALSE(viewer->Saw(hello));
 }
 
 // Issue 8: the `pattern` lines applied to every account, so the reader

@@ -374,5 +374,64 @@ TEST_F(HomeTest, AWelcomeForAnyEpochButTheNextIsRefused) {
   EXPECT_FALSE(b.proc->Exited(&code));
 }
 
+// Finding 3: any local process that reads a backup's hello could answer
+// first; the backup stored that key before any confirmation, sealed its LAN
+// messages with it and never paired with the real primary. And each stray
+// hello replaced the primary's offer, breaking a pairing in progress. Now a
+// derived key is a candidate until a message the primary sealed under it
+// arrives on the backup's own request topic; offers are kept side by side.
+TEST_F(HomeTest, AHijackedHelloNeitherBindsTheBackupNorBreaksThePairing) {
+  const std::string oob_uri = R"(,"oob":{"uri":")" + broker_->uri() + "\"}";
+  primary_ = MakeGateway("hub-p", {"hub-b1"}, oob_uri);
+  Gateway b = MakeGateway("hub-b1", {}, oob_uri);
+  WriteFile(primary_.data + "/devices/lamp.json", "on");
+  const std::string oob = std::string(kHome) + "oob/hub-b1/";
+  std::mutex mu;
+  std::vector<std::string> hellos;
+  Recorder rec(broker_->uri());
+  Recorder attacker(Recorder::Options(broker_->uri()), {oob + "hello"},
+                    [&](const Message& m) {
+                      std::lock_guard<std::mutex> l(mu);
+                      hellos.push_back(m.payload);
+                    }, false);
+  Start(b, "backup");  // no primary yet: the attacker answers first
+  std::string hello_json;
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> l(mu);
+    if (hellos.empty()) return false;
+    hello_json = hellos.front();
+    return true;
+  }, 10000)) << b.proc->Log();
+  auto hello = DecodePairHello(hello_json);
+  ASSERT_TRUE(hello.ok());
+  auto evil = AnswerHello(*hello, "home-1", "hub-p", 1);  // the very epoch expected
+  ASSERT_TRUE(evil.ok());
+  Message w;
+  w.topic = oob + "welcome";
+  w.payload = EncodePairWelcome(evil->welcome);
+  ASSERT_TRUE(attacker.transport()->Publish(w).ok());
+  ASSERT_TRUE(SawEvent(rec, "pairing", {"\"gw\":\"hub-b1\"", "\"result\":\"derived\""}))
+      << b.proc->Log();
+  EXPECT_FALSE(KeyStore(b.state).Load("hub-b1").ok()) << "a derived key is not adopted";
+
+  // The real primary comes; the attacker also sends stray hellos for hub-b1.
+  Start(primary_, "primary");
+  auto stray = PairingRequest::Create("home-1", "hub-b1");
+  ASSERT_TRUE(stray.ok());
+  Message h;
+  h.topic = oob + "hello";
+  h.payload = EncodePairHello(stray->hello());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(attacker.transport()->Publish(h).ok());
+  ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/devices/lamp.json") == "on"; },
+                      kConvergeMs))
+      << primary_.proc->Log() << b.proc->Log();
+  auto kp = KeyStore(primary_.state).Load("hub-b1");
+  auto kb = KeyStore(b.state).Load("hub-b1");
+  ASSERT_TRUE(kp.ok() && kb.ok());
+  EXPECT_EQ(kb->back().key, kp->back().key);
+  EXPECT_NE(kb->back().key, evil->entry.key);
+  EXPECT_EQ(kb->back().epoch, 1u);
+}
+
 }  // namespace
 }  // namespace hubsync

@@ -79,12 +79,16 @@ echo '{"timezone":"Europe/Paris","locale":"fr"}' > "$d/config/hub.json"
 head -c 4194304 /dev/urandom > "$d/db/hub.sqlite"
 echo "thumbnail bytes" > "$d/cache/thumbs.bin"
 
+oob_pass() {  # gateway-id: its account's password file on its own hub's OOB listener
+  if [ "$1" = hub-living-room ]; then echo "$work/broker-living-room/$1.pass"
+  else echo "$work/broker-$1/$1.pass"; fi
+}
 config() {  # id backups-json oob-port
   cat <<JSON
 { "home": "demo-home", "gateway_id": "$1",
   "broker": { "uri": "ssl://127.0.0.1:$port", "username": "$1",
               "password_file": "$pass_dir/$1.pass", "ca_file": "$pass_dir/ca.crt" },
-  "oob": { "uri": "tcp://127.0.0.1:$3" },
+  "oob": { "uri": "tcp://127.0.0.1:$3", "username": "$1", "password_file": "$(oob_pass "$1")" },
   "data_dir": "$work/$1/data", "state_dir": "$work/$1/state",
   "exclude": ["cache/**", "**/*.tmp"], "backups": $2,
   "policy": { "on_change": true, "delay_ms": 0, "period_s": 3600 } }
@@ -93,7 +97,7 @@ JSON
 bridge_config() {  # gateway-id oob-port dir bridge-json (a bridge talks only to its OOB broker)
   cat <<JSON
 { "home": "demo-home", "gateway_id": "$1", "broker": { "uri": "tcp://127.0.0.1:$port" },
-  "oob": { "uri": "tcp://127.0.0.1:$2" },
+  "oob": { "uri": "tcp://127.0.0.1:$2", "username": "$1", "password_file": "$(oob_pass "$1")" },
   "data_dir": "$work/$3/data", "state_dir": "$work/$3/state", "bridge": $4 }
 JSON
 }
@@ -147,7 +151,7 @@ wait_converged() {
 
 echo "== pairing over the bridges (X25519 + HKDF), then the initial sync of $(find "$d" -type f | wc -l) files ($(du -sh "$d" | cut -f1))"
 wait_converged
-grep -h "paired with" "$work"/hub-*.log | sed 's/^[^ ]* /   /'
+grep -hE "paired with|paired: key epoch" "$work"/hub-*.log | sed 's/^[^ ]* /   /'
 for b in hub-kitchen hub-bedroom; do
   cmp -s "$work/hub-living-room/state/keys/$b.key" "$work/$b/state/keys/$b.key" \
     && echo "   $b: both hubs derived the same key; it never crossed the LAN"

@@ -41,8 +41,13 @@ struct Config {
     std::string ca_file;        // the CA that signed the broker (TLS URIs only); empty:
                                 // the system's roots. Chain and host name are verified.
   } broker;
+  // This hub's OOB listener; it requires an account (the shipped one has no
+  // anonymous access), usually this hub's own gateway account there.
   struct Oob {
     std::string uri;
+    std::string username;
+    std::string password_file;
+    std::string password;  // read from password_file at load time
   } oob;
   // Home Assistant MQTT discovery (published by the primary for each backup).
   struct HomeAssistant {

@@ -91,7 +91,8 @@ class PrimaryEngine {
   static constexpr uint32_t kWindow = 8;           // delta chunks ahead of the last ack
   static constexpr int64_t kPhaseTimeoutMs = 15000;
   static constexpr int64_t kMaxBackoffMs = 10000;
-  static constexpr size_t kMaxPendingPairings = 16;
+  static constexpr size_t kMaxPendingPairings = 16;  // backups with offers outstanding
+  static constexpr size_t kMaxOffersPerBackup = 4;
 
   explicit PrimaryEngine(EngineEnv env);
   ~PrimaryEngine();
@@ -154,7 +155,8 @@ class PrimaryEngine {
     std::string hello_pub, hello_nonce;  // the hello this offer answers
     std::string welcome;                 // the offer as sent
   };
-  std::map<std::string, PendingKey> pending_keys_;  // offered, not yet confirmed
+  // Offers not yet confirmed, per backup (several: a stray hello adds one).
+  std::map<std::string, std::vector<PendingKey>> pending_keys_;
 };
 
 // Pairing admission on the primary, kept in state_dir: a window opened by
@@ -196,7 +198,10 @@ class BackupEngine {
   std::optional<Opened> OpenFromPrimary(const Message& m, const std::string& source);
   void Refuse(const Message& m, const std::string& source, const std::string& why);
   void FailTransfer(const std::string& why, bool retry_plain);
-  void SendAck(const Ack& a, uint64_t transfer);
+  // Seals with `via` (a candidate's channel) or, by default, the adopted one.
+  void SendAck(const Ack& a, uint64_t transfer, SecureChannel* via = nullptr);
+  // Opens a message under a candidate key; on success adopts that key.
+  std::optional<Opened> OpenWithCandidate(const Message& m);
   bool EnsureChannel();
   Status StartPairing();
   void SendHello();
@@ -233,7 +238,14 @@ class BackupEngine {
   std::set<std::string> touched_;
   std::string last_status_;
   uint64_t rejected_ = 0;
-  std::unique_ptr<PairingRequest> pairing_;  // while no key: pairing by itself
+  std::unique_ptr<PairingRequest> pairing_;  // while pairing (no key yet, or a rotation)
+  // Keys derived from welcomes, not yet proven to be the primary's.
+  static constexpr size_t kMaxCandidates = 4;
+  struct Candidate {
+    KeyEntry key;
+    std::unique_ptr<SecureChannel> channel;  // over this key alone
+  };
+  std::vector<Candidate> candidates_;
   bool oob_up_ = false;
   int64_t next_hello_ms_ = 0;
 };

@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "hubsync/crypto.h"
 #include "hubsync/keystore.h"
@@ -90,6 +91,15 @@ class SecureChannel {
                                                        const std::string& home,
                                                        const std::string& backup,
                                                        bool is_primary);
+  // A channel over keys not (yet) in the store, e.g. a key a backup has
+  // derived but not adopted; its counters are the store's own files for
+  // those epochs (state_dir/counters), so adopting the key later continues
+  // them. `keys` oldest first, not empty.
+  static Result<std::unique_ptr<SecureChannel>> CreateFrom(const std::vector<KeyEntry>& keys,
+                                                           const std::string& state_dir,
+                                                           const std::string& home,
+                                                           const std::string& backup,
+                                                           bool is_primary);
   Result<std::string> Seal(MsgKind kind, uint64_t transfer, uint32_t chunk, bool last,
                            std::string_view plain);
   Result<Opened> Open(std::string_view msg);

@@ -60,6 +60,8 @@ std::unique_ptr<Transport> NewMqttTransport(const MqttOptions& options);
 struct Config;
 // Options for the hub (LAN) broker from a config: URI and credentials.
 MqttOptions LanMqttOptions(const Config& c, const std::string& client_id);
+// Options for this hub's OOB listener (oob.uri and its account).
+MqttOptions OobMqttOptions(const Config& c, const std::string& client_id);
 
 }  // namespace hubsync
 
