@@ -266,19 +266,27 @@ int Unpair(const Config& c, const Args& a) {
     std::fprintf(stderr, "hubsync unpair: %s\n", s.ToString().c_str());
     return 1;
   }
+  const std::string& id = a.positional[0];
   std::fprintf(stderr, "hubsync unpair: %s revoked: its key is gone, its messages are refused\n",
-               a.positional[0].c_str());
+               id.c_str());
+  // hubsync does not administer the broker; what is left for its admin:
+  std::fprintf(stderr,
+               "hubsync unpair: its broker account still exists; on the hub broker run\n"
+               "  mosquitto_passwd -D /etc/hubsync/broker/passwd %s\n"
+               "and delete its \"user %s\" blocks from /etc/hubsync/broker/acl and oob.acl (or\n"
+               "run broker-config/make-passwords.sh again without it), then reload the broker\n"
+               "(systemctl reload mosquitto)\n",
+               id.c_str(), id.c_str());
   return 0;
 }
 
 // On a primary: open the pairing window. On a backup: run the out-of-band
 // exchange now (a first key, or a new epoch), then confirm it over the LAN.
 int Pair(const Config& c, const Args& a) {
-  int64_t now_s = RealClock()->WallNs() / 1000000000;
   if (a.options.count("window") || !c.backups.empty()) {
     int64_t seconds = a.options.count("window") ? std::atoll(a.options.at("window").c_str()) : 120;
     if (seconds <= 0 || seconds > 86400) return Usage("--window: 1 to 86400 seconds");
-    Status s = OpenPairingWindow(c.state_dir, seconds, now_s);
+    Status s = OpenPairingWindow(c.state_dir, seconds, RealClock()->NowMs(), BootId());
     if (!s.ok()) {
       std::fprintf(stderr, "hubsync pair: %s\n", s.ToString().c_str());
       return 1;

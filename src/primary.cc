@@ -249,13 +249,30 @@ std::string RevokedPath(const std::string& state_dir, const std::string& b) {
 }
 }  // namespace
 
-Status OpenPairingWindow(const std::string& state_dir, int64_t seconds, int64_t now_wall_s) {
-  return WriteFileAtomic(WindowPath(state_dir), std::to_string(now_wall_s + seconds) + "\n", 0600);
+std::string BootId() {
+  auto id = ReadSmallFile("/proc/sys/kernel/random/boot_id");
+  if (!id.ok()) return "unknown";
+  std::string s = *id;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s.empty() ? "unknown" : s;
 }
 
-bool PairingWindowOpen(const std::string& state_dir, int64_t now_wall_s) {
+// "<boot id> <deadline on the monotonic clock, ms>": a wall-clock deadline
+// reopened the window when a hub booted with an earlier clock; a monotonic
+// one belongs to this boot only (after a reboot the window is closed).
+Status OpenPairingWindow(const std::string& state_dir, int64_t seconds, int64_t now_mono_ms,
+                         const std::string& boot_id) {
+  return WriteFileAtomic(WindowPath(state_dir),
+                         boot_id + " " + std::to_string(now_mono_ms + seconds * 1000) + "\n", 0600);
+}
+
+bool PairingWindowOpen(const std::string& state_dir, int64_t now_mono_ms,
+                       const std::string& boot_id) {
   auto text = ReadSmallFile(WindowPath(state_dir));
-  return text.ok() && std::atoll(text->c_str()) > now_wall_s;
+  if (!text.ok()) return false;
+  size_t space = text->find(' ');
+  if (space == std::string::npos || text->substr(0, space) != boot_id) return false;
+  return std::atoll(text->c_str() + space + 1) > now_mono_ms;
 }
 
 Status Revoke(const std::string& state_dir, const std::string& backup) {
@@ -274,8 +291,7 @@ void Unrevoke(const std::string& state_dir, const std::string& backup) {
 }
 
 bool PrimaryEngine::MayPair(const std::string& b, std::string* why) {
-  int64_t now_s = env_.clock->WallNs() / 1000000000;
-  if (PairingWindowOpen(env_.config.state_dir, now_s)) return true;
+  if (PairingWindowOpen(env_.config.state_dir, env_.clock->NowMs(), BootId())) return true;
   bool listed = std::find(env_.config.backups.begin(), env_.config.backups.end(), b) !=
                 env_.config.backups.end();
   if (!listed) {

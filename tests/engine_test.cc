@@ -320,3 +320,25 @@ TEST_F(PolicyEngineTest, APolicyExclusionLeavesTheBackupsFilesAlone) {
 
 }  // namespace
 }  // namespace hubsync
+
+namespace hubsync {
+namespace {
+
+// Issue 8, finding 11: the pairing window was a wall-clock deadline, so a hub
+// booting with an earlier clock reopened it. It is now a deadline on the
+// monotonic clock of the boot that opened it.
+TEST(PairingWindowTest, RunsOnTheMonotonicClockOfOneBoot) {
+  testing::TempDir state;
+  ASSERT_TRUE(OpenPairingWindow(state.path(), 60, 1000, "boot-a").ok());
+  EXPECT_TRUE(PairingWindowOpen(state.path(), 1000, "boot-a"));
+  EXPECT_TRUE(PairingWindowOpen(state.path(), 60999, "boot-a"));
+  EXPECT_FALSE(PairingWindowOpen(state.path(), 61000, "boot-a"));
+  EXPECT_FALSE(PairingWindowOpen(state.path(), 2000, "boot-b")) << "closed after a reboot";
+  // A window file of the old kind (a wall-clock second count) is closed.
+  testing::WriteFile(state.path() + "/pairing-window", "4102444800\n");
+  EXPECT_FALSE(PairingWindowOpen(state.path(), 0, BootId()));
+  EXPECT_NE(BootId(), "");
+}
+
+}  // namespace
+}  // namespace hubsync

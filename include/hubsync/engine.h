@@ -162,8 +162,13 @@ class PrimaryEngine {
 // Pairing admission on the primary, kept in state_dir: a window opened by
 // `hubsync pair --window S` (like a hub's pairing button) and the backups
 // revoked by `hubsync unpair`.
-Status OpenPairingWindow(const std::string& state_dir, int64_t seconds, int64_t now_wall_s);
-bool PairingWindowOpen(const std::string& state_dir, int64_t now_wall_s);
+// The window runs on the monotonic clock (Clock::NowMs, system-wide) of the
+// boot it was opened in; BootId() names the current boot.
+Status OpenPairingWindow(const std::string& state_dir, int64_t seconds, int64_t now_mono_ms,
+                         const std::string& boot_id);
+bool PairingWindowOpen(const std::string& state_dir, int64_t now_mono_ms,
+                       const std::string& boot_id);
+std::string BootId();
 Status Revoke(const std::string& state_dir, const std::string& backup);
 bool IsRevoked(const std::string& state_dir, const std::string& backup);
 void Unrevoke(const std::string& state_dir, const std::string& backup);

@@ -69,7 +69,7 @@ for u in hubsync-primary.service hubsync-backup.service hubsync-bridge@.service;
   f="$work/prefix/lib/systemd/system/$u"
   grep -q "^ExecStart=$unit_bindir/hubsync " "$f" || fail "$u: ExecStart is not $unit_bindir/hubsync"
   for key in NoNewPrivileges=yes ProtectSystem=strict CapabilityBoundingSet= RestrictAddressFamilies= \
-             RestartPreventExitStatus=2; do
+             RestartPreventExitStatus=2 MemoryMax= TasksMax=; do
     grep -q "^$key" "$f" || fail "$u: missing $key"
   done
   if command -v systemd-analyze >/dev/null; then
@@ -80,4 +80,14 @@ for u in hubsync-primary.service hubsync-backup.service hubsync-bridge@.service;
     [ -z "$out" ] || fail "$u: systemd-analyze verify: $out"
   fi
 done
+# The bridge parses radio input: never as the user that owns the keys.
+grep -q "^User=hubsync-bridge" "$work/prefix/lib/systemd/system/hubsync-bridge@.service" ||
+  fail "the bridge runs as the key owner"
+echo "== checking the installed program's hardening"
+bin="$work/prefix/bin/hubsync"
+[ -x "$bin" ] || bin=$(find "$work/prefix" -name hubsync -type f -perm -u+x | head -n 1)
+readelf -d "$bin" | grep -q "BIND_NOW" || fail "hubsync is not linked with -z now"
+readelf -d "$bin" | grep -q "PIE" || fail "hubsync is not a PIE"
+readelf -l "$bin" | grep -q "GNU_RELRO" || fail "hubsync has no RELRO segment"
+nm -D "$bin" | grep -q "__stack_chk_fail" || fail "hubsync is built without a stack protector"
 echo "package test: ok"
