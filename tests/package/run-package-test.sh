@@ -86,8 +86,10 @@ grep -q "^User=hubsync-bridge" "$work/prefix/lib/systemd/system/hubsync-bridge@.
 echo "== checking the installed program's hardening"
 bin="$work/prefix/bin/hubsync"
 [ -x "$bin" ] || bin=$(find "$work/prefix" -name hubsync -type f -perm -u+x | head -n 1)
-readelf -d "$bin" | grep -q "BIND_NOW" || fail "hubsync is not linked with -z now"
-readelf -d "$bin" | grep -q "PIE" || fail "hubsync is not a PIE"
-readelf -l "$bin" | grep -q "GNU_RELRO" || fail "hubsync has no RELRO segment"
-nm -D "$bin" | grep -q "__stack_chk_fail" || fail "hubsync is built without a stack protector"
+# (Whole outputs first: grep -q closing the pipe early would fail pipefail.)
+dynamic=$(readelf -d "$bin"); segments=$(readelf -l "$bin"); symbols=$(nm -D "$bin")
+grep -q "BIND_NOW" <<<"$dynamic" || fail "hubsync is not linked with -z now"
+grep -q "PIE" <<<"$dynamic" || fail "hubsync is not a PIE"
+grep -q "GNU_RELRO" <<<"$segments" || fail "hubsync has no RELRO segment"
+grep -q "__stack_chk_fail" <<<"$symbols" || fail "hubsync is built without a stack protector"
 echo "package test: ok"
