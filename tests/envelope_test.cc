@@ -83,6 +83,11 @@ TEST_F(EnvelopeTest, ReplayIsRefusedEvenAfterRestart) {
   }
   auto restarted = Backup();
   EXPECT_EQ(restarted->Open(*sealed).status().code(), Status::Code::kRejected);
+  // A replay is refused as one before any decryption: the same old counter
+  // with a damaged tag is reported as a replay, not as a forgery.
+  std::string damaged = *sealed;
+  damaged.back() ^= 1;
+  EXPECT_EQ(restarted->Open(damaged).status().message(), "replayed message");
 }
 
 TEST_F(EnvelopeTest, SenderNeverReusesACounterAcrossRestarts) {
@@ -112,11 +117,11 @@ TEST_F(EnvelopeTest, WrongKeyHomeBackupDirectionAndEpochAreRefused) {
   // Same key, other home or backup: associated data differs.
   auto other_home = SecureChannel::Create(KeyStore(backup_.path()), "home-2", "hub-b", false);
   EXPECT_FALSE((*other_home)->Open(*sealed).ok());
-  // Same key and home, another backup's id: the associated data differs.
-  // (The key file is copied under the other id, as a backup that stole it
-  // would hold it.)
-  ASSERT_TRUE(KeyStore(backup_.path()).Put("hub-other", key_).ok());
-  auto other_backup = SecureChannel::Create(KeyStore(backup_.path()), "home", "hub-other", false);
+  // Same key and home, another backup's id of the same length: the
+  // associated data differs. (The key file is copied under the other id, as
+  // a backup that stole it would hold it.)
+  ASSERT_TRUE(KeyStore(backup_.path()).Put("hub-c", key_).ok());
+  auto other_backup = SecureChannel::Create(KeyStore(backup_.path()), "home", "hub-c", false);
   ASSERT_TRUE(other_backup.ok());
   EXPECT_EQ((*other_backup)->Open(*sealed).status().code(), Status::Code::kCorruption);
   // The primary does not accept its own direction.

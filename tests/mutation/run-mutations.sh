@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Shows that every safety guard has a test: applies each one-line mutation of
+# tests/mutation/mutations.txt in turn, rebuilds incrementally (BUILD_DIR,
+# default build/, configured by tests/run-all.sh), runs the tests named for
+# it, and restores the file ({NL} in the list stands for a line break). Fails if a mutation survives (its tests pass) or
+# if a mutation no longer applies (the guard's text moved: update the list).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${BUILD_DIR:-build}
+list=tests/mutation/mutations.txt
+[ -f "$build/CMakeCache.txt" ] || { echo "run tests/run-all.sh first (no $build)" >&2; exit 2; }
+
+restore() { [ -n "${saved:-}" ] && cp "$saved" "$file" && rm -f "$saved"; saved=""; }
+trap restore EXIT
+survived=0; caught=0; n=0
+while IFS=$'\t' read -r file old new tests; do
+  [[ -z "$file" || "$file" == \#* ]] && continue
+  n=$((n + 1))
+  saved=$(mktemp); cp "$file" "$saved"
+  python3 - "$file" "$old" "$new" <<'PY' || { echo "mutation $n: '$old' is not once in $file" >&2; exit 1; }
+import sys
+path, old, new = (a.replace("{NL}", "\n") for a in sys.argv[1:])
+text = open(path).read()
+if text.count(old) != 1:
+    sys.exit(1)
+open(path, "w").write(text.replace(old, new))
+PY
+  start=$(date +%s)
+  if ! cmake --build "$build" -j "$(nproc)" >/dev/null 2>&1; then
+    result="caught (does not build)"; caught=$((caught + 1))
+  elif (cd "$build" && ctest -R "$tests" --timeout 120 >/dev/null 2>&1); then
+    result="SURVIVED"; survived=$((survived + 1))
+  else
+    result="caught"; caught=$((caught + 1))
+  fi
+  restore
+  printf '%-2d %-8s %3ss  %s: %s\n     -> %s\n' "$n" "$result" "$(( $(date +%s) - start ))" \
+    "$file" "$old" "$tests"
+done < "$list"
+cmake --build "$build" -j "$(nproc)" >/dev/null  # back to the real code
+echo "mutations: $n, caught $caught, survived $survived"
+[ "$survived" -eq 0 ]
