@@ -114,7 +114,9 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(const KeyStore& key
                                                              bool is_primary) {
   auto entries = keys.Load(backup);
   if (!entries.ok()) return entries.status();
-  return CreateFrom(*entries, keys.state_dir(), home, backup, is_primary);
+  auto ch = CreateFrom(*entries, keys.state_dir(), home, backup, is_primary);
+  if (ch.ok()) (*ch)->store_dir_ = keys.state_dir();
+  return ch;
 }
 
 Result<std::unique_ptr<SecureChannel>> SecureChannel::CreateFrom(
@@ -189,6 +191,12 @@ Result<Opened> SecureChannel::Open(std::string_view msg) {
   if (fresh) {  // a session proven by a message that opened
     if (st.peer_sessions.size() >= kMaxPeerSessions) st.peer_sessions.erase(st.peer_sessions.begin());
     st.peer_sessions[hdr->session] = std::move(fresh);
+  }
+  if (hdr->epoch == current_epoch_ && epochs_.begin()->first != current_epoch_) {
+    // The peer has moved to the newest epoch: nothing under an older one is
+    // in flight any more.
+    epochs_.erase(epochs_.begin(), epochs_.find(current_epoch_));
+    if (!store_dir_.empty()) KeyStore(store_dir_).Retire(backup_, current_epoch_);
   }
   return o;
 }

@@ -77,6 +77,16 @@ Status KeyStore::Put(const std::string& backup, const KeyEntry& entry) {
   return WriteFileAtomic(Path(backup), text, 0600);
 }
 
+Status KeyStore::Retire(const std::string& backup, uint32_t epoch) {
+  auto entries = Load(backup);
+  if (!entries.ok()) return entries.status();
+  std::string text = std::string(kKeyMagic) + "\n";
+  for (const auto& e : *entries) {
+    if (e.epoch >= epoch) text += std::to_string(e.epoch) + " " + ToHex(e.key.data(), e.key.size()) + "\n";
+  }
+  return WriteFileAtomic(Path(backup), text, 0600);
+}
+
 Status KeyStore::Remove(const std::string& backup) {
   if (unlink(Path(backup).c_str()) != 0 && errno != ENOENT) {
     return Status::IoError("remove key: " + ErrnoText(errno));

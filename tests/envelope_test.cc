@@ -185,6 +185,20 @@ TEST_F(EnvelopeTest, NewEpochSealsWithItAndOldEpochStillOpens) {
   auto b = Backup();
   EXPECT_TRUE(b->Open(*old_msg).ok());
   EXPECT_TRUE(b->Open(*p->Seal(MsgKind::kDelta, 2, 0, true, "new")).ok());
+  // Issue 8, finding 11: once the peer speaks under the new epoch, the old
+  // one is retired (here and in the store), not accepted for as long as kept.
+  auto kept = KeyStore(backup_.path()).Load("hub-b");
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->size(), 1u);
+  EXPECT_EQ(kept->front().epoch, 2u);
+  KeyStore old_only(primary_.path() + "/old");
+  ASSERT_TRUE(old_only.Put("hub-b", key_).ok());
+  auto sealer = SecureChannel::Create(old_only, "home", "hub-b", true);
+  ASSERT_TRUE(sealer.ok());
+  auto late = (*sealer)->Seal(MsgKind::kDelta, 3, 0, true, "late, under epoch 1");
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(b->Open(*late).status().message(), "unknown key epoch");
+  EXPECT_EQ(Backup()->Open(*late).status().message(), "unknown key epoch") << "after a restart too";
 }
 
 TEST_F(EnvelopeTest, AnEpochTwoRotationsOldIsRefused) {

@@ -79,7 +79,9 @@ struct Opened {
 
 // Seals and opens messages for one backup, with keys from a KeyStore and
 // persisted counters. Sealing uses the newest epoch; opening accepts any
-// epoch still in the store. Opening refuses (Rejected) an unknown epoch, a
+// epoch still in the store until the peer has sent a message under the newest
+// one: then the older epochs are retired (here and, for a channel made from
+// the store, in the store), so a rotated-out key opens nothing any more. Opening refuses (Rejected) an unknown epoch, a
 // kind this side does not receive, or a counter not above the last accepted
 // one for that epoch; a failed tag is Corruption. A refused message leaves
 // the counters untouched.
@@ -119,6 +121,7 @@ class SecureChannel {
   };
   SecureChannel() = default;
   std::string home_, backup_;
+  std::string store_dir_;  // the KeyStore's state_dir when made by Create
   bool is_primary_ = false;
   uint32_t current_epoch_ = 0;
   std::map<uint32_t, EpochState> epochs_;

@@ -37,6 +37,8 @@ class KeyStore {
   // Adds (or replaces) an epoch, dropping all but the newest two.
   Status Put(const std::string& backup, const KeyEntry& entry);
   Status Remove(const std::string& backup);
+  // Drops the epochs below `epoch` (the peer has moved to it).
+  Status Retire(const std::string& backup, uint32_t epoch);
   // The backups that have a key.
   std::vector<std::string> List() const;
   // Serialises one key for `hubsync keygen --out` / keyimport.
