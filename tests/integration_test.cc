@@ -266,11 +266,14 @@ TEST_F(HomeTest, CraftedDeltaEscapingDataDirIsRefusedWithNothingApplied) {
   m.topic = "hubsync/v1/home-1/gw/hub-b1/delta";
   m.payload = *sealed;
   ASSERT_TRUE(rec.transport()->Publish(m).ok());
-  // The backup answers with an error ack and an error event.
+  // The backup answers with an error ack and an error event that names the
+  // refusal (not just any error).
   ASSERT_TRUE(WaitFor([&] {
     for (auto& msg : rec.messages()) {
       if (msg.topic == "hubsync/v1/home-1/events" &&
-          msg.payload.find("\"error\"") != std::string::npos) {
+          msg.payload.find("\"type\":\"error\"") != std::string::npos &&
+          msg.payload.find("a path's parent would not be a directory") != std::string::npos &&
+          msg.payload.find("\"stage\":\"apply\"") != std::string::npos) {
         return true;
       }
     }

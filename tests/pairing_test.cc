@@ -92,9 +92,15 @@ TEST_F(PairingTest, BackupWithoutAKeyPairsThroughTheBridgesAndSyncs) {
   EXPECT_EQ(kp->back().epoch, 2u);
   EXPECT_EQ(kp->back().key, kb->back().key);
 
-  // Revocation: no more data for it.
+  // Revocation: no more data for it. The primary says so when the change
+  // comes (positive evidence, not only a timeout), and nothing arrives.
   ASSERT_EQ(Tool({"unpair", "-c", pc, "hub-b1"}), 0);
+  EXPECT_FALSE(KeyStore(tmp_.Sub("hub-p/state")).Load("hub-b1").ok());
   WriteFile(Data("hub-p") + "/after-unpair.json", "secret");
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return testing::ReadFile(tmp_.Sub("primary.log")).find("no usable key for backup hub-b1") !=
+           std::string::npos;
+  }, 10000)) << Logs("hub-b1");
   WriteFile(Data("hub-p") + "/marker.json", "x");
   EXPECT_FALSE(Same("hub-b1", 3000));
   EXPECT_EQ(access((Data("hub-b1") + "/after-unpair.json").c_str(), F_OK), -1);

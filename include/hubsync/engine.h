@@ -1,8 +1,11 @@
 // The two sync engines, primary and backup, and what they are built from.
 //
-// An engine is pure protocol logic over the four seams: it never creates a
-// thread, never sleeps and never touches the network or disk except through
-// the Transport and FileSystem it is given. Its daemon (src/daemon.cc) owns
+// An engine is protocol logic over the seams: it never creates a thread,
+// never sleeps, and touches the network and data_dir only through the
+// Transport and FileSystem it is given. state_dir is not behind a seam yet:
+// the engines read and write it directly (KeyStore, message counters, the
+// manifest cache, pairing window/revoked/admitted files), which is safe only
+// because the daemon holds state_dir's lock (StateDirLock). Its daemon (src/daemon.cc) owns
 // the seams and an EventLoop and calls the engine only from that loop's
 // thread: OnMessage / OnConnection / OnChanges as events arrive, Tick(now)
 // whenever the deadline Tick last returned has passed.
