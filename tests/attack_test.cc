@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -48,6 +47,18 @@ bool SawEvent(Recorder& rec, const std::string& type, const std::vector<std::str
     }
     return false;
   }, timeout_ms);
+}
+
+// The first message `rec` has seen on `topic`, waiting up to 10 s for one.
+bool FirstOn(Recorder& rec, const std::string& topic, Message* out) {
+  return WaitFor([&] {
+    for (const Message& m : rec.messages()) {
+      if (m.topic != topic) continue;
+      *out = m;
+      return true;
+    }
+    return false;
+  }, 10000);
 }
 
 bool Running(Gateway& g) {
@@ -154,14 +165,8 @@ TEST_F(HomeTest, AnEndlessManifestFromACompromisedBackupIsCutOffAtTheLimit) {
   auto ch = SecureChannel::Create(KeyStore(b.state), "home-1", "hub-b1", false);
   ASSERT_TRUE(ch.ok()) << ch.status().ToString();
   const std::string gw = std::string(kHome) + "gw/hub-b1/";
-  std::mutex mu;
-  std::vector<Message> requests;
   Recorder rec(broker_->uri());
-  Recorder attacker(Recorder::Options(broker_->uri()), {gw + "manifest/req"},
-                    [&](const Message& m) {
-                      std::lock_guard<std::mutex> l(mu);
-                      requests.push_back(m);
-                    }, false);
+  Recorder attacker(Recorder::Options(broker_->uri()), {gw + "manifest/req"});
   Start(primary_, "primary");
   GatewayStatus birth;
   birth.role = "backup";
@@ -172,12 +177,7 @@ TEST_F(HomeTest, AnEndlessManifestFromACompromisedBackupIsCutOffAtTheLimit) {
   status.retained = true;
   ASSERT_TRUE(attacker.transport()->Publish(status).ok());
   Message req;
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard<std::mutex> l(mu);
-    if (requests.empty()) return false;
-    req = requests.front();
-    return true;
-  }, 10000)) << primary_.proc->Log();
+  ASSERT_TRUE(FirstOn(attacker, gw + "manifest/req", &req)) << primary_.proc->Log();
   auto opened = (*ch)->Open(req.payload);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   auto r = DecodeManifestRequest(opened->plain, opened->header.transfer);
@@ -342,23 +342,12 @@ TEST_F(HomeTest, OneProcessOwnsAStateDir) {
 TEST_F(HomeTest, AWelcomeForAnyEpochButTheNextIsRefused) {
   Gateway b = MakeGateway("hub-b1", {}, R"(,"oob":{"uri":")" + broker_->uri() + "\"}");
   const std::string oob = std::string(kHome) + "oob/hub-b1/";
-  std::mutex mu;
-  std::vector<std::string> hellos;
   Recorder rec(broker_->uri());
-  Recorder attacker(Recorder::Options(broker_->uri()), {oob + "hello"},
-                    [&](const Message& m) {
-                      std::lock_guard<std::mutex> l(mu);
-                      hellos.push_back(m.payload);
-                    }, false);
+  Recorder attacker(Recorder::Options(broker_->uri()), {oob + "hello"});
   Start(b, "backup");
-  std::string hello_json;
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard<std::mutex> l(mu);
-    if (hellos.empty()) return false;
-    hello_json = hellos.back();
-    return true;
-  }, 10000)) << b.proc->Log();
-  auto hello = DecodePairHello(hello_json);
+  Message hello_msg;
+  ASSERT_TRUE(FirstOn(attacker, oob + "hello", &hello_msg)) << b.proc->Log();
+  auto hello = DecodePairHello(hello_msg.payload);
   ASSERT_TRUE(hello.ok());
   auto offer = AnswerHello(*hello, "home-1", "hub-evil", 0xFFFFFFFFu);
   ASSERT_TRUE(offer.ok());
@@ -386,23 +375,12 @@ TEST_F(HomeTest, AHijackedHelloNeitherBindsTheBackupNorBreaksThePairing) {
   Gateway b = MakeGateway("hub-b1", {}, oob_uri);
   WriteFile(primary_.data + "/devices/lamp.json", "on");
   const std::string oob = std::string(kHome) + "oob/hub-b1/";
-  std::mutex mu;
-  std::vector<std::string> hellos;
   Recorder rec(broker_->uri());
-  Recorder attacker(Recorder::Options(broker_->uri()), {oob + "hello"},
-                    [&](const Message& m) {
-                      std::lock_guard<std::mutex> l(mu);
-                      hellos.push_back(m.payload);
-                    }, false);
+  Recorder attacker(Recorder::Options(broker_->uri()), {oob + "hello"});
   Start(b, "backup");  // no primary yet: the attacker answers first
-  std::string hello_json;
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard<std::mutex> l(mu);
-    if (hellos.empty()) return false;
-    hello_json = hellos.front();
-    return true;
-  }, 10000)) << b.proc->Log();
-  auto hello = DecodePairHello(hello_json);
+  Message hello_msg;
+  ASSERT_TRUE(FirstOn(attacker, oob + "hello", &hello_msg)) << b.proc->Log();
+  auto hello = DecodePairHello(hello_msg.payload);
   ASSERT_TRUE(hello.ok());
   auto evil = AnswerHello(*hello, "home-1", "hub-p", 1);  // the very epoch expected
   ASSERT_TRUE(evil.ok());
