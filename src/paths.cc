@@ -39,23 +39,36 @@ bool MatchSegment(const char* p, const char* s) {
   return *p == '\0';
 }
 
+// `failed` remembers the (pi, si) states already known not to match, so a
+// pattern with several "**" (e.g. "**/*/**/*/**") costs at most
+// O(pattern segments x path segments^2) instead of exponential time (found
+// by fuzz_paths: a hostile exclusion policy could stall the primary).
 bool MatchSegments(const std::vector<std::string>& pat, size_t pi,
-                   const std::vector<std::string>& path, size_t si) {
+                   const std::vector<std::string>& path, size_t si, std::vector<char>* failed) {
+  const size_t start_pi = pi, start_si = si;
+  char& known = (*failed)[start_pi * (path.size() + 1) + start_si];
+  if (known) return false;
   while (pi < pat.size()) {
     if (pat[pi] == "**") {
       // Collapse consecutive "**" and try every split.
       while (pi + 1 < pat.size() && pat[pi + 1] == "**") ++pi;
       if (pi + 1 == pat.size()) return true;
       for (size_t k = si; k <= path.size(); ++k) {
-        if (MatchSegments(pat, pi + 1, path, k)) return true;
+        if (MatchSegments(pat, pi + 1, path, k, failed)) return true;
       }
+      known = 1;
       return false;
     }
-    if (si >= path.size() || !MatchSegment(pat[pi].c_str(), path[si].c_str())) return false;
+    if (si >= path.size() || !MatchSegment(pat[pi].c_str(), path[si].c_str())) {
+      known = 1;
+      return false;
+    }
     ++pi;
     ++si;
   }
-  return si == path.size();
+  if (si == path.size()) return true;
+  known = 1;
+  return false;
 }
 
 }  // namespace
@@ -87,7 +100,9 @@ bool GlobMatch(const std::string& pattern, const std::string& path) {
     // Basename pattern: match the last segment at any depth.
     return MatchSegment(pat.c_str(), ps.back().c_str());
   }
-  return MatchSegments(Split(pat), 0, ps, 0);
+  std::vector<std::string> pat_segments = Split(pat);
+  std::vector<char> failed((pat_segments.size() + 1) * (ps.size() + 1), 0);
+  return MatchSegments(pat_segments, 0, ps, 0, &failed);
 }
 
 PathFilter::PathFilter(std::vector<std::string> patterns) : patterns_(std::move(patterns)) {}

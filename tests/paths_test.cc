@@ -67,3 +67,23 @@ TEST(PathsTest, FilterExcludesSubtreesAndStaging) {
 
 }  // namespace
 }  // namespace hubsync
+
+namespace hubsync {
+namespace {
+
+// Found by fuzz_paths: several "**" separated by other segments made the
+// matcher exponential (a hostile exclusion policy could stall the primary).
+TEST(PathsTest, ManyGlobstarsMatchInPolynomialTime) {
+  std::string pattern, path;
+  for (int i = 0; i < 40; ++i) pattern += "**/*a/";
+  pattern += "z";
+  for (int i = 0; i < 200; ++i) path += "xa/";
+  path += "y";
+  // (The exponential matcher does not return from these within CTest's
+  // timeout; the memoised one takes milliseconds.)
+  EXPECT_FALSE(GlobMatch(pattern, path));
+  EXPECT_TRUE(GlobMatch(pattern, path.substr(0, path.size() - 1) + "z"));
+}
+
+}  // namespace
+}  // namespace hubsync
