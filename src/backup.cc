@@ -14,9 +14,9 @@ BackupEngine::BackupEngine(EngineEnv env)
     : env_(std::move(env)),
       topics_(env_.config),
       filter_(env_.config.exclude),
-      keys_(env_.config.state_dir),
+      keys_(env_.state),
       outbox_(env_.transport) {
-  scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.config.state_dir + "/manifest.cache");
+  scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.state);
   applier_ = std::make_unique<Applier>(env_.fs, &filter_);
 }
 
@@ -106,7 +106,7 @@ void BackupEngine::OnOobMessage(const Message& m) {
   // the primary installs it only if it derived the same) and adopted only
   // when a message the primary sealed under it arrives on our own request
   // or delta topic, which only the primary's account may write.
-  auto ch = SecureChannel::CreateFrom({*key}, env_.config.state_dir, env_.config.home,
+  auto ch = SecureChannel::CreateFrom({*key}, env_.state, env_.config.home,
                                       env_.config.gateway_id, false);
   if (!ch.ok()) {
     Log(LogLevel::kError, "cannot use the derived key: " + ch.status().ToString());
@@ -166,7 +166,7 @@ Status BackupEngine::Rescan() {
 
 bool BackupEngine::EnsureChannel() {
   if (channel_) return true;
-  auto ch = SecureChannel::Create(keys_, env_.config.home, env_.config.gateway_id, false);
+  auto ch = SecureChannel::Create(env_.state, env_.config.home, env_.config.gateway_id, false);
   if (!ch.ok()) {
     int64_t now = env_.clock->NowMs();
     if (now >= next_key_log_ms_) {

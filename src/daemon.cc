@@ -48,6 +48,7 @@ int Run(const char* role, const Config& config, bool watch_changes) {
     return 1;
   }
   std::unique_ptr<FileSystem> fs = NewPosixFileSystem(config.data_dir);
+  std::unique_ptr<StateStore> state = NewPosixStateStore(config.state_dir);
   PathFilter filter(config.exclude);
   std::unique_ptr<ChangeSource> changes;
   if (watch_changes) changes = NewInotifySource(config.data_dir, &filter);
@@ -58,6 +59,7 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   EngineEnv env;
   env.config = config;
   env.fs = fs.get();
+  env.state = state.get();
   env.clock = RealClock();
   env.changes = changes.get();
   env.log = log;

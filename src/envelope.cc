@@ -108,36 +108,36 @@ Status OpenEnvelope(AesGcm& aead, const std::string& home, const std::string& ba
                    plain);
 }
 
-Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(const KeyStore& keys,
+Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(StateStore* store,
                                                              const std::string& home,
                                                              const std::string& backup,
                                                              bool is_primary) {
-  auto entries = keys.Load(backup);
+  auto entries = KeyStore(store).Load(backup);
   if (!entries.ok()) return entries.status();
-  auto ch = CreateFrom(*entries, keys.state_dir(), home, backup, is_primary);
-  if (ch.ok()) (*ch)->store_dir_ = keys.state_dir();
+  auto ch = CreateFrom(*entries, store, home, backup, is_primary);
+  if (ch.ok()) (*ch)->retire_in_store_ = true;
   return ch;
 }
 
 Result<std::unique_ptr<SecureChannel>> SecureChannel::CreateFrom(
-    const std::vector<KeyEntry>& entries, const std::string& state_dir, const std::string& home,
+    const std::vector<KeyEntry>& entries, StateStore* store, const std::string& home,
     const std::string& backup, bool is_primary) {
   if (entries.empty()) return Status::NotFound("no key");
   std::unique_ptr<SecureChannel> ch(new SecureChannel);
   ch->home_ = home;
   ch->backup_ = backup;
   ch->is_primary_ = is_primary;
-  std::string base = state_dir + "/counters/" + backup + ".e";
+  ch->store_ = store;
   for (const KeyEntry& e : entries) {
     EpochState st;
     st.key = e.key;
-    auto rx = RxCounter::Open(base + std::to_string(e.epoch) + ".rx");
+    auto rx = RxCounter::Open(store, KeyStore::RxName(backup, e.epoch));
     if (!rx.ok()) return rx.status();
     st.rx = std::make_unique<RxCounter>(std::move(rx).value());
     ch->epochs_[e.epoch] = std::move(st);
     ch->current_epoch_ = e.epoch;
   }
-  auto tx = TxCounter::Open(base + std::to_string(ch->current_epoch_) + ".tx");
+  auto tx = TxCounter::Open(store, KeyStore::TxName(backup, ch->current_epoch_));
   if (!tx.ok()) return tx.status();
   ch->tx_ = std::make_unique<TxCounter>(std::move(tx).value());
   uint8_t session[8];
@@ -196,7 +196,7 @@ Result<Opened> SecureChannel::Open(std::string_view msg) {
     // The peer has moved to the newest epoch: nothing under an older one is
     // in flight any more.
     epochs_.erase(epochs_.begin(), epochs_.find(current_epoch_));
-    if (!store_dir_.empty()) KeyStore(store_dir_).Retire(backup_, current_epoch_);
+    if (retire_in_store_) KeyStore(store_).Retire(backup_, current_epoch_);
   }
   return o;
 }

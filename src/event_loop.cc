@@ -3,6 +3,7 @@
 #include <chrono>
 #include <climits>
 #include <ctime>
+#include <fstream>
 
 namespace hubsync {
 namespace {
@@ -18,6 +19,17 @@ class SystemClock : public Clock {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
+  }
+  // The kernel's id for this boot; "unknown" where it cannot be read (then a
+  // pairing window never survives to be checked against another boot's id).
+  std::string BootId() override {
+    static const std::string id = [] {
+      std::ifstream in("/proc/sys/kernel/random/boot_id");
+      std::string line;
+      std::getline(in, line);
+      return line.empty() ? std::string("unknown") : line;
+    }();
+    return id;
   }
 };
 

@@ -105,7 +105,8 @@ int Keygen(const Config& c, const Args& a) {
     return Usage("keygen needs --backup ID and --out FILE");
   }
   if (!IsValidId(backup->second)) return Usage("--backup: not a valid gateway id");
-  KeyStore keys(c.state_dir);
+  auto state = NewPosixStateStore(c.state_dir);
+  KeyStore keys(state.get());
   KeyEntry e;
   e.epoch = 1;
   auto old = keys.Load(backup->second);
@@ -134,7 +135,8 @@ int Keyimport(const Config& c, const Args& a) {
     std::fprintf(stderr, "hubsync keyimport: %s\n", e.status().message().c_str());
     return 2;
   }
-  KeyStore keys(c.state_dir);
+  auto state = NewPosixStateStore(c.state_dir);
+  KeyStore keys(state.get());
   // A key under an epoch already known would meet that epoch's counters.
   if (auto known = keys.Load(c.gateway_id); known.ok() && e->epoch <= known->back().epoch) {
     std::fprintf(stderr, "hubsync keyimport: key epoch %u is not newer than the stored epoch %u "
@@ -261,7 +263,7 @@ int Unpair(const Config& c, const Args& a) {
   if (a.positional.size() != 1 || !IsValidId(a.positional[0])) {
     return Usage("unpair needs one backup id");
   }
-  Status s = Revoke(c.state_dir, a.positional[0]);
+  Status s = Revoke(NewPosixStateStore(c.state_dir).get(), a.positional[0]);
   if (!s.ok()) {
     std::fprintf(stderr, "hubsync unpair: %s\n", s.ToString().c_str());
     return 1;
@@ -286,7 +288,8 @@ int Pair(const Config& c, const Args& a) {
   if (a.options.count("window") || !c.backups.empty()) {
     int64_t seconds = a.options.count("window") ? std::atoll(a.options.at("window").c_str()) : 120;
     if (seconds <= 0 || seconds > 86400) return Usage("--window: 1 to 86400 seconds");
-    Status s = OpenPairingWindow(c.state_dir, seconds, RealClock()->NowMs(), BootId());
+    Status s = OpenPairingWindow(NewPosixStateStore(c.state_dir).get(), seconds,
+                                 RealClock()->NowMs(), RealClock()->BootId());
     if (!s.ok()) {
       std::fprintf(stderr, "hubsync pair: %s\n", s.ToString().c_str());
       return 1;
@@ -300,7 +303,8 @@ int Pair(const Config& c, const Args& a) {
     return 2;
   }
   int64_t timeout_s = a.options.count("timeout") ? std::atoll(a.options.at("timeout").c_str()) : 60;
-  KeyStore keys(c.state_dir);
+  auto state = NewPosixStateStore(c.state_dir);
+  KeyStore keys(state.get());
   auto newest = [&]() -> uint32_t {
     auto known = keys.Load(c.gateway_id);
     return known.ok() ? known->back().epoch : 0;
@@ -412,7 +416,7 @@ int Pair(const Config& c, const Args& a) {
       bool known = false;
       for (const Candidate& k : candidates) known |= k.key.key == key->key;
       if (known || candidates.size() >= 4 || !lan_ready) continue;
-      auto ch = SecureChannel::CreateFrom({*key}, c.state_dir, c.home, c.gateway_id, false);
+      auto ch = SecureChannel::CreateFrom({*key}, state.get(), c.home, c.gateway_id, false);
       if (!ch.ok()) continue;
       Ack confirm;
       confirm.kind = Ack::Kind::kConfirm;

@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "file_util.h"
 #include "hubsync/ha_discovery.h"
 
 namespace hubsync {
@@ -48,10 +47,10 @@ PrimaryEngine::PrimaryEngine(EngineEnv env)
     : env_(std::move(env)),
       topics_(env_.config),
       filter_(env_.config.exclude),
-      keys_(env_.config.state_dir),
+      keys_(env_.state),
       outbox_(env_.transport),
       policies_(env_.config.policy, env_.clock->NowMs()) {
-  scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.config.state_dir + "/manifest.cache");
+  scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.state);
   for (const auto& b : env_.config.backups) AddPeer(b);
 }
 
@@ -92,8 +91,8 @@ void PrimaryEngine::RevokeRemovedBackups() {
   for (const std::string& id : keys_.List()) {
     bool listed = std::find(env_.config.backups.begin(), env_.config.backups.end(), id) !=
                   env_.config.backups.end();
-    if (listed || access((env_.config.state_dir + "/admitted/" + id).c_str(), F_OK) == 0) continue;
-    Status s = Revoke(env_.config.state_dir, id);
+    if (listed || IsAdmitted(*env_.state, id)) continue;
+    Status s = Revoke(env_.state, id);
     Log(s.ok() ? LogLevel::kInfo : LogLevel::kWarn,
         "backup " + id + " is no longer in the config: key revoked" +
             (s.ok() ? "" : " (failed: " + s.ToString() + ")"));
@@ -242,63 +241,15 @@ void PrimaryEngine::OnMessage(const Message& m) {
 
 // ---- pairing ----------------------------------------------------------------
 
-namespace {
-std::string WindowPath(const std::string& state_dir) { return state_dir + "/pairing-window"; }
-std::string RevokedPath(const std::string& state_dir, const std::string& b) {
-  return state_dir + "/revoked/" + b;
-}
-}  // namespace
-
-std::string BootId() {
-  auto id = ReadSmallFile("/proc/sys/kernel/random/boot_id");
-  if (!id.ok()) return "unknown";
-  std::string s = *id;
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s.empty() ? "unknown" : s;
-}
-
-// "<boot id> <deadline on the monotonic clock, ms>": a wall-clock deadline
-// reopened the window when a hub booted with an earlier clock; a monotonic
-// one belongs to this boot only (after a reboot the window is closed).
-Status OpenPairingWindow(const std::string& state_dir, int64_t seconds, int64_t now_mono_ms,
-                         const std::string& boot_id) {
-  return WriteFileAtomic(WindowPath(state_dir),
-                         boot_id + " " + std::to_string(now_mono_ms + seconds * 1000) + "\n", 0600);
-}
-
-bool PairingWindowOpen(const std::string& state_dir, int64_t now_mono_ms,
-                       const std::string& boot_id) {
-  auto text = ReadSmallFile(WindowPath(state_dir));
-  if (!text.ok()) return false;
-  size_t space = text->find(' ');
-  if (space == std::string::npos || text->substr(0, space) != boot_id) return false;
-  return std::atoll(text->c_str() + space + 1) > now_mono_ms;
-}
-
-Status Revoke(const std::string& state_dir, const std::string& backup) {
-  HUBSYNC_RETURN_IF_ERROR(MakeDirs(state_dir + "/revoked", 0700));
-  HUBSYNC_RETURN_IF_ERROR(WriteFileAtomic(RevokedPath(state_dir, backup), "revoked\n", 0600));
-  unlink((state_dir + "/admitted/" + backup).c_str());
-  return KeyStore(state_dir).Remove(backup);
-}
-
-bool IsRevoked(const std::string& state_dir, const std::string& backup) {
-  return access(RevokedPath(state_dir, backup).c_str(), F_OK) == 0;
-}
-
-void Unrevoke(const std::string& state_dir, const std::string& backup) {
-  unlink(RevokedPath(state_dir, backup).c_str());
-}
-
 bool PrimaryEngine::MayPair(const std::string& b, std::string* why) {
-  if (PairingWindowOpen(env_.config.state_dir, env_.clock->NowMs(), BootId())) return true;
+  if (PairingWindowOpen(*env_.state, env_.clock->NowMs(), env_.clock->BootId())) return true;
   bool listed = std::find(env_.config.backups.begin(), env_.config.backups.end(), b) !=
                 env_.config.backups.end();
   if (!listed) {
     *why = "not in this primary's backups and no pairing window is open";
     return false;
   }
-  if (IsRevoked(env_.config.state_dir, b)) {
+  if (IsRevoked(*env_.state, b)) {
     *why = "revoked (hubsync unpair); open a pairing window to admit it again";
     return false;
   }
@@ -403,8 +354,7 @@ bool PrimaryEngine::TryConfirm(const std::string& b, const Message& m) {
     return true;
   }
   // The confirmation's counter is the first accepted under this epoch.
-  auto rx = RxCounter::Open(env_.config.state_dir + "/counters/" + b + ".e" +
-                            std::to_string(confirmed->entry.epoch) + ".rx");
+  auto rx = RxCounter::Open(env_.state, KeyStore::RxName(b, confirmed->entry.epoch));
   if (!rx.ok() || !rx->Accept(opened->counter).ok() || !rx->Sync().ok()) return true;
   Status s = keys_.Put(b, confirmed->entry);
   if (!s.ok()) {
@@ -413,12 +363,10 @@ bool PrimaryEngine::TryConfirm(const std::string& b, const Message& m) {
   }
   uint32_t epoch = confirmed->entry.epoch;
   pending_keys_.erase(it);
-  Unrevoke(env_.config.state_dir, b);
-  if (std::find(env_.config.backups.begin(), env_.config.backups.end(), b) ==
-      env_.config.backups.end()) {
-    // Admitted through the pairing window: remember it, so a restart keeps it.
-    MakeDirs(env_.config.state_dir + "/admitted", 0700);
-    WriteFileAtomic(env_.config.state_dir + "/admitted/" + b, "admitted\n", 0600);
+  bool by_window = std::find(env_.config.backups.begin(), env_.config.backups.end(), b) ==
+                   env_.config.backups.end();
+  if (Status admitted = Admit(env_.state, b, by_window); !admitted.ok()) {
+    Log(LogLevel::kWarn, "cannot record the admission of " + b + ": " + admitted.ToString());
   }
   Peer* p = FindPeer(b);
   if (!p) p = &AddPeer(b);
@@ -439,7 +387,7 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
     if (!keys.ok() || keys->back().epoch != p.channel->epoch()) p.channel.reset();
   }
   if (!p.channel) {
-    auto ch = SecureChannel::Create(keys_, env_.config.home, p.id, true);
+    auto ch = SecureChannel::Create(env_.state, env_.config.home, p.id, true);
     if (!ch.ok()) {
       if (now >= p.next_key_log_ms) {
         Log(LogLevel::kWarn, "no usable key for backup " + p.id + " (" + ch.status().ToString() +

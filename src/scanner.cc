@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "file_util.h"
 #include "hubsync/wire.h"
 
 namespace hubsync {
@@ -10,6 +9,7 @@ namespace {
 
 constexpr size_t kReadBuffer = 256 * 1024;
 constexpr char kCacheMagic[] = "hubsync-cache v1\n";
+constexpr char kCacheRecord[] = "manifest.cache";
 
 std::string Join(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
@@ -60,8 +60,8 @@ Status HashFile(FileSystem* fs, const std::string& path, uint64_t size, Digest* 
   return Status::Ok();
 }
 
-Scanner::Scanner(FileSystem* fs, const PathFilter* filter, std::string cache_path)
-    : fs_(fs), filter_(filter), cache_path_(std::move(cache_path)) {}
+Scanner::Scanner(FileSystem* fs, const PathFilter* filter, StateStore* cache)
+    : fs_(fs), filter_(filter), cache_store_(cache) {}
 
 Status Scanner::MakeEntry(const std::string& path, const FileInfo& fi, bool force_hash,
                           int64_t now_ns, Entry* e) {
@@ -200,7 +200,8 @@ Status Scanner::Update(Manifest* m, const std::vector<std::string>& paths, int64
 }
 
 Status Scanner::LoadCache() {
-  auto text = ReadSmallFile(cache_path_);
+  if (!cache_store_) return Status::Ok();
+  auto text = cache_store_->Get(kCacheRecord);
   if (!text.ok()) {
     return text.status().code() == Status::Code::kNotFound ? Status::Ok() : text.status();
   }
@@ -227,7 +228,7 @@ Status Scanner::LoadCache() {
 }
 
 Status Scanner::SaveCache() {
-  if (!cache_dirty_ || cache_path_.empty()) return Status::Ok();
+  if (!cache_dirty_ || !cache_store_) return Status::Ok();
   std::string out = kCacheMagic;
   WireWriter w(&out);
   for (const auto& [path, c] : cache_) {
@@ -239,7 +240,7 @@ Status Scanner::SaveCache() {
     w.Raw(c.digest.data(), c.digest.size());
     w.LongStr(c.blocks);
   }
-  HUBSYNC_RETURN_IF_ERROR(WriteFileAtomic(cache_path_, out, 0600));
+  HUBSYNC_RETURN_IF_ERROR(cache_store_->Put(kCacheRecord, out));
   cache_dirty_ = false;
   return Status::Ok();
 }

@@ -20,7 +20,7 @@ using testing::WriteFile;
 constexpr int64_t kNow = 4'000'000'000'000'000'000;  // far future: nothing is "racy"
 
 Manifest ScanTree(FileSystem* fs, const PathFilter* filter) {
-  Scanner s(fs, filter, "");
+  Scanner s(fs, filter);
   auto m = s.Scan(kNow);
   EXPECT_TRUE(m.ok()) << m.status().ToString();
   return std::move(m).value();

@@ -162,7 +162,8 @@ TEST_F(HomeTest, AnEndlessManifestFromACompromisedBackupIsCutOffAtTheLimit) {
   MakeHome(1);
   Gateway& b = backups_["hub-b1"];
   WriteFile(primary_.data + "/devices/lamp.json", "on");
-  auto ch = SecureChannel::Create(KeyStore(b.state), "home-1", "hub-b1", false);
+  auto state = NewPosixStateStore(b.state);
+  auto ch = SecureChannel::Create(state.get(), "home-1", "hub-b1", false);
   ASSERT_TRUE(ch.ok()) << ch.status().ToString();
   const std::string gw = std::string(kHome) + "gw/hub-b1/";
   Recorder rec(broker_->uri());
@@ -358,7 +359,7 @@ TEST_F(HomeTest, AWelcomeForAnyEpochButTheNextIsRefused) {
   EXPECT_TRUE(SawEvent(rec, "rejected", {"\"gw\":\"hub-b1\"", "\"source\":\"welcome\"",
                                          "expected 1"}))
       << b.proc->Log();
-  EXPECT_FALSE(KeyStore(b.state).Load("hub-b1").ok()) << "no key may be stored";
+  EXPECT_FALSE(testing::KeysIn(b.state, "hub-b1").ok()) << "no key may be stored";
   int code = 0;
   EXPECT_FALSE(b.proc->Exited(&code));
 }
@@ -390,7 +391,7 @@ TEST_F(HomeTest, AHijackedHelloNeitherBindsTheBackupNorBreaksThePairing) {
   ASSERT_TRUE(attacker.transport()->Publish(w).ok());
   ASSERT_TRUE(SawEvent(rec, "pairing", {"\"gw\":\"hub-b1\"", "\"result\":\"derived\""}))
       << b.proc->Log();
-  EXPECT_FALSE(KeyStore(b.state).Load("hub-b1").ok()) << "a derived key is not adopted";
+  EXPECT_FALSE(testing::KeysIn(b.state, "hub-b1").ok()) << "a derived key is not adopted";
 
   // The real primary comes; the attacker also sends stray hellos for hub-b1.
   Start(primary_, "primary");
@@ -403,8 +404,8 @@ TEST_F(HomeTest, AHijackedHelloNeitherBindsTheBackupNorBreaksThePairing) {
   ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/devices/lamp.json") == "on"; },
                       kConvergeMs))
       << primary_.proc->Log() << b.proc->Log();
-  auto kp = KeyStore(primary_.state).Load("hub-b1");
-  auto kb = KeyStore(b.state).Load("hub-b1");
+  auto kp = testing::KeysIn(primary_.state, "hub-b1");
+  auto kb = testing::KeysIn(b.state, "hub-b1");
   ASSERT_TRUE(kp.ok() && kb.ok());
   EXPECT_EQ(kb->back().key, kp->back().key);
   EXPECT_NE(kb->back().key, evil->entry.key);

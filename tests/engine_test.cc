@@ -23,20 +23,22 @@ class EngineTest : public ::testing::Test {
     pc.home = "home";
     pc.gateway_id = "hub-p";
     pc.data_dir = primary_dir_.path();
-    pc.state_dir = primary_state_.path();
+    // The engines keep their state in memory stores: a state_dir that does
+    // not exist proves they reach it only through the StateStore seam.
+    pc.state_dir = "/nonexistent/hubsync-state-p";
     pc.backups = {"hub-b"};
     pc.policy = policy;
     pc.homeassistant.discovery = discovery_;
     Config bc = pc;
     bc.gateway_id = "hub-b";
     bc.data_dir = backup_dir_.path();
-    bc.state_dir = backup_state_.path();
+    bc.state_dir = "/nonexistent/hubsync-state-b";
     bc.backups.clear();
     KeyEntry k;
     k.epoch = 1;
     RandomBytes(k.key.data(), k.key.size());
-    ASSERT_TRUE(KeyStore(pc.state_dir).Put("hub-b", k).ok());
-    ASSERT_TRUE(KeyStore(bc.state_dir).Put("hub-b", k).ok());
+    ASSERT_TRUE(KeyStore(&primary_state_).Put("hub-b", k).ok());
+    ASSERT_TRUE(KeyStore(&backup_state_).Put("hub-b", k).ok());
     pt_ = broker_.NewClient();
     bt_ = broker_.NewClient();
     pfs_ = NewPosixFileSystem(pc.data_dir);
@@ -45,12 +47,14 @@ class EngineTest : public ::testing::Test {
     pe.config = pc;
     pe.transport = pt_.get();
     pe.fs = pfs_.get();
+    pe.state = &primary_state_;
     pe.clock = &clock_;
     pe.changes = &changes_;
     EngineEnv be;
     be.config = bc;
     be.transport = bt_.get();
     be.fs = bfs_.get();
+    be.state = &backup_state_;
     be.clock = &clock_;
     primary_ = std::make_unique<PrimaryEngine>(pe);
     backup_ = std::make_unique<BackupEngine>(be);
@@ -80,7 +84,8 @@ class EngineTest : public ::testing::Test {
   int Requests() { return broker_.Count("hubsync/v1/home/gw/hub-b/manifest/req"); }
 
   bool discovery_ = false;
-  TempDir primary_dir_, primary_state_, backup_dir_, backup_state_;
+  TempDir primary_dir_, backup_dir_;
+  MemoryStateStore primary_state_, backup_state_;
   FakeBroker broker_;
   ManualClock clock_;
   FakeChangeSource changes_;
@@ -328,16 +333,22 @@ namespace {
 // booting with an earlier clock reopened it. It is now a deadline on the
 // monotonic clock of the boot that opened it.
 TEST(PairingWindowTest, RunsOnTheMonotonicClockOfOneBoot) {
-  testing::TempDir state;
-  ASSERT_TRUE(OpenPairingWindow(state.path(), 60, 1000, "boot-a").ok());
-  EXPECT_TRUE(PairingWindowOpen(state.path(), 1000, "boot-a"));
-  EXPECT_TRUE(PairingWindowOpen(state.path(), 60999, "boot-a"));
-  EXPECT_FALSE(PairingWindowOpen(state.path(), 61000, "boot-a"));
-  EXPECT_FALSE(PairingWindowOpen(state.path(), 2000, "boot-b")) << "closed after a reboot";
-  // A window file of the old kind (a wall-clock second count) is closed.
-  testing::WriteFile(state.path() + "/pairing-window", "4102444800\n");
-  EXPECT_FALSE(PairingWindowOpen(state.path(), 0, BootId()));
-  EXPECT_NE(BootId(), "");
+  MemoryStateStore state;
+  ManualClock clock;
+  ASSERT_TRUE(OpenPairingWindow(&state, 60, clock.NowMs(), clock.BootId()).ok());
+  EXPECT_TRUE(PairingWindowOpen(state, clock.NowMs(), clock.BootId()));
+  clock.Advance(59999);
+  EXPECT_TRUE(PairingWindowOpen(state, clock.NowMs(), clock.BootId()));
+  clock.Advance(1);
+  EXPECT_FALSE(PairingWindowOpen(state, clock.NowMs(), clock.BootId()));
+  ASSERT_TRUE(OpenPairingWindow(&state, 60, clock.NowMs(), clock.BootId()).ok());
+  clock.Reboot();  // the monotonic clock starts again, below the deadline
+  EXPECT_FALSE(PairingWindowOpen(state, clock.NowMs(), clock.BootId())) << "closed after a reboot";
+  // A window record of the old kind (a wall-clock second count) is closed.
+  ASSERT_TRUE(state.Put("pairing-window", "4102444800\n").ok());
+  EXPECT_FALSE(PairingWindowOpen(state, 0, RealClock()->BootId()));
+  EXPECT_NE(RealClock()->BootId(), "");
+  EXPECT_EQ(RealClock()->BootId(), RealClock()->BootId());
 }
 
 }  // namespace

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "hubsync/keystore.h"
+#include "hubsync/state_store.h"
 #include "hubsync/transport.h"
 #include "test_util.h"
 
@@ -282,6 +284,13 @@ class Recorder {
   int drops_ = 0;
   std::vector<Message> messages_;
 };
+
+// The keys for `backup` a hub keeps in the state_dir at `dir`, as its
+// daemon left them.
+inline Result<std::vector<KeyEntry>> KeysIn(const std::string& dir, const std::string& backup) {
+  auto store = NewPosixStateStore(dir);
+  return KeyStore(store.get()).Load(backup);
+}
 
 }  // namespace testing
 }  // namespace hubsync

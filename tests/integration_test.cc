@@ -235,7 +235,8 @@ TEST_F(HomeTest, CraftedDeltaEscapingDataDirIsRefusedWithNothingApplied) {
   auto before = Snapshot(b.data);
   // An attacker holding the key (the worst case): a valid envelope whose
   // records try to write through a symlink pointing outside data_dir.
-  auto ch = SecureChannel::Create(KeyStore(primary_.state), "home-1", "hub-b1", true);
+  auto state = NewPosixStateStore(primary_.state);
+  auto ch = SecureChannel::Create(state.get(), "home-1", "hub-b1", true);
   ASSERT_TRUE(ch.ok()) << ch.status().ToString();
   std::string plain;
   DeltaRecord begin;

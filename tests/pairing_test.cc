@@ -75,8 +75,8 @@ TEST_F(PairingTest, BackupWithoutAKeyPairsThroughTheBridgesAndSyncs) {
   procs_.push_back(Run({"backup", "-c", bc}, "hub-b1.log"));
   ASSERT_TRUE(Same("hub-b1")) << Logs("hub-b1");
   // Both hold the same key; no key file was ever copied by hand.
-  auto kp = KeyStore(tmp_.Sub("hub-p/state")).Load("hub-b1");
-  auto kb = KeyStore(tmp_.Sub("hub-b1/state")).Load("hub-b1");
+  auto kp = testing::KeysIn(tmp_.Sub("hub-p/state"), "hub-b1");
+  auto kb = testing::KeysIn(tmp_.Sub("hub-b1/state"), "hub-b1");
   ASSERT_TRUE(kp.ok() && kb.ok());
   EXPECT_EQ(kp->back().key, kb->back().key);
   EXPECT_EQ(kp->back().epoch, 1u);
@@ -87,15 +87,15 @@ TEST_F(PairingTest, BackupWithoutAKeyPairsThroughTheBridgesAndSyncs) {
       << testing::ReadFile(tmp_.Sub("tool.log")) << Logs("hub-b1");
   WriteFile(Data("hub-p") + "/after-rotation.json", "2");
   ASSERT_TRUE(Same("hub-b1")) << Logs("hub-b1");
-  kp = KeyStore(tmp_.Sub("hub-p/state")).Load("hub-b1");
-  kb = KeyStore(tmp_.Sub("hub-b1/state")).Load("hub-b1");
+  kp = testing::KeysIn(tmp_.Sub("hub-p/state"), "hub-b1");
+  kb = testing::KeysIn(tmp_.Sub("hub-b1/state"), "hub-b1");
   EXPECT_EQ(kp->back().epoch, 2u);
   EXPECT_EQ(kp->back().key, kb->back().key);
 
   // Revocation: no more data for it. The primary says so when the change
   // comes (positive evidence, not only a timeout), and nothing arrives.
   ASSERT_EQ(Tool({"unpair", "-c", pc, "hub-b1"}), 0);
-  EXPECT_FALSE(KeyStore(tmp_.Sub("hub-p/state")).Load("hub-b1").ok());
+  EXPECT_FALSE(testing::KeysIn(tmp_.Sub("hub-p/state"), "hub-b1").ok());
   WriteFile(Data("hub-p") + "/after-unpair.json", "secret");
   ASSERT_TRUE(testing::WaitFor([&] {
     return testing::ReadFile(tmp_.Sub("primary.log")).find("no usable key for backup hub-b1") !=
@@ -118,7 +118,7 @@ TEST_F(PairingTest, TakingABackupOutOfTheConfigRevokesItsKey) {
   pc = Config("hub-p", primary_oob_->uri(), R"(,"backups":[])");
   procs_.push_back(Run({"primary", "-c", pc}, "primary2.log"));
   ASSERT_TRUE(WaitFor([&] {
-    return !KeyStore(tmp_.Sub("hub-p/state")).Load("hub-b1").ok();
+    return !testing::KeysIn(tmp_.Sub("hub-p/state"), "hub-b1").ok();
   }, 10000));
   WriteFile(Data("hub-p") + "/b.json", "not for hub-b1 any more");
   EXPECT_FALSE(Same("hub-b1", 3000));
@@ -135,7 +135,7 @@ TEST_F(PairingTest, AnUnlistedBackupIsRefusedUntilAWindowOpens) {
     return testing::ReadFile(tmp_.Sub("primary.log")).find("refused pairing with hub-new") !=
            std::string::npos;
   }, 20000)) << Logs("hub-new");
-  EXPECT_FALSE(KeyStore(tmp_.Sub("hub-new/state")).Load("hub-new").ok());
+  EXPECT_FALSE(testing::KeysIn(tmp_.Sub("hub-new/state"), "hub-new").ok());
   // The pairing button: the backup's next hello is accepted.
   ASSERT_EQ(Tool({"pair", "-c", pc, "--window", "60"}), 0);
   ASSERT_TRUE(Same("hub-new")) << Logs("hub-new");

@@ -31,7 +31,7 @@ TEST(ScannerTest, ScanListsTypesAndHonoursExclusions) {
   mkfifo(d.Sub("fifo").c_str(), 0600);
   auto fs = NewPosixFileSystem(d.path());
   PathFilter filter({"cache/**", "*.tmp"});
-  Scanner s(fs.get(), &filter, "");
+  Scanner s(fs.get(), &filter);
   auto m = s.Scan(kFuture);
   ASSERT_TRUE(m.ok());
   std::vector<std::string> paths;
@@ -44,18 +44,19 @@ TEST(ScannerTest, ScanListsTypesAndHonoursExclusions) {
 }
 
 TEST(ScannerTest, CacheSparesRehashingAcrossRestarts) {
-  TempDir d, state;
+  TempDir d;
+  MemoryStateStore state;
   WriteFile(d.Sub("f1"), std::string(100000, 'a'));
   WriteFile(d.Sub("f2"), std::string(200000, 'b'));
   auto fs = NewPosixFileSystem(d.path());
   PathFilter filter;
   {
-    Scanner s(fs.get(), &filter, state.Sub("cache"));
+    Scanner s(fs.get(), &filter, &state);
     ASSERT_TRUE(s.Scan(kFuture).ok());
     EXPECT_EQ(s.hashed_bytes(), 300000u);
     ASSERT_TRUE(s.SaveCache().ok());
   }
-  Scanner restarted(fs.get(), &filter, state.Sub("cache"));
+  Scanner restarted(fs.get(), &filter, &state);
   ASSERT_TRUE(restarted.LoadCache().ok());
   WriteFile(d.Sub("f1"), std::string(100000, 'c'));  // same size, new content
   auto m = restarted.Scan(kFuture);
@@ -69,7 +70,7 @@ TEST(ScannerTest, RecentlyModifiedFilesAreNotTrustedFromTheCache) {
   WriteFile(d.Sub("f"), "x");
   auto fs = NewPosixFileSystem(d.path());
   PathFilter filter;
-  Scanner s(fs.get(), &filter, "");
+  Scanner s(fs.get(), &filter);
   int64_t now = RealClock()->WallNs();
   ASSERT_TRUE(s.Scan(now).ok());
   ASSERT_TRUE(s.Scan(now).ok());
@@ -82,7 +83,7 @@ TEST(ScannerTest, UpdatePatchesOnlyWhatChanged) {
   WriteFile(d.Sub("gone/b"), "b");
   auto fs = NewPosixFileSystem(d.path());
   PathFilter filter;
-  Scanner s(fs.get(), &filter, "");
+  Scanner s(fs.get(), &filter);
   auto m = s.Scan(kFuture);
   ASSERT_TRUE(m.ok());
   std::system(("rm -rf '" + d.Sub("gone") + "'").c_str());

@@ -14,6 +14,9 @@ class Clock {
   virtual ~Clock() = default;
   virtual int64_t NowMs() = 0;   // monotonic, for deadlines and durations
   virtual int64_t WallNs() = 0;  // real time, for timestamps shown to people
+  // Names the boot NowMs counts in (a monotonic clock restarts with each
+  // boot, so a deadline on it means nothing in another boot).
+  virtual std::string BootId() = 0;
 };
 
 Clock* RealClock();  // process-wide, thread-safe
@@ -24,10 +27,17 @@ class ManualClock : public Clock {
   explicit ManualClock(int64_t start_ms = 1000) : now_ms_(start_ms) {}
   int64_t NowMs() override { return now_ms_.load(); }
   int64_t WallNs() override { return 1'700'000'000'000'000'000 + now_ms_.load() * 1'000'000; }
+  std::string BootId() override { return "manual-boot-" + std::to_string(boots_.load()); }
   void Advance(int64_t ms) { now_ms_ += ms; }
+  // A new boot: the monotonic clock starts again at `start_ms`.
+  void Reboot(int64_t start_ms = 1000) {
+    ++boots_;
+    now_ms_ = start_ms;
+  }
 
  private:
   std::atomic<int64_t> now_ms_;
+  std::atomic<int> boots_{0};
 };
 
 // "2026-11-25T01:02:03.456Z"

@@ -1,14 +1,12 @@
 // The two sync engines, primary and backup, and what they are built from.
 //
 // An engine is protocol logic over the seams: it never creates a thread,
-// never sleeps, and touches the network and data_dir only through the
-// Transport and FileSystem it is given. state_dir is not behind a seam yet:
-// the engines read and write it directly (KeyStore, message counters, the
-// manifest cache, pairing window/revoked/admitted files), which is safe only
-// because the daemon holds state_dir's lock (StateDirLock). Its daemon (src/daemon.cc) owns
-// the seams and an EventLoop and calls the engine only from that loop's
-// thread: OnMessage / OnConnection / OnChanges as events arrive, Tick(now)
-// whenever the deadline Tick last returned has passed.
+// never sleeps, and touches the network, data_dir and state_dir only through
+// the Transport, FileSystem and StateStore it is given. Its daemon
+// (src/daemon.cc) owns the seams, holds state_dir's lock (StateDirLock) and
+// an EventLoop, and calls the engine only from that loop's thread:
+// OnMessage / OnConnection / OnChanges as events arrive, Tick(now) whenever
+// the deadline Tick last returned has passed.
 #ifndef HUBSYNC_ENGINE_H_
 #define HUBSYNC_ENGINE_H_
 
@@ -20,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "hubsync/admission.h"
 #include "hubsync/applier.h"
 #include "hubsync/change_source.h"
 #include "hubsync/clock.h"
@@ -32,6 +31,7 @@
 #include "hubsync/pairing.h"
 #include "hubsync/policy.h"
 #include "hubsync/scanner.h"
+#include "hubsync/state_store.h"
 #include "hubsync/transport.h"
 
 namespace hubsync {
@@ -44,6 +44,7 @@ struct EngineEnv {
   Config config;
   Transport* transport = nullptr;
   FileSystem* fs = nullptr;
+  StateStore* state = nullptr;      // state_dir
   Clock* clock = nullptr;
   ChangeSource* changes = nullptr;  // primary only
   Transport* oob = nullptr;         // the local OOB broker, for pairing (optional)
@@ -161,20 +162,6 @@ class PrimaryEngine {
   // Offers not yet confirmed, per backup (several: a stray hello adds one).
   std::map<std::string, std::vector<PendingKey>> pending_keys_;
 };
-
-// Pairing admission on the primary, kept in state_dir: a window opened by
-// `hubsync pair --window S` (like a hub's pairing button) and the backups
-// revoked by `hubsync unpair`.
-// The window runs on the monotonic clock (Clock::NowMs, system-wide) of the
-// boot it was opened in; BootId() names the current boot.
-Status OpenPairingWindow(const std::string& state_dir, int64_t seconds, int64_t now_mono_ms,
-                         const std::string& boot_id);
-bool PairingWindowOpen(const std::string& state_dir, int64_t now_mono_ms,
-                       const std::string& boot_id);
-std::string BootId();
-Status Revoke(const std::string& state_dir, const std::string& backup);
-bool IsRevoked(const std::string& state_dir, const std::string& backup);
-void Unrevoke(const std::string& state_dir, const std::string& backup);
 
 // ---------------------------------------------------------------------------
 // A backup: answers manifest requests and applies deltas.

@@ -89,16 +89,17 @@ struct Opened {
 // Thread rule: one thread (the engine's).
 class SecureChannel {
  public:
-  static Result<std::unique_ptr<SecureChannel>> Create(const KeyStore& keys,
+  // Keys and counters from `store`, which must outlive the channel.
+  static Result<std::unique_ptr<SecureChannel>> Create(StateStore* store,
                                                        const std::string& home,
                                                        const std::string& backup,
                                                        bool is_primary);
   // A channel over keys not (yet) in the store, e.g. a key a backup has
-  // derived but not adopted; its counters are the store's own files for
-  // those epochs (state_dir/counters), so adopting the key later continues
-  // them. `keys` oldest first, not empty.
+  // derived but not adopted; its counters are the store's own records for
+  // those epochs, so adopting the key later continues them. `keys` oldest
+  // first, not empty. Retiring an epoch leaves the store's keys alone.
   static Result<std::unique_ptr<SecureChannel>> CreateFrom(const std::vector<KeyEntry>& keys,
-                                                           const std::string& state_dir,
+                                                           StateStore* store,
                                                            const std::string& home,
                                                            const std::string& backup,
                                                            bool is_primary);
@@ -121,7 +122,8 @@ class SecureChannel {
   };
   SecureChannel() = default;
   std::string home_, backup_;
-  std::string store_dir_;  // the KeyStore's state_dir when made by Create
+  StateStore* store_ = nullptr;
+  bool retire_in_store_ = false;  // made by Create: the store's keys are this channel's
   bool is_primary_ = false;
   uint32_t current_epoch_ = 0;
   std::map<uint32_t, EpochState> epochs_;

@@ -1,17 +1,17 @@
-// Per-backup symmetric keys and the message counters used with them.
-//
-// Layout in state_dir (all files 0600, directories 0700, written atomically):
+// Per-backup symmetric keys and the message counters used with them, kept in
+// a StateStore (state_dir):
 //   keys/<backup>.key          "hubsync-key v1" then "<epoch> <hex key>" lines,
 //                              oldest first; at most two epochs are kept so a
 //                              rotation can finish messages in flight.
 //   counters/<backup>.e<epoch>.tx   next counter this side may use (reserved
-//                              in blocks, persisted before any use)
+//                              in blocks, made durable before any use)
 //   counters/<backup>.e<epoch>.rx   highest counter accepted from the peer
-// Both the primary and a backup key the files by the backup's id, because the
-// key belongs to the primary<->backup pair. keygen/keyimport fill the store
-// today; pairing (SPEC 6) fills it through the same Put.
+// Both the primary and a backup key the records by the backup's id, because
+// the key belongs to the primary<->backup pair. Pairing (SPEC 6) and
+// keygen/keyimport fill the store through Put.
 //
-// Thread rule: one thread per object.
+// Thread rule: one thread per object; the store outlives every object made
+// over it.
 #ifndef HUBSYNC_KEYSTORE_H_
 #define HUBSYNC_KEYSTORE_H_
 
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "hubsync/crypto.h"
+#include "hubsync/state_store.h"
 #include "hubsync/status.h"
 
 namespace hubsync {
@@ -31,7 +32,7 @@ struct KeyEntry {
 
 class KeyStore {
  public:
-  explicit KeyStore(std::string state_dir);
+  explicit KeyStore(StateStore* store) : store_(store) {}
   // Known epochs for `backup`, oldest first; NotFound when none.
   Result<std::vector<KeyEntry>> Load(const std::string& backup) const;
   // Adds (or replaces) an epoch, dropping all but the newest two.
@@ -46,11 +47,15 @@ class KeyStore {
                             const KeyEntry& e);
   static Result<KeyEntry> Import(const std::string& text, const std::string& home,
                                  const std::string& backup);
-  const std::string& state_dir() const { return state_dir_; }
+  StateStore* store() const { return store_; }
+  // The records of `backup`'s counters under `epoch`.
+  static std::string TxName(const std::string& backup, uint32_t epoch);
+  static std::string RxName(const std::string& backup, uint32_t epoch);
 
  private:
-  std::string Path(const std::string& backup) const;
-  std::string state_dir_;
+  static std::string Name(const std::string& backup) { return "keys/" + backup + ".key"; }
+  Status Write(const std::string& backup, const std::vector<KeyEntry>& entries);
+  StateStore* store_;
 };
 
 // Sender side: hands out strictly increasing counters, persisting a high-water
@@ -59,12 +64,13 @@ class KeyStore {
 class TxCounter {
  public:
   static constexpr uint64_t kBlock = 4096;
-  static Result<TxCounter> Open(const std::string& path);
+  static Result<TxCounter> Open(StateStore* store, const std::string& name);
   Result<uint64_t> Next();
 
  private:
-  explicit TxCounter(std::string path) : path_(std::move(path)) {}
-  std::string path_;
+  TxCounter(StateStore* store, std::string name) : store_(store), name_(std::move(name)) {}
+  StateStore* store_;
+  std::string name_;
   uint64_t next_ = 1;
   uint64_t reserved_ = 0;  // counters < reserved_ are safe to use
 };
@@ -74,19 +80,17 @@ class TxCounter {
 // durable by Sync(), which the receiver calls before acting on a transfer.
 class RxCounter {
  public:
-  static Result<RxCounter> Open(const std::string& path);
-  RxCounter(RxCounter&& o) noexcept;
-  RxCounter& operator=(RxCounter&& o) noexcept;
-  ~RxCounter();
+  static Result<RxCounter> Open(StateStore* store, const std::string& name);
   bool Fresh(uint64_t counter) const { return counter > last_; }
   Status Accept(uint64_t counter);
-  Status Sync();
+  Status Sync() { return store_->Flush(name_); }
   uint64_t last() const { return last_; }
 
  private:
-  RxCounter(std::string path, int fd, uint64_t last) : path_(std::move(path)), fd_(fd), last_(last) {}
-  std::string path_;
-  int fd_ = -1;
+  RxCounter(StateStore* store, std::string name, uint64_t last)
+      : store_(store), name_(std::move(name)), last_(last) {}
+  StateStore* store_;
+  std::string name_;
   uint64_t last_ = 0;
 };
 

@@ -3,12 +3,12 @@
 // at most one buffer at a time.
 //
 // A digest cache keyed by path and (size, mtime, ctime, inode) spares a
-// restart from re-hashing unchanged files. It is persisted to `cache_path`
-// (atomically) by SaveCache. Files modified within kRacyWindowNs of a scan are
+// restart from re-hashing unchanged files. It is persisted as the record
+// "manifest.cache" of the StateStore given (atomically) by SaveCache. Files modified within kRacyWindowNs of a scan are
 // not cached, because a later write in the same timestamp tick could leave
 // size and mtime unchanged ("racily clean", as git calls it).
 //
-// Thread rule: one thread. Owns neither the FileSystem nor the filter.
+// Thread rule: one thread. Owns neither the FileSystem, the filter nor the store.
 #ifndef HUBSYNC_SCANNER_H_
 #define HUBSYNC_SCANNER_H_
 
@@ -19,6 +19,7 @@
 #include "hubsync/filesystem.h"
 #include "hubsync/manifest.h"
 #include "hubsync/paths.h"
+#include "hubsync/state_store.h"
 
 namespace hubsync {
 
@@ -31,7 +32,8 @@ class Scanner {
  public:
   static constexpr int64_t kRacyWindowNs = 2'000'000'000;
 
-  Scanner(FileSystem* fs, const PathFilter* filter, std::string cache_path);
+  // `cache` null: the digest cache lives in memory only.
+  Scanner(FileSystem* fs, const PathFilter* filter, StateStore* cache = nullptr);
 
   // Scans everything. `now_ns` is the wall clock (for the racy window).
   Result<Manifest> Scan(int64_t now_ns);
@@ -62,7 +64,7 @@ class Scanner {
 
   FileSystem* fs_;
   const PathFilter* filter_;
-  std::string cache_path_;
+  StateStore* cache_store_;
   std::unordered_map<std::string, CacheEntry> cache_;
   bool cache_dirty_ = false;
   uint64_t hashed_bytes_ = 0;

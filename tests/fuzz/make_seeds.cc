@@ -167,6 +167,26 @@ int main(int argc, char** argv) {
   }
   Put("bridge", "message", joined);
 
+  // State records: keys, counters, a cache, a window, a key file.
+  Put("state", "keys", std::string(1, '\0') + "hubsync-key v1\n1 " + std::string(64, 'a') +
+                            "\n2 " + std::string(64, 'b') + "\n");
+  Put("state", "tx", std::string(1, '\1') + "4097\n");
+  Put("state", "rx", std::string(1, '\2') + std::string("\0\0\0\0\0\0\1\0", 8));
+  {  // the cache's layout (scanner.cc): magic, then per file path, size,
+     // mtime, ctime, inode, digest, block digests
+    std::string cache = "hubsync-cache v1\n";
+    WireWriter w(&cache);
+    w.Str("devices/lamp.json");
+    for (uint64_t v : {2u, 1700000000u, 1700000000u, 42u}) w.U64(v);
+    Digest d = Sha256Of("on");
+    w.Raw(d.data(), d.size());
+    w.LongStr(std::string(64, 'x'));
+    Put("state", "cache", std::string(1, '\3') + cache);
+  }
+  Put("state", "window", std::string(1, '\4') + "boot 61000\n");
+  Put("state", "keyfile", std::string(1, '\5') + "hubsync-key v1\nhome home\nbackup hub-b\n3 " +
+                              std::string(64, 'c') + "\n");
+
   // Paths and patterns.
   Put("paths", "plain", "devices/lamp.json\ndevices/**");
   Put("paths", "dotdot", "a/../b\n**/*.tmp");

@@ -26,7 +26,7 @@ mkdir -p build-fuzz/artifacts
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 status=0
-for t in wire envelope json bridge paths apply; do
+for t in wire envelope json bridge paths apply state; do
   work=build-fuzz/corpus-$t   # what the run finds stays out of the repository
   rm -rf "$work"; mkdir -p "$work"
   log=build-fuzz/fuzz_$t.log

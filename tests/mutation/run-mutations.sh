@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${BUILD_DIR:-build}
-list=tests/mutation/mutations.txt
+list=${MUTATIONS:-tests/mutation/mutations.txt}  # another list: try a few
 [ -f "$build/CMakeCache.txt" ] || { echo "run tests/run-all.sh first (no $build)" >&2; exit 2; }
 
 restore() { [ -n "${saved:-}" ] && cp "$saved" "$file" && rm -f "$saved"; saved=""; }
