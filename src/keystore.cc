@@ -31,6 +31,17 @@ Result<std::vector<KeyEntry>> ParseKeyLines(std::istringstream& in) {
   return out;
 }
 
+// A keys/<id> record: the magic line, then epoch lines.
+Result<std::vector<KeyEntry>> ParseRecord(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string magic;
+  std::getline(in, magic);
+  if (magic != kKeyMagic) return Status::Corruption("key record " + name + ": bad header");
+  auto entries = ParseKeyLines(in);
+  if (!entries.ok()) return Status::Corruption("key record " + name + ": malformed");
+  return entries;
+}
+
 }  // namespace
 
 std::string KeyStore::TxName(const std::string& backup, uint32_t epoch) {
@@ -45,51 +56,95 @@ Result<std::vector<KeyEntry>> KeyStore::Load(const std::string& backup) const {
   if (!IsValidId(backup)) return Status::InvalidArgument("bad backup id");
   auto text = store_->Get(Name(backup));
   if (!text.ok()) return text.status();
-  std::istringstream in(*text);
-  std::string magic;
-  std::getline(in, magic);
-  if (magic != kKeyMagic) return Status::Corruption("key record " + Name(backup) + ": bad header");
-  auto entries = ParseKeyLines(in);
-  if (!entries.ok()) return Status::Corruption("key record " + Name(backup) + ": malformed");
-  if (entries->empty()) return Status::NotFound("no key for " + backup);
+  auto entries = ParseRecord(*text, Name(backup));
+  if (entries.ok() && entries->empty()) return Status::NotFound("no key for " + backup);
   return entries;
 }
 
-Status KeyStore::Write(const std::string& backup, const std::vector<KeyEntry>& entries) {
-  std::string text = std::string(kKeyMagic) + "\n";
-  for (const auto& e : entries) {
-    text += std::to_string(e.epoch) + " " + ToHex(e.key.data(), e.key.size()) + "\n";
-  }
-  return store_->Put(Name(backup), text);
+Status KeyStore::Change(const std::string& backup, bool tolerate_damage,
+                        const std::function<Status(std::vector<KeyEntry>*)>& change) {
+  if (!IsValidId(backup)) return Status::InvalidArgument("bad backup id");
+  return store_->Update(Name(backup), [&](const Result<std::string>& old)
+                                          -> Result<std::optional<std::string>> {
+    std::vector<KeyEntry> entries;
+    if (old.ok()) {
+      auto parsed = ParseRecord(*old, Name(backup));
+      if (parsed.ok()) {
+        entries = std::move(parsed).value();
+      } else if (!tolerate_damage) {
+        return parsed.status();
+      }
+    } else if (old.status().code() != Status::Code::kNotFound) {
+      return old.status();
+    }
+    HUBSYNC_RETURN_IF_ERROR(change(&entries));
+    if (entries.empty()) return std::optional<std::string>();
+    std::sort(entries.begin(), entries.end(),
+              [](const KeyEntry& a, const KeyEntry& b) { return a.epoch < b.epoch; });
+    if (entries.size() > 2) entries.erase(entries.begin(), entries.end() - 2);
+    std::string text = std::string(kKeyMagic) + "\n";
+    for (const auto& e : entries) {
+      text += std::to_string(e.epoch) + " " + ToHex(e.key.data(), e.key.size()) + "\n";
+    }
+    return std::optional<std::string>(std::move(text));
+  });
 }
 
 Status KeyStore::Put(const std::string& backup, const KeyEntry& entry) {
-  if (!IsValidId(backup)) return Status::InvalidArgument("bad backup id");
-  std::vector<KeyEntry> entries;
-  auto old = Load(backup);
-  if (old.ok()) entries = *old;
-  entries.erase(std::remove_if(entries.begin(), entries.end(),
-                               [&](const KeyEntry& e) { return e.epoch == entry.epoch; }),
-                entries.end());
-  entries.push_back(entry);
-  std::sort(entries.begin(), entries.end(),
-            [](const KeyEntry& a, const KeyEntry& b) { return a.epoch < b.epoch; });
-  if (entries.size() > 2) entries.erase(entries.begin(), entries.end() - 2);
-  return Write(backup, entries);
+  return Change(backup, true, [&](std::vector<KeyEntry>* entries) {
+    entries->erase(std::remove_if(entries->begin(), entries->end(),
+                                  [&](const KeyEntry& e) { return e.epoch == entry.epoch; }),
+                   entries->end());
+    entries->push_back(entry);
+    return Status::Ok();
+  });
+}
+
+Status KeyStore::PutNewer(const std::string& backup, const KeyEntry& entry) {
+  return Change(backup, false, [&](std::vector<KeyEntry>* entries) {
+    uint32_t newest = entries->empty() ? 0 : std::max_element(entries->begin(), entries->end(),
+        [](const KeyEntry& a, const KeyEntry& b) { return a.epoch < b.epoch; })->epoch;
+    if (entry.epoch <= newest) {
+      return Status::InvalidArgument("key epoch " + std::to_string(entry.epoch) +
+                                     " is not newer than the stored epoch " + std::to_string(newest));
+    }
+    entries->push_back(entry);
+    return Status::Ok();
+  });
+}
+
+Result<KeyEntry> KeyStore::PutNext(const std::string& backup, const Key& key,
+                                   const std::function<Status(const KeyEntry&)>& before) {
+  KeyEntry added;
+  Status s = Change(backup, false, [&](std::vector<KeyEntry>* entries) {
+    uint32_t newest = 0;
+    for (const KeyEntry& e : *entries) newest = std::max(newest, e.epoch);
+    if (newest == UINT32_MAX) return Status::InvalidArgument("key epochs exhausted");
+    added.epoch = newest + 1;
+    added.key = key;
+    HUBSYNC_RETURN_IF_ERROR(before(added));
+    entries->push_back(added);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return added;
 }
 
 Status KeyStore::Retire(const std::string& backup, uint32_t epoch) {
-  auto entries = Load(backup);
-  if (!entries.ok()) return entries.status();
-  entries->erase(std::remove_if(entries->begin(), entries->end(),
-                                [&](const KeyEntry& e) { return e.epoch < epoch; }),
-                 entries->end());
-  return Write(backup, *entries);
+  return Change(backup, false, [&](std::vector<KeyEntry>* entries) {
+    if (entries->empty()) return Status::NotFound("no key for " + backup);
+    entries->erase(std::remove_if(entries->begin(), entries->end(),
+                                  [&](const KeyEntry& e) { return e.epoch < epoch; }),
+                   entries->end());
+    return Status::Ok();
+  });
 }
 
 Status KeyStore::Remove(const std::string& backup) {
-  if (!IsValidId(backup)) return Status::InvalidArgument("bad backup id");
-  return store_->Remove(Name(backup));
+  return Change(backup, true, [](std::vector<KeyEntry>* entries) {
+    entries->clear();
+    return Status::Ok();
+  });
 }
 
 std::vector<std::string> KeyStore::List() const {

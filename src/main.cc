@@ -105,21 +105,23 @@ int Keygen(const Config& c, const Args& a) {
     return Usage("keygen needs --backup ID and --out FILE");
   }
   if (!IsValidId(backup->second)) return Usage("--backup: not a valid gateway id");
-  auto state = NewPosixStateStore(c.state_dir);
-  KeyStore keys(state.get());
-  KeyEntry e;
-  e.epoch = 1;
-  auto old = keys.Load(backup->second);
-  if (old.ok()) e.epoch = old->back().epoch + 1;
-  Status s = RandomBytes(e.key.data(), e.key.size());
-  if (s.ok()) s = WriteFileAtomic(out->second, KeyStore::Export(c.home, backup->second, e), 0600);
-  if (s.ok()) s = keys.Put(backup->second, e);
-  if (!s.ok()) {
+  Key key;
+  if (Status s = RandomBytes(key.data(), key.size()); !s.ok()) {
     std::fprintf(stderr, "hubsync keygen: %s\n", s.ToString().c_str());
     return 1;
   }
+  auto state = NewPosixStateStore(c.state_dir);
+  // Stored only once the export is written, under the next epoch chosen
+  // atomically against a running daemon's own key changes.
+  auto e = KeyStore(state.get()).PutNext(backup->second, key, [&](const KeyEntry& entry) {
+    return WriteFileAtomic(out->second, KeyStore::Export(c.home, backup->second, entry), 0600);
+  });
+  if (!e.ok()) {
+    std::fprintf(stderr, "hubsync keygen: %s\n", e.status().ToString().c_str());
+    return 1;
+  }
   std::fprintf(stderr, "hubsync keygen: key epoch %u for %s stored and written to %s (0600)\n",
-               e.epoch, backup->second.c_str(), out->second.c_str());
+               e->epoch, backup->second.c_str(), out->second.c_str());
   return 0;
 }
 
@@ -136,15 +138,13 @@ int Keyimport(const Config& c, const Args& a) {
     return 2;
   }
   auto state = NewPosixStateStore(c.state_dir);
-  KeyStore keys(state.get());
   // A key under an epoch already known would meet that epoch's counters.
-  if (auto known = keys.Load(c.gateway_id); known.ok() && e->epoch <= known->back().epoch) {
-    std::fprintf(stderr, "hubsync keyimport: key epoch %u is not newer than the stored epoch %u "
-                         "(make a new one with hubsync keygen on the primary)\n",
-                 e->epoch, known->back().epoch);
+  Status s = KeyStore(state.get()).PutNewer(c.gateway_id, *e);
+  if (s.code() == Status::Code::kInvalidArgument) {
+    std::fprintf(stderr, "hubsync keyimport: %s (make a new one with hubsync keygen on the "
+                         "primary)\n", s.message().c_str());
     return 2;
   }
-  Status s = keys.Put(c.gateway_id, *e);
   if (!s.ok()) {
     std::fprintf(stderr, "hubsync keyimport: %s\n", s.ToString().c_str());
     return 1;

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,13 @@ bool StateStore::ValidName(const std::string& name) {
 }
 
 namespace {
+
+// Update's body once the record is the caller's alone.
+Status Apply(StateStore* store, const std::string& name, const StateStore::Change& change) {
+  auto next = change(store->Get(name));
+  if (!next.ok()) return next.status();
+  return *next ? store->Put(name, **next) : store->Remove(name);
+}
 
 Status BadName(const std::string& name) {
   return Status::InvalidArgument("not a state record name: " + name.substr(0, 64));
@@ -113,6 +121,27 @@ class PosixStateStore : public StateStore {
       return Status::IoError("remove " + Path(name) + ": " + ErrnoText(errno));
     }
     return SyncDir(Parent(name));
+  }
+
+  // flock on the state_dir itself (not state_dir/lock, which the owning
+  // process holds for its whole life).
+  Status Update(const std::string& name, const Change& change) override {
+    if (!ValidName(name)) return BadName(name);
+    int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 && errno == ENOENT && MakeDirs(dir_, 0700).ok()) {
+      dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (dfd < 0) return Status::IoError("open " + dir_ + ": " + ErrnoText(errno));
+    while (flock(dfd, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        int err = errno;
+        close(dfd);
+        return Status::IoError("lock " + dir_ + ": " + ErrnoText(err));
+      }
+    }
+    Status s = Apply(this, name, change);
+    close(dfd);  // drops the lock
+    return s;
   }
 
   std::vector<std::string> List(const std::string& dir) const override {
@@ -241,6 +270,11 @@ std::vector<std::string> MemoryStateStore::List(const std::string& dir) const {
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
+}
+
+Status MemoryStateStore::Update(const std::string& name, const Change& change) {
+  if (!ValidName(name)) return BadName(name);
+  return Apply(this, name, change);
 }
 
 void MemoryStateStore::LosePower() { volatile_.clear(); }

@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <optional>
+#include <vector>
 
 #include "hubsync/keystore.h"
 #include "test_util.h"
@@ -136,6 +141,82 @@ TEST(PosixStateStoreTest, RecordsArePrivateAndSymlinksAreNeverFollowed) {
   EXPECT_EQ(testing::ReadFile(outside.Sub("victim")), "victim");
   EXPECT_EQ(*s->Get("keys/c.key"), "replaced");
   EXPECT_EQ(s->List("keys"), (std::vector<std::string>{"a.key", "c.key"})) << "links are not records";
+}
+
+// A daemon and a command (keygen, unpair) change one key record at once:
+// Update is a read-modify-write no other process's Update can interleave
+// with, so no change is lost.
+TEST(PosixStateStoreTest, UpdatesFromSeveralProcessesAreNeverLost) {
+  TempDir dir;
+  constexpr int kProcs = 4, kEach = 150;
+  auto bump = [](StateStore* s) {
+    return s->Update("counters/shared", [](const Result<std::string>& old)
+                                            -> Result<std::optional<std::string>> {
+      int n = old.ok() ? std::atoi(old->c_str()) : 0;
+      return std::optional<std::string>(std::to_string(n + 1));
+    });
+  };
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto s = NewPosixStateStore(dir.path());
+      for (int i = 0; i < kEach; ++i) {
+        if (!bump(s.get()).ok()) _exit(1);
+      }
+      _exit(0);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t pid : kids) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  EXPECT_EQ(*NewPosixStateStore(dir.path())->Get("counters/shared"), std::to_string(kProcs * kEach));
+  // A change that fails leaves the record as it was; nullopt removes it.
+  auto s = NewPosixStateStore(dir.path());
+  EXPECT_EQ(s->Update("counters/shared", [](const Result<std::string>&)
+                                             -> Result<std::optional<std::string>> {
+              return Status::Aborted("no");
+            }).code(), Status::Code::kAborted);
+  EXPECT_TRUE(s->Has("counters/shared"));
+  ASSERT_TRUE(s->Update("counters/shared", [](const Result<std::string>&)
+                                               -> Result<std::optional<std::string>> {
+                return std::optional<std::string>();
+              }).ok());
+  EXPECT_FALSE(s->Has("counters/shared"));
+}
+
+TEST(KeyStoreTest, KeygenAndKeyimportChooseEpochsUnderTheUpdateLock) {
+  MemoryStateStore store;
+  KeyStore keys(&store);
+  Key k{};
+  std::vector<uint32_t> exported;
+  auto record = [&](const KeyEntry& e) {
+    exported.push_back(e.epoch);
+    return Status::Ok();
+  };
+  EXPECT_EQ(keys.PutNext("hub-b", k, record)->epoch, 1u);
+  EXPECT_EQ(keys.PutNext("hub-b", k, record)->epoch, 2u);
+  EXPECT_EQ(exported, (std::vector<uint32_t>{1, 2}));
+  // A failed export stores nothing.
+  auto failed = keys.PutNext("hub-b", k, [](const KeyEntry&) { return Status::IoError("disk full"); });
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(keys.Load("hub-b")->back().epoch, 2u);
+  KeyEntry old;
+  old.epoch = 2;
+  EXPECT_EQ(keys.PutNewer("hub-b", old).message(), "key epoch 2 is not newer than the stored epoch 2");
+  old.epoch = 3;
+  EXPECT_TRUE(keys.PutNewer("hub-b", old).ok());
+  EXPECT_EQ(keys.Load("hub-b")->size(), 2u) << "two epochs are kept";
+  ASSERT_TRUE(keys.Remove("hub-b").ok());
+  EXPECT_EQ(keys.Load("hub-b").status().code(), Status::Code::kNotFound);
+  // A damaged record is not silently replaced by keyimport or keygen.
+  ASSERT_TRUE(store.Put("keys/hub-b.key", "garbage").ok());
+  EXPECT_EQ(keys.PutNewer("hub-b", old).code(), Status::Code::kCorruption);
+  EXPECT_EQ(keys.PutNext("hub-b", k, record).status().code(), Status::Code::kCorruption);
 }
 
 }  // namespace

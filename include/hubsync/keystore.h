@@ -16,6 +16,7 @@
 #define HUBSYNC_KEYSTORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,19 @@ class KeyStore {
   explicit KeyStore(StateStore* store) : store_(store) {}
   // Known epochs for `backup`, oldest first; NotFound when none.
   Result<std::vector<KeyEntry>> Load(const std::string& backup) const;
+  // Every change is one StateStore::Update, so a command (keygen,
+  // keyimport, unpair) and the daemon changing one backup's keys at once
+  // never lose each other's change.
+  //
   // Adds (or replaces) an epoch, dropping all but the newest two.
   Status Put(const std::string& backup, const KeyEntry& entry);
+  // Adds `entry` only if its epoch is above every stored one (keyimport):
+  // InvalidArgument naming the newest stored epoch otherwise.
+  Status PutNewer(const std::string& backup, const KeyEntry& entry);
+  // Adds `key` under the epoch after the newest stored (1 for none), once
+  // `before(entry)` has succeeded (keygen writes its export file there).
+  Result<KeyEntry> PutNext(const std::string& backup, const Key& key,
+                           const std::function<Status(const KeyEntry&)>& before);
   Status Remove(const std::string& backup);
   // Drops the epochs below `epoch` (the peer has moved to it).
   Status Retire(const std::string& backup, uint32_t epoch);
@@ -54,7 +66,10 @@ class KeyStore {
 
  private:
   static std::string Name(const std::string& backup) { return "keys/" + backup + ".key"; }
-  Status Write(const std::string& backup, const std::vector<KeyEntry>& entries);
+  // Update of keys/<backup>: `change` edits the stored epochs (empty when
+  // none or unreadable when `tolerate_damage`); an emptied list removes it.
+  Status Change(const std::string& backup, bool tolerate_damage,
+                const std::function<Status(std::vector<KeyEntry>*)>& change);
   StateStore* store_;
 };
 

@@ -14,13 +14,17 @@
 // message): it is visible at once and survives a process crash, and is
 // durable once Flush(name) returns.
 //
-// One process owns a state_dir at a time (StateDirLock in the daemon and in
-// commands that seal); a store itself is used from one thread.
+// One process owns a state_dir at a time (StateDirLock, held by the daemon
+// and by commands that seal); commands that only change records (keygen,
+// keyimport, unpair, pair --window) may run beside it and change them with
+// Update. A store itself is used from one thread.
 #ifndef HUBSYNC_STATE_STORE_H_
 #define HUBSYNC_STATE_STORE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +45,13 @@ class StateStore {
   virtual Status Flush(const std::string& name) = 0;
   // Ok when the record was already absent.
   virtual Status Remove(const std::string& name) = 0;
+  // Read-modify-write of one record, atomic against every other Update of
+  // this state_dir, in this process or another (the daemon and a command
+  // such as keygen or unpair may change keys/<id> at once). `change` gets
+  // the current bytes (or NotFound) and returns the new bytes, nullopt to
+  // remove the record, or an error to leave it as it is (returned).
+  using Change = std::function<Result<std::optional<std::string>>(const Result<std::string>&)>;
+  virtual Status Update(const std::string& name, const Change& change) = 0;
   // The names of the records directly in `dir` (one component), without the
   // "dir/" prefix, sorted; empty when there are none.
   virtual std::vector<std::string> List(const std::string& dir) const = 0;
@@ -65,6 +76,7 @@ class MemoryStateStore : public StateStore {
   Status Overwrite(const std::string& name, std::string_view data) override;
   Status Flush(const std::string& name) override;
   Status Remove(const std::string& name) override;
+  Status Update(const std::string& name, const Change& change) override;
   std::vector<std::string> List(const std::string& dir) const override;
   void LosePower();
 
