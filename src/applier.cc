@@ -79,15 +79,22 @@ std::string Applier::StagingDir() const {
   return std::string(kStagingRoot) + "/" + std::to_string(transfer_);
 }
 
-Status Applier::Recover() {
+Status Applier::Recover(Recovery* report) {
+  Recovery r;
   HUBSYNC_RETURN_IF_ERROR(fs_->MakeDir(kStagingDirName, 0700));
   auto journal = ReadAll(fs_, kJournal);
   if (journal.ok()) {
-    HUBSYNC_RETURN_IF_ERROR(ReplayJournal(*journal));
+    HUBSYNC_RETURN_IF_ERROR(ReplayJournal(*journal, &r.steps));
+    r.finished = true;
+    r.transfer = transfer_;
   } else if (journal.status().code() != Status::Code::kNotFound) {
     return journal.status();
   }
   journal_pending_ = false;
+  if (auto left = fs_->ListDir(kStagingRoot); left.ok()) {
+    for (const DirEntry& e : *left) r.discarded += !(r.finished && e.name == std::to_string(r.transfer));
+  }
+  if (report) *report = r;
   HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournalTmp));
   HUBSYNC_RETURN_IF_ERROR(fs_->RemoveTree(kStagingRoot));
   HUBSYNC_RETURN_IF_ERROR(fs_->MakeDir(kStagingRoot, 0700));
@@ -344,19 +351,19 @@ Status Applier::WriteJournal() {
   return fs_->SyncDir(kStagingDirName);  // the journal is durable: committed
 }
 
-Status Applier::ReplayJournal(const std::string& text) {
+Status Applier::ReplayJournal(const std::string& text, size_t* steps_run) {
   if (text.size() < 4 + 8 + 4 + 32 || text.compare(0, 4, kJournalMagic) != 0) {
-    return Status::Corruption("journal is damaged");
+    return Status::Corruption(std::string(kJournal) + " is damaged");
   }
   std::string_view body(text.data(), text.size() - 32);
   Digest d = Sha256Of(body);
   if (!std::equal(d.begin(), d.end(), reinterpret_cast<const uint8_t*>(text.data()) + body.size())) {
-    return Status::Corruption("journal checksum mismatch");
+    return Status::Corruption(std::string(kJournal) + " is damaged (checksum mismatch)");
   }
   WireReader r(body.substr(4));
   uint64_t transfer;
   uint32_t n;
-  if (!r.U64(&transfer) || !r.U32(&n)) return Status::Corruption("journal is damaged");
+  if (!r.U64(&transfer) || !r.U32(&n)) return Status::Corruption(std::string(kJournal) + " is damaged");
   std::vector<Step> steps;
   for (uint32_t i = 0; i < n; ++i) {
     Step s;
@@ -364,14 +371,20 @@ Status Applier::ReplayJournal(const std::string& text) {
     uint64_t mt;
     if (!r.U8(&kind) || !r.Str(&s.path) || !r.Str(&s.staged) || !r.U8(&s.type) ||
         !r.U32(&s.mode) || !r.U64(&mt) || kind < 1 || kind > 4) {
-      return Status::Corruption("journal is damaged");
+      return Status::Corruption(std::string(kJournal) + " is damaged");
     }
     s.kind = static_cast<Step::Kind>(kind);
     s.mtime_ns = static_cast<int64_t>(mt);
-    HUBSYNC_RETURN_IF_ERROR(ValidateRelativePath(s.path));
+    bool staged_ok = s.kind != Step::Kind::kRename ||
+                     (!s.staged.empty() && s.staged.find('/') == std::string::npos &&
+                      s.staged[0] != '.');
+    if (!ValidateRelativePath(s.path).ok() || !staged_ok) {
+      return Status::Corruption(std::string(kJournal) + " is damaged (a bad path)");
+    }
     steps.push_back(std::move(s));
   }
   transfer_ = transfer;
+  *steps_run = steps.size();
   HUBSYNC_RETURN_IF_ERROR(RunSteps(steps, StagingDir()));
   HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournal));
   return fs_->SyncDir(kStagingDirName);

@@ -21,6 +21,7 @@
 #include "hubsync/daemon.h"
 #include "hubsync/engine.h"
 #include "hubsync/pairing.h"
+#include "hubsync/recover.h"
 #include "hubsync/keystore.h"
 #include "hubsync/messages.h"
 #include "hubsync/status_view.h"
@@ -42,6 +43,8 @@ constexpr char kUsage[] =
     "  hubsync status    -c CONFIG [--json] [--watch] [--timeout MS]\n"
     "                                                          every gateway's sync state; exit 3\n"
     "                                                          when a backup is not in sync\n"
+    "  hubsync recover   -c CONFIG                             (backup) finish or discard an apply\n"
+    "                                                          a crash interrupted; no broker needed\n"
     "  hubsync keygen    -c CONFIG --backup ID --out FILE      (primary) make a key for a backup\n"
     "  hubsync keyimport -c CONFIG FILE                        (backup) install a keygen key\n"
     "  hubsync --version | --help\n"
@@ -259,6 +262,34 @@ int PrintStatus(const Config& c, const Args& a) {
   return AllBackupsInSync(snapshot) ? 0 : 3;
 }
 
+// `hubsync recover`: what hubsync-recover.service runs at boot, before the
+// hub's own services read data_dir.
+int Recover(const Config& c) {
+  auto r = RecoverDataDir(c);
+  if (!r.ok()) {
+    std::string why = r.status().message();
+    if (r.status().code() == Status::Code::kCorruption) {
+      why += "; the tree may mix old and new files: move " + c.data_dir + "/" + kStagingDirName +
+             " aside and start the backup daemon, which re-syncs from the primary";
+    }
+    std::fprintf(stderr, "hubsync recover: cannot recover %s: %s\n", c.data_dir.c_str(), why.c_str());
+    return 1;
+  }
+  if (r->finished) {
+    std::fprintf(stderr, "hubsync recover: finished the interrupted apply of transfer %llu "
+                         "(%zu steps): %s holds the new state\n",
+                 static_cast<unsigned long long>(r->transfer), r->steps, c.data_dir.c_str());
+  }
+  if (r->discarded) {
+    std::fprintf(stderr, "hubsync recover: discarded %zu uncommitted transfer(s)%s\n", r->discarded,
+                 r->finished ? "" : ": the tree keeps its old state");
+  }
+  if (!r->finished && !r->discarded) {
+    std::fprintf(stderr, "hubsync recover: nothing to recover in %s\n", c.data_dir.c_str());
+  }
+  return 0;
+}
+
 int Unpair(const Config& c, const Args& a) {
   if (a.positional.size() != 1 || !IsValidId(a.positional[0])) {
     return Usage("unpair needs one backup id");
@@ -469,7 +500,7 @@ int Main(int argc, char** argv) {
   Args a;
   if (int rc = ParseArgs(argc, argv, &a)) return rc;
   static const char* kCommands[] = {"primary", "backup", "bridge",    "pair",
-                                    "unpair",  "status", "keygen",    "keyimport"};
+                                    "unpair",  "status", "keygen",    "keyimport", "recover"};
   bool known = false;
   for (const char* k : kCommands) known |= a.command == k;
   if (!known) return Usage("unknown command " + a.command);
@@ -485,6 +516,7 @@ int Main(int argc, char** argv) {
   if (a.command == "status") return PrintStatus(*config, a);
   if (a.command == "bridge") return RunBridge(*config);
   if (a.command == "unpair") return Unpair(*config, a);
+  if (a.command == "recover") return Recover(*config);
   return Pair(*config, a);
 }
 

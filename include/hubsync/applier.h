@@ -42,8 +42,18 @@ class Applier {
   Applier(FileSystem* fs, const PathFilter* filter);
   ~Applier();
 
-  // Replays a committed journal if one exists, then clears staging.
-  Status Recover();
+  // What Recover found and did.
+  struct Recovery {
+    bool finished = false;       // a committed delta's journal was replayed to the end
+    uint64_t transfer = 0;       // ... of this transfer
+    size_t steps = 0;            // ... with this many steps
+    size_t discarded = 0;        // uncommitted transfers whose staging was removed
+  };
+  // Replays a committed journal if one exists (the tree reaches that delta's
+  // new state), then clears staging (an uncommitted delta is dropped: the
+  // tree stays old). Corruption naming the journal when it is damaged: then
+  // nothing is changed and the caller must not apply anything.
+  Status Recover(Recovery* report = nullptr);
 
   // One transfer: Begin, Record for every record in order, Commit. Any error
   // leaves the transfer failed; call Abort to discard staging. A Commit that
@@ -90,7 +100,7 @@ class Applier {
   Status FinishFile();
   Status CheckPostState();
   Status WriteJournal();
-  Status ReplayJournal(const std::string& text);
+  Status ReplayJournal(const std::string& text, size_t* steps_run);
   Status RunSteps(const std::vector<Step>& steps, const std::string& staging_dir);
   std::string StagingDir() const;
 

@@ -65,11 +65,13 @@ grep -q "embedding hubsync as backup" "$work/firmware.log" || fail "the firmware
 echo "   converged: $(find "$work/hub-fw/data" -type f | wc -l) files, then one change"
 
 echo "== checking the installed systemd units"
-for u in hubsync-primary.service hubsync-backup.service hubsync-bridge@.service; do
+for u in hubsync-primary.service hubsync-recover.service hubsync-backup.service hubsync-bridge@.service; do
   f="$work/prefix/lib/systemd/system/$u"
   grep -q "^ExecStart=$unit_bindir/hubsync " "$f" || fail "$u: ExecStart is not $unit_bindir/hubsync"
-  for key in NoNewPrivileges=yes ProtectSystem=strict CapabilityBoundingSet= RestrictAddressFamilies= \
-             RestartPreventExitStatus=2 MemoryMax= TasksMax=; do
+  keys="NoNewPrivileges=yes ProtectSystem=strict CapabilityBoundingSet= RestrictAddressFamilies= MemoryMax= TasksMax="
+  # A daemon is not restarted after a bad configuration; a oneshot is not restarted at all.
+  if grep -q "^Type=oneshot" "$f"; then keys="$keys RemainAfterExit=yes"; else keys="$keys RestartPreventExitStatus=2"; fi
+  for key in $keys; do
     grep -q "^$key" "$f" || fail "$u: missing $key"
   done
   if command -v systemd-analyze >/dev/null; then
@@ -80,6 +82,10 @@ for u in hubsync-primary.service hubsync-backup.service hubsync-bridge@.service;
     [ -z "$out" ] || fail "$u: systemd-analyze verify: $out"
   fi
 done
+# Recovery runs before the backup daemon, which cannot start without it.
+grep -q "^Before=hubsync-backup.service" "$work/prefix/lib/systemd/system/hubsync-recover.service" &&
+  grep -q "^Requires=hubsync-recover.service" "$work/prefix/lib/systemd/system/hubsync-backup.service" ||
+  fail "hubsync-recover.service does not run before the backup daemon"
 # The bridge parses radio input: never as the user that owns the keys.
 grep -q "^User=hubsync-bridge" "$work/prefix/lib/systemd/system/hubsync-bridge@.service" ||
   fail "the bridge runs as the key owner"

@@ -1,0 +1,90 @@
+// In-process sync helpers for tests of the apply path: a source tree's
+// difference streamed through DeltaWriter and Applier the way the daemons do.
+#ifndef HUBSYNC_TESTS_APPLY_UTIL_H_
+#define HUBSYNC_TESTS_APPLY_UTIL_H_
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hubsync/applier.h"
+#include "hubsync/delta_writer.h"
+#include "hubsync/scanner.h"
+#include "test_util.h"
+
+namespace hubsync {
+namespace testing {
+
+constexpr int64_t kNow = 4'000'000'000'000'000'000;  // far future: nothing is "racy"
+
+inline Manifest ScanTree(FileSystem* fs, const PathFilter* filter) {
+  Scanner s(fs, filter);
+  auto m = s.Scan(kNow);
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  return std::move(m).value();
+}
+
+struct SyncResult {
+  Status status;
+  ApplyStats stats;
+  size_t chunks = 0;
+};
+
+// Streams src's difference to dst through DeltaWriter and Applier, the way
+// the daemons do but in-process.
+inline SyncResult SyncOnce(const std::string& src, FileSystem* dst_fs, size_t max_plain = 8192,
+                           const PathFilter& filter = PathFilter(), int crash_after = -1) {
+  auto src_fs = NewPosixFileSystem(src);
+  auto target = std::make_shared<const Manifest>(ScanTree(src_fs.get(), &filter));
+  auto base = std::make_shared<const Manifest>(ScanTree(dst_fs, &filter));
+  DeltaWriter w(src_fs.get(), target, base, Diff(*target, *base), max_plain);
+  Applier a(dst_fs, &filter);
+  SyncResult r;
+  r.status = a.Recover();
+  if (!r.status.ok()) return r;
+  a.set_crash_after_steps_for_test(crash_after);
+  r.status = a.Begin(7);
+  while (r.status.ok() && !w.done()) {
+    bool last = false;
+    auto chunk = w.Next(&last);
+    if (!chunk.ok()) {
+      r.status = chunk.status();
+      break;
+    }
+    EXPECT_LE(chunk->size(), max_plain);
+    ++r.chunks;
+    std::vector<DeltaRecord> recs;
+    r.status = DecodeRecords(*chunk, &recs);
+    for (size_t i = 0; r.status.ok() && i < recs.size(); ++i) r.status = a.Record(recs[i]);
+    if (r.status.ok() && last) r.status = a.Commit();
+  }
+  r.stats = a.stats();
+  if (!r.status.ok()) a.Abort();  // as the backup does with a failed transfer
+  return r;
+}
+
+// Files of many kinds: nested, unicode, empty, executable, symlinks (one
+// dangling), a 3 MiB binary.
+inline void MakeRichTree(const std::string& root) {
+  testing::WriteFile(root + "/devices/lamp.json", R"({"on":true})");
+  testing::WriteFile(root + "/devices/deep/er/and/deeper/x.json", "deep");
+  testing::WriteFile(root + "/scenes/movie night ü.json", "unicode and spaces");
+  testing::WriteFile(root + "/empty", "");
+  testing::WriteFile(root + "/bin/run.sh", "#!/bin/sh\n");
+  chmod((root + "/bin/run.sh").c_str(), 0755);
+  chmod((root + "/devices/lamp.json").c_str(), 0600);
+  symlink("devices/lamp.json", (root + "/current").c_str());
+  symlink("/nonexistent/outside", (root + "/dangling").c_str());
+  std::string big(3 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 13);
+  testing::WriteFile(root + "/db/hub.sqlite", big);
+}
+
+}  // namespace testing
+}  // namespace hubsync
+
+#endif  // HUBSYNC_TESTS_APPLY_UTIL_H_

@@ -1,0 +1,120 @@
+// `hubsync recover` (issue 9): after a crash, data_dir is brought to exactly
+// the old or the new tree before anything reads it, without a broker.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "apply_util.h"
+#include "file_util.h"
+#include "harness.h"
+#include "home_fixture.h"
+
+namespace hubsync {
+namespace {
+
+using testing::Gateway;
+using testing::HomeTest;
+using testing::MakeRichTree;
+using testing::TempDir;
+using testing::WaitFor;
+using testing::Snapshot;
+using testing::SyncOnce;
+using testing::WriteFile;
+
+class RecoverTest : public HomeTest {
+ protected:
+  // hub-b1's data_dir holds `old`; `src` holds the new tree.
+  void SetUp() override {
+    HomeTest::SetUp();
+    MakeHome(1);
+    b_ = &backups_["hub-b1"];
+    MakeRichTree(src_.path());
+    auto fs = NewPosixFileSystem(b_->data);
+    ASSERT_TRUE(SyncOnce(src_.path(), fs.get()).status.ok());
+    old_ = Snapshot(b_->data);
+    WriteFile(src_.Sub("devices/lamp.json"), "changed");
+    WriteFile(src_.Sub("new/dir/file"), "new");
+    unlink(src_.Sub("empty").c_str());
+    std::system(("rm -rf '" + src_.Sub("devices/deep") + "'").c_str());
+    WriteFile(src_.Sub("devices/deep"), "a file where a directory was");
+  }
+  std::map<std::string, std::string> New() {
+    auto snap = Snapshot(src_.path());
+    snap.erase(".hubsync");
+    return snap;
+  }
+  std::map<std::string, std::string> Now() {
+    auto snap = Snapshot(b_->data);
+    for (auto it = snap.begin(); it != snap.end();) {
+      it = it->first.rfind(".hubsync", 0) == 0 ? snap.erase(it) : std::next(it);
+    }
+    return snap;
+  }
+  TempDir src_;
+  Gateway* b_ = nullptr;
+  std::map<std::string, std::string> old_;
+};
+
+TEST_F(RecoverTest, ACommittedDeltaIsFinishedWithoutABroker) {
+  broker_.reset();  // recovery needs no broker
+  auto fs = NewPosixFileSystem(b_->data);
+  auto r = SyncOnce(src_.path(), fs.get(), 8192, PathFilter({"cache/**", "**/*.tmp"}), 3);
+  ASSERT_EQ(r.status.code(), Status::Code::kAborted) << "the simulated crash, after 3 journal steps";
+  auto mixed = Now();
+  ASSERT_NE(mixed, old_);
+  ASSERT_NE(mixed, New()) << "the crash left a tree that never existed on the primary";
+  std::string out;
+  ASSERT_EQ(Tool({"recover", "-c", b_->config}, &out), 0) << out;
+  EXPECT_NE(out.find("finished the interrupted apply of transfer 7"), std::string::npos) << out;
+  EXPECT_EQ(Now(), New());
+  ASSERT_EQ(Tool({"recover", "-c", b_->config}, &out), 0) << out;
+  EXPECT_NE(out.find("nothing to recover"), std::string::npos) << out;
+  EXPECT_EQ(Now(), New());
+}
+
+TEST_F(RecoverTest, AnUncommittedDeltaIsDiscarded) {
+  // A transfer killed while streaming: staged files, no journal.
+  testing::MkdirP(b_->data + "/.hubsync/staging/9");
+  WriteFile(b_->data + "/.hubsync/staging/9/0", "half a file");
+  std::string out;
+  ASSERT_EQ(Tool({"recover", "-c", b_->config}, &out), 0) << out;
+  EXPECT_NE(out.find("discarded 1 uncommitted transfer(s): the tree keeps its old state"),
+            std::string::npos) << out;
+  EXPECT_EQ(Now(), old_);
+  EXPECT_NE(access((b_->data + "/.hubsync/staging/9").c_str(), F_OK), 0);
+}
+
+TEST_F(RecoverTest, ADamagedJournalIsRefusedNamingItAndNothingChanges) {
+  auto fs = NewPosixFileSystem(b_->data);
+  ASSERT_EQ(SyncOnce(src_.path(), fs.get(), 8192, PathFilter(), 2).status.code(),
+            Status::Code::kAborted);
+  auto before = Snapshot(b_->data);
+  std::string journal = testing::ReadFile(b_->data + "/.hubsync/journal");
+  ASSERT_GT(journal.size(), 40u);
+  journal[journal.size() / 2] ^= 0x20;  // one flipped bit in the middle
+  WriteFile(b_->data + "/.hubsync/journal", journal);
+  before = Snapshot(b_->data);
+  std::string out;
+  EXPECT_EQ(Tool({"recover", "-c", b_->config}, &out), 1) << out;
+  EXPECT_NE(out.find(".hubsync/journal is damaged (checksum mismatch)"), std::string::npos) << out;
+  EXPECT_NE(out.find("start the backup daemon, which re-syncs from the primary"), std::string::npos);
+  EXPECT_EQ(Snapshot(b_->data), before);
+  // The daemon refuses the same way rather than apply over a mixed tree.
+  Start(*b_, "backup");
+  EXPECT_EQ(b_->proc->Wait(), 1);
+  EXPECT_NE(b_->proc->Log().find(".hubsync/journal is damaged"), std::string::npos) << b_->proc->Log();
+}
+
+TEST_F(RecoverTest, ARunningDaemonIsLeftAlone) {
+  Start(*b_, "backup");
+  ASSERT_TRUE(WaitFor([&] { return StateDirLock::Holder(b_->state) == b_->proc->pid(); }, 10000));
+  std::string out;
+  EXPECT_EQ(Tool({"recover", "-c", b_->config}, &out), 1) << out;
+  EXPECT_NE(out.find("in use by another hubsync process (pid " + std::to_string(b_->proc->pid())),
+            std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace hubsync
