@@ -436,13 +436,33 @@ Status Applier::RunSteps(const std::vector<Step>& steps, const std::string& stag
     if (crash()) return Status::Aborted("simulated crash");
     HUBSYNC_RETURN_IF_ERROR(fs_->SetAttrs(it->path, EntryType::kDir, it->mode, 0));
   }
-  if (touched_dirs.size() > kMaxDirSyncs) return fs_->SyncAll();
-  for (const std::string& d : touched_dirs) {
-    // A directory that is gone (or became a file) has nothing to sync.
-    Status st = fs_->SyncDir(d);
-    if (!st.ok() && st.code() != Status::Code::kNotFound && st.code() != Status::Code::kRejected) {
-      return st;
+  // Durable before the journal goes: every changed name (the parents'
+  // entries) and every changed mode or mtime (the object itself: a parent's
+  // fsync does not cover a child's attributes). A symlink cannot be synced
+  // alone; many objects cost more one at a time than one syncfs.
+  std::set<std::string> changed_files, changed_dirs = touched_dirs;
+  bool sync_all = false;
+  for (const Step& s : steps) {
+    if (s.kind == Step::Kind::kMkdir) changed_dirs.insert(s.path);
+    if (s.kind != Step::Kind::kSetAttr) continue;
+    switch (static_cast<EntryType>(s.type)) {
+      case EntryType::kDir: changed_dirs.insert(s.path); break;
+      case EntryType::kFile: changed_files.insert(s.path); break;
+      default: sync_all = true;
     }
+  }
+  if (sync_all || changed_dirs.size() + changed_files.size() > kMaxDirSyncs) return fs_->SyncAll();
+  // An object that is gone (or changed kind) since has nothing to sync.
+  auto gone = [](const Status& st) {
+    return st.code() == Status::Code::kNotFound || st.code() == Status::Code::kRejected;
+  };
+  for (const std::string& d : changed_dirs) {
+    Status st = fs_->SyncDir(d);
+    if (!st.ok() && !gone(st)) return st;
+  }
+  for (const std::string& f : changed_files) {
+    Status st = fs_->SyncFile(f);
+    if (!st.ok() && !gone(st)) return st;
   }
   return Status::Ok();
 }

@@ -293,6 +293,20 @@ class PosixFileSystem : public FileSystem {
     return Status::Ok();
   }
 
+  Status SyncFile(const std::string& path) override {
+    std::string leaf;
+    auto dir = OpenParent(path, &leaf);
+    if (!dir.ok()) return dir.status();
+    auto fd = OpenLeaf(dir->get(), leaf, EntryType::kFile);
+    if (!fd.ok()) return fd.status();
+    if (fsync(fd->get()) == 0) return Status::Ok();
+    if (errno != EBADF) return Errno("fsync", errno);
+    // An O_PATH descriptor (a file this process may not read) cannot be
+    // fsynced: sync its whole filesystem instead.
+    if (syncfs(dir->get()) != 0) return Errno("syncfs", errno);
+    return Status::Ok();
+  }
+
   Status SyncDir(const std::string& path) override {
     auto dir = OpenDir(path);
     if (!dir.ok()) return dir.status();

@@ -38,14 +38,16 @@ struct SyncResult {
 // the daemons do but in-process.
 inline SyncResult SyncOnce(const std::string& src, FileSystem* dst_fs, size_t max_plain = 8192,
                            const PathFilter& filter = PathFilter(), int crash_after = -1) {
-  auto src_fs = NewPosixFileSystem(src);
-  auto target = std::make_shared<const Manifest>(ScanTree(src_fs.get(), &filter));
-  auto base = std::make_shared<const Manifest>(ScanTree(dst_fs, &filter));
-  DeltaWriter w(src_fs.get(), target, base, Diff(*target, *base), max_plain);
+  // Recovery first, as the backup does at start: the manifest it sends
+  // describes the recovered tree.
   Applier a(dst_fs, &filter);
   SyncResult r;
   r.status = a.Recover();
   if (!r.status.ok()) return r;
+  auto src_fs = NewPosixFileSystem(src);
+  auto target = std::make_shared<const Manifest>(ScanTree(src_fs.get(), &filter));
+  auto base = std::make_shared<const Manifest>(ScanTree(dst_fs, &filter));
+  DeltaWriter w(src_fs.get(), target, base, Diff(*target, *base), max_plain);
   a.set_crash_after_steps_for_test(crash_after);
   r.status = a.Begin(7);
   while (r.status.ok() && !w.done()) {

@@ -52,6 +52,7 @@ class FaultFs : public FileSystem {
     return base_->SetAttrs(p, t, m, ns);
   }
   Status SyncDir(const std::string& p) override { return base_->SyncDir(p); }
+  Status SyncFile(const std::string& p) override { return base_->SyncFile(p); }
   Status SyncAll() override { return base_->SyncAll(); }
   const std::string& root() const override { return base_->root(); }
 

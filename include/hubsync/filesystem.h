@@ -74,7 +74,11 @@ class FileSystem {
   virtual Status RemoveTree(const std::string& path) = 0;
   virtual Status SetAttrs(const std::string& path, EntryType type, uint32_t mode,
                           int64_t mtime_ns) = 0;
+  // Makes a directory's entries and attributes durable (fsync).
   virtual Status SyncDir(const std::string& path) = 0;
+  // Makes a regular file's content and attributes durable (fsync), e.g.
+  // after SetAttrs changed its mode; Rejected for anything else.
+  virtual Status SyncFile(const std::string& path) = 0;
   // Makes everything written under the root durable at once (syncfs): one
   // flush for a whole delta instead of one fsync per file.
   virtual Status SyncAll() = 0;
