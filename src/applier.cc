@@ -403,9 +403,14 @@ Status Applier::RunSteps(const std::vector<Step>& steps, const std::string& stag
         if (!before.ok() || static_cast<uint8_t>(before->type) != s.type) break;
         Status st = fs_->Remove(s.path);
         if (!st.ok()) {
-          // A directory that still holds excluded files stays.
-          auto info = fs_->Stat(s.path);
-          if (!(info.ok() && info->type == EntryType::kDir)) return st;
+          // A directory that still holds excluded files stays; any other
+          // failure (EIO, say) is the delta's, with its own cause.
+          bool holds_excluded = false;
+          if (before->type == EntryType::kDir) {
+            auto left = fs_->ListDir(s.path);
+            holds_excluded = left.ok() && !left->empty();
+          }
+          if (!holds_excluded) return st;
         }
         break;
       }
@@ -472,8 +477,12 @@ Status Applier::Commit() {
   HUBSYNC_RETURN_IF_ERROR(FinishFile());
   HUBSYNC_RETURN_IF_ERROR(CheckPostState());
   HUBSYNC_RETURN_IF_ERROR(fs_->SyncAll());  // staged data and names are durable
-  HUBSYNC_RETURN_IF_ERROR(WriteJournal());
-  journal_pending_ = true;  // committed: from here on only forward
+  // From here on the staged files may be the delta's: once the journal's
+  // rename has happened (even if the directory sync after it then fails) a
+  // restart replays it. Abort keeps them; Recover decides (replay if the
+  // journal is there, discard if not).
+  journal_pending_ = true;
+  HUBSYNC_RETURN_IF_ERROR(WriteJournal());  // committed: from here on only forward
   HUBSYNC_RETURN_IF_ERROR(RunSteps(steps_, StagingDir()));
   HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournal));
   HUBSYNC_RETURN_IF_ERROR(fs_->SyncDir(kStagingDirName));

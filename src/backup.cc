@@ -218,6 +218,16 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   }
   Log(LogLevel::kDebug, "manifest request " + std::to_string(req->transfer) +
                             (req->rescan ? " (rescan)" : ""));
+  if (applier_->journal_pending()) {
+    // The last commit failed after its journal (disk full, EIO): finish it
+    // before describing the tree, which is mixed until then.
+    Status s = applier_->Recover();
+    manifest_valid_ = false;
+    if (!s.ok()) {
+      SetState("error", "cannot finish the interrupted commit: " + s.message());
+      return;
+    }
+  }
   if (req->rescan || req->expect.empty() || !manifest_valid_) {
     Status s = Rescan();
     if (!s.ok()) {
@@ -274,6 +284,7 @@ void BackupEngine::FailTransfer(const std::string& why, bool retry_plain) {
   uint64_t transfer = applier_->transfer();
   applier_->Abort();
   touched_.clear();
+  if (applier_->journal_pending()) manifest_valid_ = false;  // renamed in part
   Log(LogLevel::kWarn, "delta refused: " + why);
   Ack a;
   a.kind = Ack::Kind::kError;

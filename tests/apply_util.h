@@ -34,16 +34,16 @@ struct SyncResult {
   size_t chunks = 0;
 };
 
-// Streams src's difference to dst through DeltaWriter and Applier, the way
-// the daemons do but in-process.
-inline SyncResult SyncOnce(const std::string& src, FileSystem* dst_fs, size_t max_plain = 8192,
-                           const PathFilter& filter = PathFilter(), int crash_after = -1) {
-  // Recovery first, as the backup does at start: the manifest it sends
-  // describes the recovered tree.
-  Applier a(dst_fs, &filter);
+// One transfer of src's difference to dst through DeltaWriter and `a` (an
+// applier of the backup's lifetime: no recovery here but what Begin does).
+inline SyncResult SyncThrough(Applier& a, const std::string& src, FileSystem* dst_fs,
+                              size_t max_plain = 8192, const PathFilter& filter = PathFilter(),
+                              int crash_after = -1) {
   SyncResult r;
-  r.status = a.Recover();
-  if (!r.status.ok()) return r;
+  if (a.journal_pending()) {  // as the backup does before describing its tree
+    r.status = a.Recover();
+    if (!r.status.ok()) return r;
+  }
   auto src_fs = NewPosixFileSystem(src);
   auto target = std::make_shared<const Manifest>(ScanTree(src_fs.get(), &filter));
   auto base = std::make_shared<const Manifest>(ScanTree(dst_fs, &filter));
@@ -67,6 +67,19 @@ inline SyncResult SyncOnce(const std::string& src, FileSystem* dst_fs, size_t ma
   r.stats = a.stats();
   if (!r.status.ok()) a.Abort();  // as the backup does with a failed transfer
   return r;
+}
+
+// Streams src's difference to dst through DeltaWriter and a new Applier, the
+// way a backup that has just started does, but in-process.
+inline SyncResult SyncOnce(const std::string& src, FileSystem* dst_fs, size_t max_plain = 8192,
+                           const PathFilter& filter = PathFilter(), int crash_after = -1) {
+  // Recovery first, as the backup does at start: the manifest it sends
+  // describes the recovered tree.
+  Applier a(dst_fs, &filter);
+  SyncResult r;
+  r.status = a.Recover();
+  if (!r.status.ok()) return r;
+  return SyncThrough(a, src, dst_fs, max_plain, filter, crash_after);
 }
 
 // Files of many kinds: nested, unicode, empty, executable, symlinks (one

@@ -12,7 +12,9 @@
 //   SyncAll             everything
 // Barriers and mutating calls are both counted as operations. With
 // cut_at = N the Nth operation (0-based) and every call after it fail with
-// Aborted("power cut"), as if power failed just before it. CutPower(keep)
+// Aborted("power cut"), as if power failed just before it; with fail_at = N
+// the Nth operation alone fails with fail_with (EIO, ENOSPC) and changes
+// nothing. CutPower(keep)
 // then rebuilds the live tree from what was durable plus the pending
 // operations `keep` selects, applied in order, each atomically (one write's
 // bytes, one rename). crash_test.cc keeps none (the strict model), all (a
@@ -50,6 +52,8 @@ class CrashFs : public FileSystem {
   CrashFs(const CrashFs&) = default;  // a copy starts from the same trees
 
   int cut_at = -1;   // the operation index power fails at; -1 never
+  int fail_at = -1;  // the operation index that fails (once) with fail_with
+  Status fail_with = Status::IoError("Input/output error");
   int ops() const { return ops_; }
   size_t pending() const { return pending_.size(); }
   // Whether pending operation i writes file content (else it changes names
@@ -319,7 +323,7 @@ class CrashFs : public FileSystem {
       off_ = true;
       return Powered();
     }
-    ++ops_;
+    if (ops_++ == fail_at) return fail_with;
     return Status::Ok();
   }
 
