@@ -39,36 +39,33 @@ bool MatchSegment(const char* p, const char* s) {
   return *p == '\0';
 }
 
-// `failed` remembers the (pi, si) states already known not to match, so a
-// pattern with several "**" (e.g. "**/*/**/*/**") costs at most
-// O(pattern segments x path segments^2) instead of exponential time (found
-// by fuzz_paths: a hostile exclusion policy could stall the primary).
-bool MatchSegments(const std::vector<std::string>& pat, size_t pi,
-                   const std::vector<std::string>& path, size_t si, std::vector<char>* failed) {
-  const size_t start_pi = pi, start_si = si;
-  char& known = (*failed)[start_pi * (path.size() + 1) + start_si];
-  if (known) return false;
-  while (pi < pat.size()) {
-    if (pat[pi] == "**") {
-      // Collapse consecutive "**" and try every split.
-      while (pi + 1 < pat.size() && pat[pi + 1] == "**") ++pi;
-      if (pi + 1 == pat.size()) return true;
-      for (size_t k = si; k <= path.size(); ++k) {
-        if (MatchSegments(pat, pi + 1, path, k, failed)) return true;
-      }
-      known = 1;
+// Matches path segments against pattern segments where "**" stands for any
+// number of segments (zero included) and every other pattern segment for
+// exactly one. Greedy with one remembered "**" (the last seen), as
+// MatchSegment does with '*' inside a segment: a mismatch after a "**" only
+// ever moves that "**" one segment further, so the cost is at most
+// O(pattern segments x path segments) whatever the pattern, with no
+// allocation (backtracking per "**" was exponential: found by fuzz_paths;
+// its memoised fix allocated a table per call on the primary's hot path).
+bool MatchSegments(const std::vector<std::string>& pat, const std::vector<std::string>& path) {
+  size_t pi = 0, si = 0;
+  size_t star_pi = std::string::npos, star_si = 0;
+  while (si < path.size()) {
+    if (pi < pat.size() && pat[pi] == "**") {
+      star_pi = pi++;
+      star_si = si;
+    } else if (pi < pat.size() && MatchSegment(pat[pi].c_str(), path[si].c_str())) {
+      ++pi;
+      ++si;
+    } else if (star_pi != std::string::npos) {
+      pi = star_pi + 1;
+      si = ++star_si;
+    } else {
       return false;
     }
-    if (si >= path.size() || !MatchSegment(pat[pi].c_str(), path[si].c_str())) {
-      known = 1;
-      return false;
-    }
-    ++pi;
-    ++si;
   }
-  if (si == path.size()) return true;
-  known = 1;
-  return false;
+  while (pi < pat.size() && pat[pi] == "**") ++pi;
+  return pi == pat.size();
 }
 
 }  // namespace
@@ -100,9 +97,7 @@ bool GlobMatch(const std::string& pattern, const std::string& path) {
     // Basename pattern: match the last segment at any depth.
     return MatchSegment(pat.c_str(), ps.back().c_str());
   }
-  std::vector<std::string> pat_segments = Split(pat);
-  std::vector<char> failed((pat_segments.size() + 1) * (ps.size() + 1), 0);
-  return MatchSegments(pat_segments, 0, ps, 0, &failed);
+  return MatchSegments(Split(pat), ps);
 }
 
 PathFilter::PathFilter(std::vector<std::string> patterns) : patterns_(std::move(patterns)) {}

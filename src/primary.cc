@@ -214,7 +214,9 @@ void PrimaryEngine::OnMessage(const Message& m) {
       // A backup that (re)appeared or differs: catch it up now.
       if (!was_online) Log(LogLevel::kInfo, "backup " + gw + " is online: syncing it");
       p->wanted = true;
-      if (p->phase == Peer::Phase::kIdle) p->retry_at_ms = 0;
+      // At once, unless it is failing: its own "error" status after each
+      // failed sync must not turn the growing delay into a tight loop.
+      if (p->phase == Peer::Phase::kIdle && (!was_online || p->backoff_ms == 0)) p->retry_at_ms = 0;
     }
     return;
   }

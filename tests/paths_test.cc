@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <string>
+#include <vector>
+
 namespace hubsync {
 namespace {
 
@@ -80,9 +84,72 @@ TEST(PathsTest, ManyGlobstarsMatchInPolynomialTime) {
   for (int i = 0; i < 200; ++i) path += "xa/";
   path += "y";
   // (The exponential matcher does not return from these within CTest's
-  // timeout; the memoised one takes milliseconds.)
+  // timeout; the greedy one takes microseconds.)
   EXPECT_FALSE(GlobMatch(pattern, path));
   EXPECT_TRUE(GlobMatch(pattern, path.substr(0, path.size() - 1) + "z"));
+  // The worst a policy can send: as many "**" as a path has segments.
+  std::string many, deep;
+  for (int i = 0; i < 1000; ++i) many += "**/a/";
+  many += "b";
+  for (int i = 0; i < 2000; ++i) deep += "a/";
+  deep += "c";
+  EXPECT_FALSE(GlobMatch(many, deep));
+}
+
+// Tries every split of the path at every "**": exponential, but obviously
+// right; the real matcher must agree with it everywhere.
+bool ReferenceMatch(const std::vector<std::string>& pat, size_t pi,
+                    const std::vector<std::string>& path, size_t si) {
+  if (pi == pat.size()) return si == path.size();
+  if (pat[pi] == "**") {
+    for (size_t k = si; k <= path.size(); ++k) {
+      if (ReferenceMatch(pat, pi + 1, path, k)) return true;
+    }
+    return false;
+  }
+  if (si == path.size()) return false;
+  bool one = pat[pi] == "*" || pat[pi] == path[si] ||
+             (pat[pi] == "?" && path[si].size() == 1);
+  return one && ReferenceMatch(pat, pi + 1, path, si + 1);
+}
+
+TEST(PathsTest, GlobstarsAgreeWithTryingEverySplit) {
+  const std::vector<std::string> tokens = {"**", "a", "b", "*"};
+  const std::vector<std::string> segs = {"a", "b", "c"};
+  size_t checked = 0;
+  // Every pattern of 2..5 tokens (with a segment in it, as a pattern with a
+  // slash) against every path of 1..5 segments.
+  std::function<void(std::vector<std::string>&)> patterns = [&](std::vector<std::string>& pat) {
+    if (pat.size() >= 2) {
+      std::string p;
+      for (const auto& t : pat) p += (p.empty() ? "" : "/") + t;
+      std::function<void(std::vector<std::string>&)> paths = [&](std::vector<std::string>& path) {
+        if (!path.empty()) {
+          std::string s;
+          for (const auto& t : path) s += (s.empty() ? "" : "/") + t;
+          ASSERT_EQ(GlobMatch(p, s), ReferenceMatch(pat, 0, path, 0)) << p << " vs " << s;
+          ++checked;
+        }
+        if (path.size() == 5) return;
+        for (const auto& t : segs) {
+          path.push_back(t);
+          paths(path);
+          path.pop_back();
+        }
+      };
+      std::vector<std::string> path;
+      paths(path);
+    }
+    if (pat.size() == 5) return;
+    for (const auto& t : tokens) {
+      pat.push_back(t);
+      patterns(pat);
+      pat.pop_back();
+    }
+  };
+  std::vector<std::string> pat;
+  patterns(pat);
+  EXPECT_GT(checked, 100000u);
 }
 
 }  // namespace

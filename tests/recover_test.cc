@@ -16,7 +16,9 @@ namespace {
 
 using testing::Gateway;
 using testing::HomeTest;
+using testing::kConvergeMs;
 using testing::MakeRichTree;
+using testing::Recorder;
 using testing::TempDir;
 using testing::WaitFor;
 using testing::Snapshot;
@@ -114,6 +116,58 @@ TEST_F(RecoverTest, ARunningDaemonIsLeftAlone) {
   EXPECT_EQ(Tool({"recover", "-c", b_->config}, &out), 1) << out;
   EXPECT_NE(out.find("in use by another hubsync process (pid " + std::to_string(b_->proc->pid())),
             std::string::npos) << out;
+}
+
+// Disk full on a backup (issue 9), end to end on a real filesystem: a tmpfs
+// too small for the delta. The backup says "error" with the cause, the
+// primary retries with a growing delay (never in a tight loop), nothing
+// partial appears, and once there is room the backup converges.
+class DiskFullTest : public HomeTest {
+ protected:
+  void TearDown() override {
+    if (!mounted_) return;
+    for (auto& [id, g] : backups_) g.proc.reset();  // nothing may hold the mount
+    EXPECT_EQ(std::system(("umount '" + mounted_dir_ + "'").c_str()), 0);
+  }
+  bool Mount(const std::string& dir, const std::string& size) {
+    int rc = std::system(("mount -t tmpfs -o size=" + size + ",mode=0755 tmpfs '" + dir + "'").c_str());
+    mounted_ = rc == 0;
+    mounted_dir_ = dir;
+    return mounted_;
+  }
+  bool mounted_ = false;
+  std::string mounted_dir_;
+};
+
+TEST_F(DiskFullTest, ABackupOutOfSpaceSaysSoBacksOffAndConvergesOnceThereIsRoom) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  ASSERT_TRUE(Mount(b.data, "256k")) << "the test mounts a tmpfs (it runs as root, as CI does)";
+  WriteFile(primary_.data + "/devices/lamp.json", "on");
+  WriteFile(primary_.data + "/db/hub.sqlite", std::string(600 * 1024, 'd'));
+  const std::string gw = "hubsync/v1/home-1/gw/hub-b1/";
+  Recorder requests(Recorder::Options(broker_->uri()), {gw + "manifest/req"});
+  Recorder status(Recorder::Options(broker_->uri()), {gw + "status"});
+  StartAll();
+  ASSERT_TRUE(WaitFor([&] {
+    for (const Message& m : status.messages()) {
+      if (m.payload.find("\"state\":\"error\"") != std::string::npos &&
+          m.payload.find("No space left on device") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }, kConvergeMs)) << b.proc->Log();
+  // Backed off: a tight loop would send hundreds of requests in 3 s.
+  size_t at_error = requests.messages().size();
+  EXPECT_FALSE(WaitFor([&] { return requests.messages().size() > at_error + 6; }, 3000))
+      << requests.messages().size() - at_error << " attempts in 3 s";
+  int code = 0;
+  EXPECT_FALSE(b.proc->Exited(&code)) << "the backup exited with " << code;
+  EXPECT_NE(access((b.data + "/db/hub.sqlite").c_str(), F_OK), 0) << "nothing partial appears";
+  // Room again: the next attempt converges.
+  ASSERT_EQ(std::system(("mount -o remount,size=8m '" + b.data + "'").c_str()), 0);
+  ASSERT_TRUE(AllConverged());
 }
 
 }  // namespace
