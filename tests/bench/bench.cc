@@ -1,7 +1,11 @@
 // hubsync benchmark: a real broker, real daemons, a generated hub tree, and
 // rsync (daemon on loopback) over the same tree in the same run.
 //
-//   build/hubsync_bench [--files N] [--db-mib M] [--changes K] [--dir DIR]
+//   build/hubsync_bench [--files N] [--db-mib M] [--changes K] [--dir DIR] [--broker stock]
+//
+// --broker stock runs Mosquitto as a hub ships it (no set_tcp_nodelay: Nagle
+// on the broker's sockets); the default is the test harness's broker, which
+// sets it.
 //
 // Measures initial sync time, new-small-file latency (close on the primary ->
 // rename on the backup, p50/p99), a 64 KiB in-place edit of the database
@@ -155,6 +159,7 @@ double Percentile(std::vector<double> v, double p) {
 
 int Main(int argc, char** argv) {
   int files = 5000, db_mib = 50, changes = 100;
+  bool stock = false;
   std::string base;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -162,6 +167,7 @@ int Main(int argc, char** argv) {
     else if (a == "--db-mib") db_mib = std::atoi(argv[i + 1]);
     else if (a == "--changes") changes = std::atoi(argv[i + 1]);
     else if (a == "--dir") base = argv[i + 1];
+    else if (a == "--broker") stock = std::string(argv[i + 1]) == "stock";
   }
   testing::TempDir tmp;
   if (base.empty()) base = tmp.path();
@@ -173,7 +179,12 @@ int Main(int argc, char** argv) {
   std::printf("generating %d JSON files + a %d MiB database...\n", files, db_mib);
   GenerateTree(p + "/data", files, db_mib);
 
-  Broker broker(base + "/broker");
+  const int broker_port = testing::FreePort();
+  Broker broker = stock ? Broker(base + "/broker", broker_port,
+                                 "listener " + std::to_string(broker_port) + " 127.0.0.1\n"
+                                 "allow_anonymous true\nuser root\n")
+                        : Broker(base + "/broker");
+  std::printf("broker: %s\n", stock ? "stock Mosquitto (Nagle on)" : "harness (set_tcp_nodelay)");
   if (!broker.up()) {
     std::fprintf(stderr, "mosquitto did not start\n");
     return 1;
