@@ -118,6 +118,52 @@ TEST_F(RecoverTest, ARunningDaemonIsLeftAlone) {
             std::string::npos) << out;
 }
 
+// Damaged state on restart (issue 9): a rebuildable record (the manifest
+// cache) is rebuilt and replication goes on; one that cannot be rebuilt (a
+// key, a message counter) stops only that peer's replication, with a log line
+// naming the record, and the daemon stays up; nothing is sealed with a
+// guessed counter.
+TEST_F(HomeTest, DamagedStateFilesAreRebuiltOrNamedNeverGuessed) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  testing::HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  auto restart = [&](Gateway& g, const char* role) {
+    g.proc->Stop();
+    Start(g, role);
+  };
+  // The manifest caches: garbage on one side, a record cut short on the other.
+  primary_.proc->Stop();
+  b.proc->Stop();
+  WriteFile(primary_.state + "/manifest.cache", "hubsync-cache v1\n\xff\xff\xff garbage");
+  WriteFile(b.state + "/manifest.cache", std::string("hubsync-cache v1\n\x11\0devices/lamp", 30));
+  StartAll();
+  WriteFile(primary_.data + "/after-cache.json", "1");
+  ASSERT_TRUE(AllConverged()) << "a damaged cache only costs re-hashing";
+
+  // The backup's key record: named, the daemon stays up, nothing applied.
+  WriteFile(b.state + "/keys/hub-b1.key", "not a key file\n");
+  restart(b, "backup");
+  ASSERT_TRUE(WaitFor([&] { return b.proc->Log().find("keys/hub-b1.key: bad header") !=
+                                   std::string::npos; }, 10000)) << b.proc->Log();
+  WriteFile(primary_.data + "/while-damaged.json", "x");
+  EXPECT_FALSE(WaitFor([&] { return access((b.data + "/while-damaged.json").c_str(), F_OK) == 0; },
+                       2000));
+  int code = 0;
+  EXPECT_FALSE(b.proc->Exited(&code)) << code;
+
+  // The primary's send counter: named, never guessed (a guess below the
+  // backup's mark would be refused as replays, one above it wastes nothing
+  // but must come from the record).
+  WriteFile(primary_.state + "/counters/hub-b1.e1.tx", "-12 not a number\n");
+  restart(primary_, "primary");
+  ASSERT_TRUE(WaitFor([&] {
+    return primary_.proc->Log().find("counters/hub-b1.e1.tx is malformed") != std::string::npos;
+  }, 10000)) << primary_.proc->Log();
+  EXPECT_FALSE(primary_.proc->Exited(&code)) << code;
+}
+
 // Disk full on a backup (issue 9), end to end on a real filesystem: a tmpfs
 // too small for the delta. The backup says "error" with the cause, the
 // primary retries with a growing delay (never in a tight loop), nothing
