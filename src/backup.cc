@@ -177,6 +177,10 @@ bool BackupEngine::EnsureChannel() {
     return false;
   }
   channel_ = std::move(ch).value();
+  // The disk's part of sealing done now: the first answer to a request must
+  // not wait on an fsync (seconds on a busy disk, past the primary's patience).
+  Status reserved = channel_->ReserveCounters();
+  if (!reserved.ok()) Log(LogLevel::kWarn, "cannot reserve message counters: " + reserved.ToString());
   return true;
 }
 

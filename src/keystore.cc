@@ -203,13 +203,17 @@ Result<TxCounter> TxCounter::Open(StateStore* store, const std::string& name) {
   return c;
 }
 
+Status TxCounter::Reserve() {
+  if (next_ < reserved_) return Status::Ok();
+  if (next_ > UINT64_MAX - kBlock) return Status::Unavailable("message counters exhausted: pair again");
+  uint64_t mark = next_ + kBlock;
+  HUBSYNC_RETURN_IF_ERROR(store_->Put(name_, std::to_string(mark) + "\n"));
+  reserved_ = mark;
+  return Status::Ok();
+}
+
 Result<uint64_t> TxCounter::Next() {
-  if (next_ >= reserved_) {
-    if (next_ > UINT64_MAX - kBlock) return Status::Unavailable("message counters exhausted: pair again");
-    uint64_t mark = next_ + kBlock;
-    HUBSYNC_RETURN_IF_ERROR(store_->Put(name_, std::to_string(mark) + "\n"));
-    reserved_ = mark;
-  }
+  HUBSYNC_RETURN_IF_ERROR(Reserve());
   return next_++;
 }
 

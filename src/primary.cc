@@ -405,7 +405,6 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   p.phase = Peer::Phase::kAwaitManifest;
   p.transfer = static_cast<uint64_t>(env_.clock->WallNs() / 1000000) * 1000 + (++transfer_seq_ % 1000);
   p.started_ms = now;
-  p.deadline_ms = now + kPhaseTimeoutMs;
   p.wire_bytes = 0;
   p.snapshot = current_;
   p.snapshot_root = root_;
@@ -426,6 +425,8 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   msg.correlation = std::to_string(p.transfer);
   p.wire_bytes += msg.payload.size();
   outbox_.Send(std::move(msg));
+  // From the request's departure (sealing may have waited on the disk).
+  p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
   Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id + " started");
   PublishStatus();
 }

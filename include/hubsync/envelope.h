@@ -108,6 +108,9 @@ class SecureChannel {
   Result<Opened> Open(std::string_view msg);
   // Makes the receive counters durable; call before acting on a transfer.
   Status SyncCounters();
+  // Reserves send counters on disk now (TxCounter::Reserve), so the first
+  // Seal does not wait on an fsync.
+  Status ReserveCounters() { return tx_->Reserve(); }
   uint32_t epoch() const { return current_epoch_; }
 
  private:

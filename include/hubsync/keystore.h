@@ -81,6 +81,9 @@ class TxCounter {
   static constexpr uint64_t kBlock = 4096;
   static Result<TxCounter> Open(StateStore* store, const std::string& name);
   Result<uint64_t> Next();
+  // Makes a block durable now if none is, so the next Next() never waits on
+  // the disk (a daemon calls it before it announces itself).
+  Status Reserve();
 
  private:
   TxCounter(StateStore* store, std::string name) : store_(store), name_(std::move(name)) {}
