@@ -254,16 +254,7 @@ class PosixFileSystem : public FileSystem {
     return Errno("remove", errno);
   }
 
-  Status RemoveTree(const std::string& path) override {
-    auto st = Stat(path);
-    if (!st.ok()) return st.status().code() == Status::Code::kNotFound ? Status::Ok() : st.status();
-    if (st->type == EntryType::kDir) {
-      auto list = ListDir(path);
-      if (!list.ok()) return list.status();
-      for (const auto& e : *list) HUBSYNC_RETURN_IF_ERROR(RemoveTree(path + "/" + e.name));
-    }
-    return Remove(path);
-  }
+  Status RemoveTree(const std::string& path) override { return RemoveTreeVia(this, path); }
 
   Status SetAttrs(const std::string& path, EntryType type, uint32_t mode,
                   int64_t mtime_ns) override {
@@ -387,6 +378,17 @@ class PosixFileSystem : public FileSystem {
 };
 
 }  // namespace
+
+Status RemoveTreeVia(FileSystem* fs, const std::string& path) {
+  auto st = fs->Stat(path);
+  if (!st.ok()) return st.status().code() == Status::Code::kNotFound ? Status::Ok() : st.status();
+  if (st->type == EntryType::kDir) {
+    auto list = fs->ListDir(path);
+    if (!list.ok()) return list.status();
+    for (const auto& e : *list) HUBSYNC_RETURN_IF_ERROR(fs->RemoveTree(path + "/" + e.name));
+  }
+  return fs->Remove(path);
+}
 
 std::unique_ptr<FileSystem> NewPosixFileSystem(const std::string& root) {
   return std::make_unique<PosixFileSystem>(root);

@@ -77,7 +77,11 @@ Status PrimaryEngine::Start() {
   if (!m.ok()) return m.status();
   current_ = std::make_shared<const Manifest>(std::move(m).value());
   root_ = ManifestRoot(*current_);
-  HUBSYNC_RETURN_IF_ERROR(scanner_->SaveCache());
+  // The cache only spares re-hashing at the next start: a full state_dir
+  // costs that, never the start itself.
+  if (Status saved = scanner_->SaveCache(); !saved.ok()) {
+    Log(LogLevel::kWarn, "manifest cache not saved: " + saved.ToString());
+  }
   Log(LogLevel::kInfo, "scanned data_dir: " + std::to_string(current_->size()) + " entries, " +
                            std::to_string(ManifestBytes(*current_)) + " bytes in " +
                            std::to_string(env_.clock->NowMs() - t0) + " ms");

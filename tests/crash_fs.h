@@ -192,17 +192,7 @@ class CrashFs : public FileSystem {
     Record(std::move(op));
     return Status::Ok();
   }
-  Status RemoveTree(const std::string& path) override {
-    HUBSYNC_RETURN_IF_ERROR(Powered());
-    auto st = Stat(path);
-    if (!st.ok()) return st.status().code() == Status::Code::kNotFound ? Status::Ok() : st.status();
-    if (st->type == EntryType::kDir) {
-      auto list = ListDir(path);
-      if (!list.ok()) return list.status();
-      for (const auto& e : *list) HUBSYNC_RETURN_IF_ERROR(RemoveTree(path + "/" + e.name));
-    }
-    return Remove(path);
-  }
+  Status RemoveTree(const std::string& path) override { return RemoveTreeVia(this, path); }
   Status SetAttrs(const std::string& path, EntryType type, uint32_t mode,
                   int64_t mtime_ns) override {
     HUBSYNC_RETURN_IF_ERROR(Operation());

@@ -173,6 +173,7 @@ class DiskFullTest : public HomeTest {
   void TearDown() override {
     if (!mounted_) return;
     for (auto& [id, g] : backups_) g.proc.reset();  // nothing may hold the mount
+    primary_.proc.reset();
     EXPECT_EQ(std::system(("umount '" + mounted_dir_ + "'").c_str()), 0);
   }
   bool Mount(const std::string& dir, const std::string& size) {
@@ -213,6 +214,43 @@ TEST_F(DiskFullTest, ABackupOutOfSpaceSaysSoBacksOffAndConvergesOnceThereIsRoom)
   EXPECT_NE(access((b.data + "/db/hub.sqlite").c_str(), F_OK), 0) << "nothing partial appears";
   // Room again: the next attempt converges.
   ASSERT_EQ(std::system(("mount -o remount,size=8m '" + b.data + "'").c_str()), 0);
+  ASSERT_TRUE(AllConverged());
+}
+
+// Disk full on the primary's state_dir: its message counters cannot be
+// reserved, so it cannot seal. It says so (an error event with the cause),
+// never seals under a counter it could not reserve, stays up, retries with a
+// growing delay, and serves the backup once there is room.
+TEST_F(DiskFullTest, APrimaryThatCannotReserveCountersSaysSoAndRecovers) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  std::string keys = testing::ReadFile(primary_.state + "/keys/hub-b1.key");
+  ASSERT_FALSE(keys.empty());
+  ASSERT_TRUE(Mount(primary_.state, "64k"));
+  testing::MkdirP(primary_.state + "/keys");
+  WriteFile(primary_.state + "/keys/hub-b1.key", keys);
+  chmod((primary_.state + "/keys/hub-b1.key").c_str(), 0600);
+  // Fill the rest: the counter reservation and the manifest cache find no room.
+  std::system(("dd if=/dev/zero of='" + primary_.state + "/filler' bs=4k 2>/dev/null").c_str());
+  WriteFile(primary_.data + "/devices/lamp.json", "on");
+  Recorder events(Recorder::Options(broker_->uri()), {"hubsync/v1/home-1/events"});
+  StartAll();
+  ASSERT_TRUE(WaitFor([&] {
+    for (const Message& m : events.messages()) {
+      if (m.payload.find("\"type\":\"error\"") != std::string::npos &&
+          m.payload.find("No space left on device") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }, kConvergeMs)) << primary_.proc->Log();
+  size_t errors_then = events.messages().size();
+  EXPECT_FALSE(WaitFor([&] { return events.messages().size() > errors_then + 12; }, 3000))
+      << "retried in a loop";
+  int code = 0;
+  EXPECT_FALSE(primary_.proc->Exited(&code)) << code;
+  EXPECT_NE(access((b.data + "/devices/lamp.json").c_str(), F_OK), 0);
+  unlink((primary_.state + "/filler").c_str());
   ASSERT_TRUE(AllConverged());
 }
 

@@ -88,6 +88,10 @@ class FileSystem {
 // The real filesystem under `root`.
 std::unique_ptr<FileSystem> NewPosixFileSystem(const std::string& root);
 
+// RemoveTree in terms of Stat, ListDir and Remove, children first: what an
+// implementation without a faster way uses.
+Status RemoveTreeVia(FileSystem* fs, const std::string& path);
+
 }  // namespace hubsync
 
 #endif  // HUBSYNC_FILESYSTEM_H_
