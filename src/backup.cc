@@ -228,14 +228,16 @@ void BackupEngine::OnManifestRequest(const Message& m) {
     Status s = applier_->Recover();
     manifest_valid_ = false;
     if (!s.ok()) {
-      SetState("error", "cannot finish the interrupted commit: " + s.message());
+      Log(LogLevel::kError, "cannot finish the interrupted commit: " + s.ToString());
+      SetState("error", "cannot finish the interrupted commit: " + s.Reason());
       return;
     }
   }
   if (req->rescan || req->expect.empty() || !manifest_valid_) {
     Status s = Rescan();
     if (!s.ok()) {
-      SetState("error", "scan failed: " + s.message());
+      Log(LogLevel::kError, "scan failed: " + s.ToString());
+      SetState("error", "scan failed: " + s.Reason());
       return;
     }
   }
@@ -284,12 +286,13 @@ void BackupEngine::SendAck(const Ack& a, uint64_t transfer, SecureChannel* via) 
   outbox_.Send(std::move(out));
 }
 
-void BackupEngine::FailTransfer(const std::string& why, bool retry_plain) {
+void BackupEngine::FailTransfer(const std::string& why, bool retry_plain,
+                                const std::string& detail) {
   uint64_t transfer = applier_->transfer();
   applier_->Abort();
   touched_.clear();
   if (applier_->journal_pending()) manifest_valid_ = false;  // renamed in part
-  Log(LogLevel::kWarn, "delta refused: " + why);
+  Log(LogLevel::kWarn, "delta refused: " + why + (detail.empty() ? "" : " (" + detail + ")"));
   Ack a;
   a.kind = Ack::Kind::kError;
   a.error = why;
@@ -317,6 +320,25 @@ std::optional<Opened> BackupEngine::OpenFromPrimary(const Message& m, const std:
     channel_.reset();
     if (EnsureChannel()) opened = channel_->Open(m.payload);
   }
+  if (!opened.ok() && opened.status().code() == Status::Code::kIoError) {
+    // Authentic, but our own state_dir could not record its counter (disk
+    // full, EIO): not the message's fault, and nothing is acted on. The
+    // primary hears why at once instead of waiting for its timeout.
+    std::string why = "cannot record a message counter: " + opened.status().Reason();
+    auto hdr = DecodeEnvelopeHeader(m.payload);
+    if (applier_->active() && hdr.ok() && hdr->transfer == applier_->transfer()) {
+      FailTransfer(why, false, opened.status().ToString());
+    } else {
+      Log(LogLevel::kError, why + " (" + opened.status().ToString() + ")");
+      Ack a;
+      a.kind = Ack::Kind::kError;
+      a.error = why;
+      if (hdr.ok()) SendAck(a, hdr->transfer);
+      Emit(Event{"error", env_.config.gateway_id, {}, {{"error", why}, {"stage", source}}});
+      SetState("error", why);
+    }
+    return std::nullopt;
+  }
   if (!opened.ok()) {
     Refuse(m, source, opened.status().message());
     return std::nullopt;
@@ -334,7 +356,7 @@ void BackupEngine::OnDelta(const Message& m) {
     if (applier_->active()) applier_->Abort();
     touched_.clear();
     Status s = applier_->Begin(h.transfer);
-    if (!s.ok()) return FailTransfer("cannot stage: " + s.message(), false);
+    if (!s.ok()) return FailTransfer("cannot stage: " + s.Reason(), false, s.ToString());
     expected_chunk_ = 0;
     transfer_start_ms_ = env_.clock->NowMs();
     transfer_wire_bytes_ = 0;
@@ -365,7 +387,7 @@ void BackupEngine::OnDelta(const Message& m) {
     if (!r.path.empty()) touched_.insert(r.path);
     if (r.kind != RecKind::kData && r.kind != RecKind::kCopyBlocks) ++progress_files_done_;
     s = applier_->Record(r);
-    if (!s.ok()) return FailTransfer(s.message(), applier_->retry_plain());
+    if (!s.ok()) return FailTransfer(s.Reason(), applier_->retry_plain(), s.ToString());
   }
   if (saw_end != h.last) return FailTransfer("delta end does not match the last flag", false);
   if (!h.last) {
@@ -387,7 +409,7 @@ void BackupEngine::OnDelta(const Message& m) {
   if (!s.ok()) return FailTransfer("cannot persist counters: " + s.message(), false);
   int64_t commit_start = env_.clock->NowMs();
   s = applier_->Commit();
-  if (!s.ok()) return FailTransfer(s.message(), applier_->retry_plain());
+  if (!s.ok()) return FailTransfer(s.Reason(), applier_->retry_plain(), s.ToString());
   ApplyStats stats = applier_->stats();
   int64_t commit_ms = env_.clock->NowMs() - commit_start;
   for (const auto& w : applier_->written()) scanner_->Remember(w.path, w.digest, w.blocks);

@@ -167,7 +167,12 @@ Result<std::string> DeltaWriter::Next(bool* last) {
                                     [](const Segment& s) { return !s.copy; });
       if (needs_data) {
         auto f = fs_->OpenRead(op.path);
-        if (!f.ok()) return Status::Aborted("file vanished while being sent");
+        if (!f.ok()) {
+          if (f.status().code() == Status::Code::kNotFound) {
+            return Status::Aborted("file vanished while being sent");
+          }
+          return f.status();
+        }
         reader_ = std::move(f).value();
       }
     }

@@ -41,6 +41,9 @@ struct PrimaryEngine::Peer {
   std::shared_ptr<const Manifest> known;
   Digest known_root{};
   int64_t last_sync_ns = 0;
+  // Why the last sync failed, name-free ("" once one succeeds or the backup
+  // goes away): the primary's status is "error" with it.
+  std::string error;
 };
 
 PrimaryEngine::PrimaryEngine(EngineEnv env)
@@ -133,38 +136,72 @@ void PrimaryEngine::OnConnection(bool connected) {
   }
 }
 
-void PrimaryEngine::Rescan() {
+bool PrimaryEngine::Rescan(const std::set<std::string>& changed, bool everywhere) {
   auto m = scanner_->Scan(env_.clock->WallNs());
   if (!m.ok()) {
-    Log(LogLevel::kError, "scan failed: " + m.status().ToString());
-    return;
+    ScanFault& f = scan_fault_;
+    f.changed.insert(changed.begin(), changed.end());
+    f.everywhere |= everywhere;
+    f.backoff_ms = f.backoff_ms == 0 ? 1000 : std::min(kMaxBackoffMs, f.backoff_ms * 2);
+    f.retry_at_ms = env_.clock->NowMs() + f.backoff_ms;
+    Log(LogLevel::kError, "cannot read data_dir (" + m.status().ToString() + "); trying again in " +
+                              std::to_string(f.backoff_ms) + " ms");
+    std::string error = "cannot read data_dir: " + m.status().Reason();
+    if (error != f.error) {
+      f.error = error;
+      Emit(Event{"error", env_.config.gateway_id, {}, {{"error", error}, {"stage", "scan"}}});
+    }
+    PublishStatus();
+    return false;
   }
+  if (!scan_fault_.error.empty()) Log(LogLevel::kInfo, "data_dir can be read again");
+  scan_fault_ = ScanFault();
   current_ = std::make_shared<const Manifest>(std::move(m).value());
   root_ = ManifestRoot(*current_);
   Status s = scanner_->SaveCache();
   if (!s.ok()) Log(LogLevel::kWarn, "manifest cache not saved: " + s.ToString());
+  return true;
+}
+
+void PrimaryEngine::RetryScan(int64_t now) {
+  if (scan_fault_.error.empty() || now < scan_fault_.retry_at_ms) return;
+  ScanFault fault = scan_fault_;
+  Digest before = root_;
+  if (!Rescan(fault.changed, fault.everywhere)) return;
+  if (root_ != before) {
+    if (fault.everywhere) policies_.OnChangedEverywhere(now);
+    else policies_.OnChanged(fault.changed, now);
+  }
+  PublishStatus();
 }
 
 void PrimaryEngine::OnChanges() {
   ChangeBatch batch = env_.changes->Take();
   if (batch.empty()) return;
+  if (!scan_fault_.error.empty()) {
+    // The whole tree is read again soon (RetryScan): these go with it.
+    scan_fault_.changed.insert(batch.paths.begin(), batch.paths.end());
+    scan_fault_.everywhere |= batch.overflow;
+    return;
+  }
   Digest before = root_;
+  bool read = true;
   if (batch.overflow) {
     Log(LogLevel::kWarn, "change queue overflowed: rescanning everything");
-    Rescan();
+    read = Rescan({}, true);
   } else {
     auto next = std::make_shared<Manifest>(*current_);
     std::vector<std::string> paths(batch.paths.begin(), batch.paths.end());
     Status s = scanner_->Update(next.get(), paths, env_.clock->WallNs());
     if (!s.ok()) {
       Log(LogLevel::kWarn, "incremental scan failed (" + s.ToString() + "): rescanning");
-      Rescan();
+      read = Rescan(batch.paths, false);
     } else {
       current_ = std::move(next);
       root_ = ManifestRoot(*current_);
     }
   }
-  if (root_ == before) return;
+  if (!read || root_ == before) return;
   int64_t now = env_.clock->NowMs();
   if (batch.overflow) {
     policies_.OnChangedEverywhere(now);
@@ -203,6 +240,7 @@ void PrimaryEngine::OnMessage(const Message& m) {
     }
     bool was_online = p->online;
     p->online = st->state != "offline";
+    if (!p->online) p->error.clear();  // its failures are no longer ours to report
     if (!p->online && p->phase != Peer::Phase::kIdle) {
       // Its half of the transfer is gone; start over when it is back.
       Log(LogLevel::kInfo, "backup " + gw + " went offline during a sync");
@@ -229,6 +267,17 @@ void PrimaryEngine::OnMessage(const Message& m) {
   if (!p || !p->channel) return;
   if (kind != "manifest/res" && kind != "ack") return;
   auto opened = p->channel->Open(m.payload);
+  if (!opened.ok() && opened.status().code() == Status::Code::kIoError) {
+    // Authentic, but our own state_dir could not record its counter (disk
+    // full, EIO): not the message's fault. Nothing is acted on; the sync
+    // fails now, with the cause, instead of at the timeout.
+    Log(LogLevel::kError, "cannot record the counter of a message from " + gw + ": " +
+                              opened.status().ToString());
+    if (p->phase != Peer::Phase::kIdle) {
+      FailSync(*p, "cannot record a message counter: " + opened.status().Reason(), false);
+    }
+    return;
+  }
   if (!opened.ok()) {
     Log(LogLevel::kWarn, "refused a message from " + gw + ": " + opened.status().ToString());
     Event e{"rejected", env_.config.gateway_id, {{"bytes", static_cast<int64_t>(m.payload.size())}},
@@ -471,7 +520,10 @@ void PrimaryEngine::Pump(Peer& p) {
          outbox_.size() < 2) {
     bool last = false;
     auto chunk = p.writer->Next(&last);
-    if (!chunk.ok()) return FailSync(p, chunk.status().message(), false);
+    if (!chunk.ok()) {
+      Log(LogLevel::kWarn, "reading what to send failed: " + chunk.status().ToString());
+      return FailSync(p, "cannot read data_dir: " + chunk.status().Reason(), false);
+    }
     auto sealed = p.channel->Seal(MsgKind::kDelta, p.transfer, p.next_chunk, last, *chunk);
     if (!sealed.ok()) return FailSync(p, sealed.status().ToString(), false);
     Message msg;
@@ -519,6 +571,7 @@ void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
   if (!synced.ok()) Log(LogLevel::kWarn, "counters not made durable: " + synced.ToString());
   p.phase = Peer::Phase::kIdle;
   p.plain_next = false;
+  p.error.clear();
   p.backoff_ms = 0;
   p.retry_at_ms = 0;
   if (in_sync) {
@@ -563,6 +616,8 @@ void PrimaryEngine::FailSync(Peer& p, const std::string& why, bool retry_plain) 
           {{"backup", p.id}, {"error", why}}};
   Emit(std::move(e));
   p.phase = Peer::Phase::kIdle;
+  p.transfer = 0;  // its late answers are stale now
+  p.error = why;
   p.writer.reset();
   p.snapshot.reset();
   p.known.reset();
@@ -577,6 +632,8 @@ void PrimaryEngine::FailSync(Peer& p, const std::string& why, bool retry_plain) 
 int64_t PrimaryEngine::Tick(int64_t now) {
   outbox_.Flush();
   int64_t next = INT64_MAX;
+  RetryScan(now);
+  if (!scan_fault_.error.empty()) next = scan_fault_.retry_at_ms;
   PolicySchedule::Due due = policies_.Poll(now, &next);
   if (due.check) {
     Log(LogLevel::kInfo, "periodic check of every backup");
@@ -679,7 +736,13 @@ void PrimaryEngine::PublishStatus() {
     syncing |= p->phase != Peer::Phase::kIdle;
     last_ns = std::max(last_ns, p->last_sync_ns);
   }
-  s.state = AllInSync() ? "in_sync" : (syncing ? "syncing" : "behind");
+  // The first cause found: the tree cannot be read, or a backup's last
+  // sync failed.
+  s.error = scan_fault_.error;
+  for (const auto& [id, p] : peers_) {
+    if (s.error.empty() && !p->error.empty()) s.error = "backup " + id + ": " + p->error;
+  }
+  s.state = !s.error.empty() ? "error" : AllInSync() ? "in_sync" : (syncing ? "syncing" : "behind");
   s.root = ToHex(root_);
   s.files = 0;
   for (const Entry& e : *current_) s.files += e.type == EntryType::kFile;

@@ -9,4 +9,9 @@ std::string Status::ToString() const {
   return std::string(kNames[static_cast<int>(code_)]) + ": " + message_;
 }
 
+std::string Status::Reason() const {
+  size_t colon = message_.rfind(": ");
+  return colon == std::string::npos ? message_ : message_.substr(colon + 2);
+}
+
 }  // namespace hubsync

@@ -1,99 +1,20 @@
-// The engines driven deterministically: an in-process broker, a manual
-// clock and a fake change source; real files in temporary directories.
+// The engines driven deterministically (engine_fixture.h): syncs, policies,
+// Home Assistant discovery, the pairing window.
 #include "hubsync/engine.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "fake_transport.h"
-#include "test_util.h"
+#include "engine_fixture.h"
 
 namespace hubsync {
 namespace {
 
+using testing::EngineTest;
 using testing::FakeBroker;
 using testing::Snapshot;
 using testing::TempDir;
 using testing::WriteFile;
-
-class EngineTest : public ::testing::Test {
- protected:
-  void Build(const Policy& policy) {
-    Config pc;
-    pc.home = "home";
-    pc.gateway_id = "hub-p";
-    pc.data_dir = primary_dir_.path();
-    // The engines keep their state in memory stores: a state_dir that does
-    // not exist proves they reach it only through the StateStore seam.
-    pc.state_dir = "/nonexistent/hubsync-state-p";
-    pc.backups = {"hub-b"};
-    pc.policy = policy;
-    pc.homeassistant.discovery = discovery_;
-    Config bc = pc;
-    bc.gateway_id = "hub-b";
-    bc.data_dir = backup_dir_.path();
-    bc.state_dir = "/nonexistent/hubsync-state-b";
-    bc.backups.clear();
-    KeyEntry k;
-    k.epoch = 1;
-    RandomBytes(k.key.data(), k.key.size());
-    ASSERT_TRUE(KeyStore(&primary_state_).Put("hub-b", k).ok());
-    ASSERT_TRUE(KeyStore(&backup_state_).Put("hub-b", k).ok());
-    pt_ = broker_.NewClient();
-    bt_ = broker_.NewClient();
-    pfs_ = NewPosixFileSystem(pc.data_dir);
-    bfs_ = NewPosixFileSystem(bc.data_dir);
-    EngineEnv pe;
-    pe.config = pc;
-    pe.transport = pt_.get();
-    pe.fs = pfs_.get();
-    pe.state = &primary_state_;
-    pe.clock = &clock_;
-    pe.changes = &changes_;
-    EngineEnv be;
-    be.config = bc;
-    be.transport = bt_.get();
-    be.fs = bfs_.get();
-    be.state = &backup_state_;
-    be.clock = &clock_;
-    primary_ = std::make_unique<PrimaryEngine>(pe);
-    backup_ = std::make_unique<BackupEngine>(be);
-    pt_->SetHandlers([this](Message m) { primary_->OnMessage(m); },
-                     [this](bool up) { primary_->OnConnection(up); });
-    bt_->SetHandlers([this](Message m) { backup_->OnMessage(m); },
-                     [this](bool up) { backup_->OnConnection(up); });
-    ASSERT_TRUE(backup_->Start().ok());
-    ASSERT_TRUE(primary_->Start().ok());
-    bt_->Connect();
-    pt_->Connect();
-  }
-  // Runs ticks and deliveries until quiet at the current time.
-  void Settle() {
-    for (int i = 0; i < 1000; ++i) {
-      primary_->Tick(clock_.NowMs());
-      backup_->Tick(clock_.NowMs());
-      if (broker_.Pump() == 0) return;
-    }
-    FAIL() << "engines never settled";
-  }
-  void Change(const std::string& rel, const std::string& content) {
-    WriteFile(primary_dir_.Sub(rel), content);
-    changes_.Push(rel);
-    primary_->OnChanges();
-  }
-  int Requests() { return broker_.Count("hubsync/v1/home/gw/hub-b/manifest/req"); }
-
-  bool discovery_ = false;
-  TempDir primary_dir_, backup_dir_;
-  MemoryStateStore primary_state_, backup_state_;
-  FakeBroker broker_;
-  ManualClock clock_;
-  FakeChangeSource changes_;
-  std::unique_ptr<testing::FakeTransport> pt_, bt_;
-  std::unique_ptr<FileSystem> pfs_, bfs_;
-  std::unique_ptr<PrimaryEngine> primary_;
-  std::unique_ptr<BackupEngine> backup_;
-};
 
 TEST_F(EngineTest, OnChangeSyncsAtOnce) {
   WriteFile(primary_dir_.Sub("a.json"), "1");
@@ -189,25 +110,6 @@ class PolicyEngineTest : public EngineTest {
     m.payload = json;
     m.retained = true;
     broker_.Publish(m);
-  }
-  // The primary's latest status and events of `type`.
-  GatewayStatus PrimaryStatus() {
-    GatewayStatus last;
-    for (const Message& m : broker_.log()) {
-      if (m.topic != "hubsync/v1/home/gw/hub-p/status") continue;
-      auto st = DecodeStatus(m.payload);
-      if (st.ok()) last = *st;
-    }
-    return last;
-  }
-  std::vector<Event> Events(const std::string& type) {
-    std::vector<Event> out;
-    for (const Message& m : broker_.log()) {
-      if (m.topic != "hubsync/v1/home/events") continue;
-      auto e = DecodeEvent(m.payload);
-      if (e.ok() && e->type == type) out.push_back(*e);
-    }
-    return out;
   }
   bool OnBackup(const std::string& rel) { return access(backup_dir_.Sub(rel).c_str(), F_OK) == 0; }
 };

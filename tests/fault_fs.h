@@ -1,5 +1,7 @@
 // A FileSystem wrapper that injects failures: ENOSPC after a byte budget,
-// EIO on the Nth mutating call. Used to prove a failed apply changes nothing.
+// EIO on the Nth mutating call, EIO on the Nth read (Stat, ListDir,
+// ReadLink, OpenRead, ReadAt) or on every read from the Nth on. Used to
+// prove a failed apply changes nothing and a failed scan is retried.
 #ifndef HUBSYNC_TESTS_FAULT_FS_H_
 #define HUBSYNC_TESTS_FAULT_FS_H_
 
@@ -17,12 +19,27 @@ class FaultFs : public FileSystem {
   int64_t write_budget = -1;   // bytes Append may still write; -1 unlimited
   int fail_mutation_at = -1;   // the Nth mutating call (0-based) fails with EIO
   int mutations = 0;
+  int fail_read_at = -1;     // the Nth read (0-based) fails with EIO
+  int fail_reads_from = -1;  // every read from the Nth on fails with EIO
+  int reads = 0;
 
-  Result<FileInfo> Stat(const std::string& p) override { return base_->Stat(p); }
-  Result<std::vector<DirEntry>> ListDir(const std::string& p) override { return base_->ListDir(p); }
-  Result<std::string> ReadLink(const std::string& p) override { return base_->ReadLink(p); }
+  Result<FileInfo> Stat(const std::string& p) override {
+    HUBSYNC_RETURN_IF_ERROR(Read("stat " + p));
+    return base_->Stat(p);
+  }
+  Result<std::vector<DirEntry>> ListDir(const std::string& p) override {
+    HUBSYNC_RETURN_IF_ERROR(Read("list " + p));
+    return base_->ListDir(p);
+  }
+  Result<std::string> ReadLink(const std::string& p) override {
+    HUBSYNC_RETURN_IF_ERROR(Read("readlink " + p));
+    return base_->ReadLink(p);
+  }
   Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& p) override {
-    return base_->OpenRead(p);
+    HUBSYNC_RETURN_IF_ERROR(Read("open " + p));
+    auto f = base_->OpenRead(p);
+    if (!f.ok()) return f.status();
+    return std::unique_ptr<ReadableFile>(new Readable(std::move(f).value(), this, p));
   }
   Result<std::unique_ptr<WritableFile>> Create(const std::string& p) override {
     HUBSYNC_RETURN_IF_ERROR(Mutate());
@@ -80,6 +97,27 @@ class FaultFs : public FileSystem {
     std::unique_ptr<WritableFile> f_;
     FaultFs* fs_;
   };
+  class Readable : public ReadableFile {
+   public:
+    Readable(std::unique_ptr<ReadableFile> f, FaultFs* fs, std::string path)
+        : f_(std::move(f)), fs_(fs), path_(std::move(path)) {}
+    Result<size_t> ReadAt(uint64_t offset, void* buf, size_t n) override {
+      HUBSYNC_RETURN_IF_ERROR(fs_->Read("read " + path_));
+      return f_->ReadAt(offset, buf, n);
+    }
+
+   private:
+    std::unique_ptr<ReadableFile> f_;
+    FaultFs* fs_;
+    std::string path_;
+  };
+  Status Read(const std::string& what) {
+    int i = reads++;
+    if (i == fail_read_at || (fail_reads_from >= 0 && i >= fail_reads_from)) {
+      return Status::IoError(what + ": Input/output error");
+    }
+    return Status::Ok();
+  }
   Status Mutate() {
     if (mutations++ == fail_mutation_at) {
       return Status::IoError("injected: Input/output error");

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "hubsync/admission.h"
@@ -127,7 +128,12 @@ class PrimaryEngine {
   void OnManifestChunk(Peer& p, const Opened& o);
   void OnAck(Peer& p, const Opened& o);
   void Pump(Peer& p);
-  void Rescan();
+  // Re-reads the whole tree. On failure (EIO, a vanished mount) what was
+  // known stays current, the status says why, and Tick tries again with a
+  // growing delay; `changed` (or everything) is then handed to the policy
+  // schedule as if it had just changed.
+  bool Rescan(const std::set<std::string>& changed = {}, bool everywhere = true);
+  void RetryScan(int64_t now);
   void PublishStatus();
   void PublishDiscovery(const std::string& backup);
   void Emit(Event e);
@@ -153,6 +159,15 @@ class PrimaryEngine {
   uint64_t transfer_seq_ = 0;
   std::string last_status_;
   std::map<std::string, std::unique_ptr<Peer>> peers_;
+  // data_dir could not be read: why, when to try again, and what changed
+  // meanwhile (for the policy schedule once the tree is read).
+  struct ScanFault {
+    std::string error;  // "" while the tree reads fine
+    int64_t retry_at_ms = 0;
+    int64_t backoff_ms = 0;
+    std::set<std::string> changed;
+    bool everywhere = false;
+  } scan_fault_;
   struct PendingKey {
     KeyEntry entry;
     int64_t expires_ms;
@@ -192,7 +207,9 @@ class BackupEngine {
   // reported as a rejected event from `source`, and yields nothing.
   std::optional<Opened> OpenFromPrimary(const Message& m, const std::string& source);
   void Refuse(const Message& m, const std::string& source, const std::string& why);
-  void FailTransfer(const std::string& why, bool retry_plain);
+  // `why` goes into the ack, the event and the status, so it names no
+  // file; `detail` (which may) only into the log.
+  void FailTransfer(const std::string& why, bool retry_plain, const std::string& detail = "");
   // Seals with `via` (a candidate's channel) or, by default, the adopted one.
   void SendAck(const Ack& a, uint64_t transfer, SecureChannel* via = nullptr);
   // Opens a message under a candidate key; on success adopts that key.

@@ -40,6 +40,10 @@ class Status {
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
   std::string ToString() const;
+  // The last part of the message (after its last ": "): for a filesystem
+  // error, the system's reason without the path it names. Status and events
+  // are plaintext on the broker and carry no file names (SPEC 8).
+  std::string Reason() const;
 
  private:
   Status(Code c, std::string m) : code_(c), message_(std::move(m)) {}

@@ -1,0 +1,143 @@
+// The engines driven deterministically: an in-process broker, a manual clock
+// and a fake change source; real files in temporary directories, state in
+// memory stores. Shared by engine_test.cc and primary_fault_test.cc.
+#ifndef HUBSYNC_TESTS_ENGINE_FIXTURE_H_
+#define HUBSYNC_TESTS_ENGINE_FIXTURE_H_
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fake_transport.h"
+#include "hubsync/engine.h"
+#include "test_util.h"
+
+namespace hubsync {
+namespace testing {
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void Build(const Policy& policy) {
+    Config pc;
+    pc.home = "home";
+    pc.gateway_id = "hub-p";
+    pc.data_dir = primary_dir_.path();
+    // The engines keep their state in memory stores: a state_dir that does
+    // not exist proves they reach it only through the StateStore seam.
+    pc.state_dir = "/nonexistent/hubsync-state-p";
+    pc.backups = {"hub-b"};
+    pc.policy = policy;
+    pc.homeassistant.discovery = discovery_;
+    Config bc = pc;
+    bc.gateway_id = "hub-b";
+    bc.data_dir = backup_dir_.path();
+    bc.state_dir = "/nonexistent/hubsync-state-b";
+    bc.backups.clear();
+    KeyEntry k;
+    k.epoch = 1;
+    RandomBytes(k.key.data(), k.key.size());
+    ASSERT_TRUE(KeyStore(&primary_state_).Put("hub-b", k).ok());
+    ASSERT_TRUE(KeyStore(&backup_state_).Put("hub-b", k).ok());
+    bt_ = broker_.NewClient();
+    pfs_ = NewPosixFileSystem(pc.data_dir);
+    if (wrap_primary_fs_) pfs_ = wrap_primary_fs_(std::move(pfs_));
+    bfs_ = NewPosixFileSystem(bc.data_dir);
+    primary_config_ = pc;
+    EngineEnv be;
+    be.config = bc;
+    be.transport = bt_.get();
+    be.fs = bfs_.get();
+    be.state = backup_store_ ? backup_store_ : &backup_state_;
+    be.clock = &clock_;
+    backup_ = std::make_unique<BackupEngine>(be);
+    bt_->SetHandlers([this](Message m) { backup_->OnMessage(m); },
+                     [this](bool up) { backup_->OnConnection(up); });
+    ASSERT_TRUE(backup_->Start().ok());
+    bt_->Connect();
+    StartPrimary();
+  }
+  // A new primary process on the same data_dir and state (the old one's
+  // connection is dropped; the broker forgets nothing it retained).
+  void StartPrimary() {
+    if (pt_) {
+      pt_->connected_ = false;
+      old_transports_.push_back(std::move(pt_));
+    }
+    primary_.reset();
+    pt_ = broker_.NewClient();
+    EngineEnv pe;
+    pe.config = primary_config_;
+    pe.transport = pt_.get();
+    pe.fs = pfs_.get();
+    pe.state = primary_store_ ? primary_store_ : &primary_state_;
+    pe.clock = &clock_;
+    pe.changes = &changes_;
+    pe.log = [this](LogLevel, const std::string& line) { primary_log_.push_back(line); };
+    primary_ = std::make_unique<PrimaryEngine>(pe);
+    pt_->SetHandlers([this](Message m) { primary_->OnMessage(m); },
+                     [this](bool up) { primary_->OnConnection(up); });
+    ASSERT_TRUE(primary_->Start().ok());
+    pt_->Connect();
+  }
+  // Runs ticks and deliveries until quiet at the current time.
+  void Settle() {
+    for (int i = 0; i < 1000; ++i) {
+      primary_->Tick(clock_.NowMs());
+      backup_->Tick(clock_.NowMs());
+      if (broker_.Pump() == 0) return;
+    }
+    FAIL() << "engines never settled";
+  }
+  void Change(const std::string& rel, const std::string& content) {
+    WriteFile(primary_dir_.Sub(rel), content);
+    changes_.Push(rel);
+    primary_->OnChanges();
+  }
+  int Requests() { return broker_.Count("hubsync/v1/home/gw/hub-b/manifest/req"); }
+  // The primary's latest status and events of `type`.
+  GatewayStatus PrimaryStatus() {
+    GatewayStatus last;
+    for (const Message& m : broker_.log()) {
+      if (m.topic != "hubsync/v1/home/gw/hub-p/status") continue;
+      auto st = DecodeStatus(m.payload);
+      if (st.ok()) last = *st;
+    }
+    return last;
+  }
+  std::vector<Event> Events(const std::string& type) {
+    std::vector<Event> out;
+    for (const Message& m : broker_.log()) {
+      if (m.topic != "hubsync/v1/home/events") continue;
+      auto e = DecodeEvent(m.payload);
+      if (e.ok() && e->type == type) out.push_back(*e);
+    }
+    return out;
+  }
+
+  bool discovery_ = false;
+  // Set before Build: wraps the primary's data_dir filesystem.
+  std::function<std::unique_ptr<FileSystem>(std::unique_ptr<FileSystem>)> wrap_primary_fs_;
+  // Set before Build (or a restart): the primary's state, else primary_state_.
+  StateStore* primary_store_ = nullptr;
+  StateStore* backup_store_ = nullptr;  // set before Build: the backup's state
+  TempDir primary_dir_, backup_dir_;
+  MemoryStateStore primary_state_, backup_state_;
+  FakeBroker broker_;
+  ManualClock clock_;
+  FakeChangeSource changes_;
+  Config primary_config_;
+  std::unique_ptr<FakeTransport> pt_, bt_;
+  std::vector<std::unique_ptr<FakeTransport>> old_transports_;
+  std::unique_ptr<FileSystem> pfs_, bfs_;
+  std::unique_ptr<PrimaryEngine> primary_;
+  std::unique_ptr<BackupEngine> backup_;
+  std::vector<std::string> primary_log_;
+};
+
+}  // namespace testing
+}  // namespace hubsync
+
+#endif  // HUBSYNC_TESTS_ENGINE_FIXTURE_H_
