@@ -185,6 +185,7 @@ bool BackupEngine::EnsureChannel() {
 }
 
 void BackupEngine::OnConnection(bool connected) {
+  resubscribe_at_ms_ = -1;
   if (!connected) {
     Log(LogLevel::kWarn, "lost the broker; waiting for it");
     return;
@@ -192,9 +193,16 @@ void BackupEngine::OnConnection(bool connected) {
   Log(LogLevel::kInfo, "connected to the broker");
   outbox_.Clear();
   const std::string& me = env_.config.gateway_id;
-  env_.transport->Subscribe(topics_.ManifestReq(me), 1);
-  env_.transport->Subscribe(topics_.Delta(me), 1);
-  // Birth: the primary sees us and starts a catch-up sync.
+  Status subscribed = SubscribeAll(env_.transport, {topics_.ManifestReq(me), topics_.Delta(me)});
+  if (!subscribed.ok()) {
+    // Announcing ourselves now would start a sync we cannot hear.
+    Log(LogLevel::kError, "cannot subscribe (" + subscribed.ToString() + "); trying again in " +
+                              std::to_string(kResubscribeMs) + " ms");
+    resubscribe_at_ms_ = env_.clock->NowMs() + kResubscribeMs;
+    return;
+  }
+  // Birth, once both subscriptions are granted: the primary sees us and
+  // starts a catch-up sync that we are sure to receive.
   last_status_.clear();
   PublishStatus();
 }
@@ -219,6 +227,14 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   // Answer only on our own response topic: never act as a reflector.
   if (m.response_topic != topics_.ManifestRes(env_.config.gateway_id)) {
     return Refuse(m, "manifest/req", "foreign response topic");
+  }
+  std::pair<uint64_t, uint64_t> request_id{opened->header.session, req->transfer};
+  if (request_id == answered_) {
+    // The primary repeats a request it has no answer to yet; ours is on its
+    // way (a big tree takes a while to describe): one answer per transfer.
+    Log(LogLevel::kDebug, "manifest request " + std::to_string(req->transfer) + " repeated: "
+                          "already answered");
+    return;
   }
   Log(LogLevel::kDebug, "manifest request " + std::to_string(req->transfer) +
                             (req->rescan ? " (rescan)" : ""));
@@ -265,6 +281,7 @@ void BackupEngine::OnManifestRequest(const Message& m) {
     out.correlation = m.correlation;
     outbox_.Send(std::move(out));
   }
+  answered_ = request_id;
   if (req->root == ToHex(root_) && state_ != "in_sync") {
     primary_root_ = root_;
     last_sync_ns_ = env_.clock->WallNs();
@@ -458,6 +475,9 @@ void BackupEngine::SetState(const std::string& state, const std::string& error) 
 }
 
 void BackupEngine::PublishStatus() {
+  // Not before our subscriptions are granted: the primary would start a
+  // sync we cannot hear.
+  if (resubscribe_at_ms_ >= 0) return;
   GatewayStatus s;
   s.role = "backup";
   s.state = state_;
@@ -487,6 +507,7 @@ void BackupEngine::PublishStatus() {
 }
 
 int64_t BackupEngine::Tick(int64_t now) {
+  if (resubscribe_at_ms_ >= 0 && now >= resubscribe_at_ms_) OnConnection(true);
   outbox_.Flush();
   if (pairing_ && oob_up_ && now >= next_hello_ms_) {
     SendHello();  // again until a welcome comes (the bridge may be down)
@@ -497,6 +518,7 @@ int64_t BackupEngine::Tick(int64_t now) {
     PublishStatus();
   }
   int64_t next = next_status_ms_;
+  if (resubscribe_at_ms_ >= 0) next = std::min(next, resubscribe_at_ms_);
   if (outbox_.size() > 0) next = std::min(next, now + 5);
   if (pairing_) next = std::min(next, oob_up_ ? next_hello_ms_ : now + 500);
   return next;

@@ -134,8 +134,28 @@ class MqttTransport : public Transport {
 
   Status Subscribe(const std::string& filter, int qos) override {
     try {
-      mqtt::subscribe_options so(true);  // no local: never see our own publishes
-      client_.subscribe(filter, qos, so);
+      // No local: never see our own publishes.
+      client_.subscribe(filter, qos, mqtt::subscribe_options(true));
+      return Status::Ok();
+    } catch (const mqtt::exception& e) {
+      return Status::Unavailable(std::string("subscribe: ") + e.what());
+    }
+  }
+
+  Status SubscribeAndWait(const std::string& filter, int qos) override {
+    try {
+      mqtt::subscribe_options so(true);
+      mqtt::token_ptr tok = client_.subscribe(filter, qos, so);
+      if (!tok->wait_for(std::chrono::seconds(5))) {
+        return Status::Unavailable("subscribe " + filter + ": no answer from the broker in 5 s");
+      }
+      mqtt::subscribe_response granted = tok->get_subscribe_response();
+      for (mqtt::ReasonCode rc : granted.get_reason_codes()) {
+        if (rc >= mqtt::ReasonCode::UNSPECIFIED_ERROR) {
+          return Status::Rejected("subscribe " + filter + ": the broker refused it (reason code " +
+                                  std::to_string(static_cast<int>(rc)) + ")");
+        }
+      }
       return Status::Ok();
     } catch (const mqtt::exception& e) {
       return Status::Unavailable(std::string("subscribe: ") + e.what());

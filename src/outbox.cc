@@ -11,6 +11,11 @@ void Outbox::Send(Message m) {
   queue_.push_back(std::move(m));
 }
 
+Status SubscribeAll(Transport* t, const std::vector<std::string>& filters) {
+  for (const std::string& f : filters) HUBSYNC_RETURN_IF_ERROR(t->SubscribeAndWait(f, 1));
+  return Status::Ok();
+}
+
 void Outbox::Flush() {
   while (!queue_.empty() && t_->Publish(queue_.front()).ok()) queue_.pop_front();
 }

@@ -25,6 +25,13 @@ struct PrimaryEngine::Peer {
   int64_t backoff_ms = 0;
   int64_t deadline_ms = 0;
   int64_t next_key_log_ms = 0;
+  // The request, repeated (newly sealed) while nothing has come back: a
+  // backup that has just (re)connected may miss it (seen once in ~700
+  // restarts under load), and the phase timeout is far longer.
+  std::string request;
+  int64_t repeat_at_ms = 0;
+  int64_t repeat_gap_ms = 0;
+  bool answered = false;
   // The current sync.
   uint64_t transfer = 0;
   int64_t started_ms = 0;
@@ -108,6 +115,7 @@ void PrimaryEngine::RevokeRemovedBackups() {
 
 void PrimaryEngine::OnConnection(bool connected) {
   connected_ = connected;
+  resubscribe_at_ms_ = -1;
   if (!connected) {
     Log(LogLevel::kWarn, "lost the broker; syncs will restart when it is back");
     return;
@@ -117,10 +125,17 @@ void PrimaryEngine::OnConnection(bool connected) {
   // Policies first: the broker sends retained messages in subscription
   // order, so every retained policy is applied before any backup is seen
   // (and synced) through its retained status.
-  env_.transport->Subscribe(topics_.Policies(), 1);
-  env_.transport->Subscribe(topics_.prefix + "gw/+/status", 1);
-  env_.transport->Subscribe(topics_.prefix + "gw/+/manifest/res", 1);
-  env_.transport->Subscribe(topics_.prefix + "gw/+/ack", 1);
+  Status subscribed = SubscribeAll(env_.transport, {topics_.Policies(),
+                                                   topics_.prefix + "gw/+/status",
+                                                   topics_.prefix + "gw/+/manifest/res",
+                                                   topics_.prefix + "gw/+/ack"});
+  if (!subscribed.ok()) {
+    // Without them no backup can be heard: try the whole set again soon.
+    Log(LogLevel::kError, "cannot subscribe (" + subscribed.ToString() + "); trying again in " +
+                              std::to_string(kResubscribeMs) + " ms");
+    resubscribe_at_ms_ = env_.clock->NowMs() + kResubscribeMs;
+    return;
+  }
   last_status_.clear();
   PublishStatus();
   for (const auto& [id, p] : peers_) PublishDiscovery(id);
@@ -467,10 +482,23 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   req.root = ToHex(root_);
   req.expect = p.known ? ToHex(p.known_root) : "";
   req.rescan = p.rescan;
-  auto sealed = p.channel->Seal(MsgKind::kRequest, p.transfer, 0, true,
-                                EncodeManifestRequest(req));
-  if (!sealed.ok()) return FailSync(p, "cannot seal the request: " + sealed.status().ToString(),
-                                    false);
+  p.request = EncodeManifestRequest(req);
+  p.answered = false;
+  if (!SendRequest(p)) return;
+  // From the request's departure (sealing may have waited on the disk).
+  p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
+  p.repeat_gap_ms = kRequestRepeatMs;
+  p.repeat_at_ms = env_.clock->NowMs() + p.repeat_gap_ms;
+  Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id + " started");
+  PublishStatus();
+}
+
+bool PrimaryEngine::SendRequest(Peer& p) {
+  auto sealed = p.channel->Seal(MsgKind::kRequest, p.transfer, 0, true, p.request);
+  if (!sealed.ok()) {
+    FailSync(p, "cannot seal the request: " + sealed.status().ToString(), false);
+    return false;
+  }
   Message msg;
   msg.topic = topics_.ManifestReq(p.id);
   msg.payload = std::move(sealed).value();
@@ -478,14 +506,12 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   msg.correlation = std::to_string(p.transfer);
   p.wire_bytes += msg.payload.size();
   outbox_.Send(std::move(msg));
-  // From the request's departure (sealing may have waited on the disk).
-  p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
-  Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id + " started");
-  PublishStatus();
+  return true;
 }
 
 void PrimaryEngine::OnManifestChunk(Peer& p, const Opened& o) {
   if (p.phase != Peer::Phase::kAwaitManifest) return;
+  p.answered = true;
   Status s = p.assembler.Add(o.header.chunk, o.header.last, o.plain);
   if (!s.ok()) return FailSync(p, "bad manifest: " + s.message(), false);
   p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
@@ -630,8 +656,9 @@ void PrimaryEngine::FailSync(Peer& p, const std::string& why, bool retry_plain) 
 }
 
 int64_t PrimaryEngine::Tick(int64_t now) {
+  if (resubscribe_at_ms_ >= 0 && now >= resubscribe_at_ms_) OnConnection(true);
   outbox_.Flush();
-  int64_t next = INT64_MAX;
+  int64_t next = resubscribe_at_ms_ >= 0 ? resubscribe_at_ms_ : INT64_MAX;
   RetryScan(now);
   if (!scan_fault_.error.empty()) next = scan_fault_.retry_at_ms;
   PolicySchedule::Due due = policies_.Poll(now, &next);
@@ -645,6 +672,17 @@ int64_t PrimaryEngine::Tick(int64_t now) {
     Peer& p = *pp;
     if (p.phase != Peer::Phase::kIdle && now >= p.deadline_ms) {
       FailSync(p, "timed out waiting for the backup", false);
+    }
+    if (p.phase == Peer::Phase::kAwaitManifest && !p.answered && now >= p.repeat_at_ms) {
+      Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
+                                ": no answer yet, request repeated");
+      if (SendRequest(p)) {
+        p.repeat_gap_ms = std::min(p.repeat_gap_ms * 2, kPhaseTimeoutMs);
+        p.repeat_at_ms = now + p.repeat_gap_ms;
+      }
+    }
+    if (p.phase == Peer::Phase::kAwaitManifest && !p.answered) {
+      next = std::min(next, p.repeat_at_ms);
     }
     bool due = p.phase == Peer::Phase::kIdle && p.wanted && p.online && connected_;
     if (due && now >= p.retry_at_ms) StartSync(p, now);

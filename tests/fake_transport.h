@@ -4,6 +4,7 @@
 #ifndef HUBSYNC_TESTS_FAKE_TRANSPORT_H_
 #define HUBSYNC_TESTS_FAKE_TRANSPORT_H_
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
@@ -50,6 +51,7 @@ class FakeTransport : public Transport {
   ConnectionHandler on_connection_;
   std::vector<std::string> filters_;
   bool connected_ = false;
+  int refuse_subscribes = 0;  // the next N subscriptions are refused
   Message will_;
 
  private:
@@ -96,6 +98,11 @@ class FakeBroker {
     }
     return n;
   }
+  void Forget(FakeTransport* c) {
+    queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                                [c](const auto& d) { return d.first == c; }),
+                 queue_.end());
+  }
   // Messages published on topics matching `filter` so far.
   int Count(const std::string& filter) const {
     int n = 0;
@@ -111,12 +118,20 @@ class FakeBroker {
   std::vector<Message> log_;
 };
 
+// A new session (clean start): no subscription and nothing queued survives.
 inline Status FakeTransport::Connect() {
+  filters_.clear();
+  broker_->Forget(this);
   connected_ = true;
   if (on_connection_) on_connection_(true);
   return Status::Ok();
 }
 inline Status FakeTransport::Subscribe(const std::string& filter, int) {
+  if (refuse_subscribes > 0) {
+    --refuse_subscribes;
+    return Status::Rejected("subscribe " + filter + ": the broker refused it (reason code 135)");
+  }
+  if (std::find(filters_.begin(), filters_.end(), filter) != filters_.end()) return Status::Ok();
   filters_.push_back(filter);
   broker_->Subscribed(this, filter);
   return Status::Ok();

@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "hubsync/admission.h"
 #include "hubsync/applier.h"
@@ -89,6 +90,11 @@ class Outbox {
   uint64_t dropped_ = 0;
 };
 
+// Subscribes to each filter in turn (QoS 1), stopping at the first the
+// broker does not grant; the engines retry a failed set (kResubscribeMs).
+Status SubscribeAll(Transport* t, const std::vector<std::string>& filters);
+constexpr int64_t kResubscribeMs = 1000;
+
 // ---------------------------------------------------------------------------
 // The primary: keeps every backup's copy equal to data_dir.
 class PrimaryEngine {
@@ -96,6 +102,8 @@ class PrimaryEngine {
   static constexpr uint32_t kWindow = 8;           // delta chunks ahead of the last ack
   static constexpr int64_t kPhaseTimeoutMs = 15000;
   static constexpr int64_t kMaxBackoffMs = 10000;
+  // A request nothing has answered is repeated after 1 s, then 2, 4, ...
+  static constexpr int64_t kRequestRepeatMs = 1000;
   static constexpr size_t kMaxPendingPairings = 16;  // backups with offers outstanding
   static constexpr size_t kMaxOffersPerBackup = 4;
 
@@ -123,6 +131,7 @@ class PrimaryEngine {
  private:
   struct Peer;
   void StartSync(Peer& p, int64_t now);
+  bool SendRequest(Peer& p);  // seals p.request anew; false: the sync failed
   void FailSync(Peer& p, const std::string& why, bool retry_plain);
   void FinishSync(Peer& p, bool in_sync, const Ack* ack);
   void OnManifestChunk(Peer& p, const Opened& o);
@@ -156,6 +165,7 @@ class PrimaryEngine {
   bool connected_ = false;
   PolicySchedule policies_;
   int64_t next_status_ms_ = 0;
+  int64_t resubscribe_at_ms_ = -1;  // >= 0: subscribing failed, try again then
   uint64_t transfer_seq_ = 0;
   std::string last_status_;
   std::map<std::string, std::unique_ptr<Peer>> peers_;
@@ -240,8 +250,12 @@ class BackupEngine {
   int64_t behind_since_ms_ = 0;
   int64_t last_sync_ns_ = 0;
   int64_t next_status_ms_ = 0;
+  int64_t resubscribe_at_ms_ = -1;  // >= 0: subscribing failed, try again then
   int64_t next_key_log_ms_ = 0;
   uint32_t expected_chunk_ = 0;
+  // The last manifest request answered: the sending process's session
+  // (random per process) and the transfer.
+  std::pair<uint64_t, uint64_t> answered_{0, 0};
   int64_t transfer_start_ms_ = 0;
   uint64_t transfer_wire_bytes_ = 0;
   uint64_t progress_total_ = 0;     // bytes the current delta ships (from BEGIN)

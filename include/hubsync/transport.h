@@ -37,7 +37,16 @@ class Transport {
   // error only for unusable options.
   virtual Status Connect() = 0;
   // Subscriptions do not survive a reconnect: resubscribe on connected.
+  // Asks for a subscription and returns at once (fine in a handler).
   virtual Status Subscribe(const std::string& filter, int qos) = 0;
+  // Returns once the broker has granted the subscription (so a message
+  // published after that and matching it is delivered), or says why not:
+  // refused (Rejected, with the broker's reason), no answer, not connected.
+  // Waits for the broker (up to 5 s): never call it in a handler. A
+  // transport whose Subscribe completes at once need not override it.
+  virtual Status SubscribeAndWait(const std::string& filter, int qos) {
+    return Subscribe(filter, qos);
+  }
   virtual Status Publish(const Message& m) = 0;
   virtual size_t InFlight() const = 0;
   // Publishes `final_message` (if any) and disconnects; blocks up to 2 s.
