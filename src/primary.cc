@@ -25,15 +25,15 @@ struct PrimaryEngine::Peer {
   int64_t backoff_ms = 0;
   int64_t deadline_ms = 0;
   int64_t next_key_log_ms = 0;
-  // The request, repeated (newly sealed) while nothing has come back: a
-  // backup that has just (re)connected may miss it (seen once in ~700
-  // restarts under load), and the phase timeout is far longer.
+  // The current sync.
+  uint64_t transfer = 0;
+  // Its request, repeated (sealed anew) while nothing has come back: a
+  // backup that has just (re)connected may miss it, and the phase timeout
+  // is far longer.
   std::string request;
   int64_t repeat_at_ms = 0;
   int64_t repeat_gap_ms = 0;
   bool answered = false;
-  // The current sync.
-  uint64_t transfer = 0;
   int64_t started_ms = 0;
   int64_t last_progress_log_ms = 0;
   uint64_t wire_bytes = 0;

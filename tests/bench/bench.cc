@@ -2,6 +2,7 @@
 // rsync (daemon on loopback) over the same tree in the same run.
 //
 //   build/hubsync_bench [--files N] [--db-mib M] [--changes K] [--dir DIR] [--broker stock]
+//   build/hubsync_bench --help
 //
 // --broker stock runs Mosquitto as a hub ships it (no set_tcp_nodelay: Nagle
 // on the broker's sockets); the default is the test harness's broker, which
@@ -11,6 +12,11 @@
 // rename on the backup, p50/p99), a 64 KiB in-place edit of the database
 // (time and bytes on the wire), a check with nothing changed (bytes), and the
 // peak RSS of each daemon. Figures go to stdout as a table.
+//
+// It never reports a figure it did not measure: every step waits for a
+// condition (the primary's status saying "in_sync" at the root of the tree
+// as it is on disk, computed here; a sync event), never a fixed time, and
+// stops with an error (exit 1) when a step does not finish or rsync fails.
 #include <sys/inotify.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,6 +31,10 @@
 #include <random>
 
 #include "../harness.h"
+#include "hubsync/clock.h"
+#include "hubsync/crypto.h"
+#include "hubsync/messages.h"
+#include "hubsync/scanner.h"
 #include "hubsync/transport.h"
 
 namespace hubsync {
@@ -38,7 +48,26 @@ using Clock = std::chrono::steady_clock;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-// Counts every byte hubsync puts on the broker (payload + topic), by kind.
+constexpr char kUsage[] =
+    "usage: hubsync_bench [--files N] [--db-mib M] [--changes K] [--dir DIR] [--broker stock]\n"
+    "  --files N      JSON files in the generated tree (default 5000)\n"
+    "  --db-mib M     size of the generated database file in MiB (default 50)\n"
+    "  --changes K    new small files for the latency figure (default 100)\n"
+    "  --dir DIR      work directory (default: a temporary one, removed after)\n"
+    "  --broker stock Mosquitto as a hub ships it (Nagle on); default: with set_tcp_nodelay\n";
+
+// The manifest root of `dir` as the primary computes it (no exclusions):
+// what its status says once every backup holds that tree.
+std::string TreeRoot(const std::string& dir) {
+  auto fs = NewPosixFileSystem(dir);
+  PathFilter none;
+  Scanner scanner(fs.get(), &none);
+  auto m = scanner.Scan(RealClock()->WallNs());
+  return m.ok() ? ToHex(ManifestRoot(*m)) : "";
+}
+
+// Counts every byte hubsync puts on the broker (payload + topic), by kind,
+// and keeps the primary's latest status.
 class WireMeter {
  public:
   explicit WireMeter(const std::string& uri)
@@ -50,6 +79,11 @@ class WireMeter {
   }
   uint64_t sync_bytes() { std::lock_guard<std::mutex> l(mu_); return sync_bytes_; }
   int sync_events() { std::lock_guard<std::mutex> l(mu_); return sync_events_; }
+  // Whether the primary has said that every backup holds the tree `root`.
+  bool PrimaryInSyncAt(const std::string& root) {
+    std::lock_guard<std::mutex> l(mu_);
+    return primary_state_ == "in_sync" && primary_root_ == root;
+  }
 
  private:
   void Count(const Message& m) {
@@ -64,10 +98,18 @@ class WireMeter {
     if (ends("/events") && m.payload.find("\"type\":\"sync\"") != std::string::npos) {
       ++sync_events_;
     }
+    if (ends("/status")) {
+      auto st = DecodeStatus(m.payload);
+      if (st.ok() && st->role == "primary") {
+        primary_state_ = st->state;
+        primary_root_ = st->root;
+      }
+    }
   }
   std::mutex mu_;
   uint64_t sync_bytes_ = 0;
   int sync_events_ = 0;
+  std::string primary_state_, primary_root_;
   testing::Recorder rec_;  // last: destroyed first, before what Count touches
 };
 
@@ -128,14 +170,17 @@ int Sh(const std::string& cmd, std::string* out = nullptr) {
 struct RsyncRun {
   double ms = 0;
   uint64_t bytes = 0;  // sent + received, as rsync --stats reports
+  int rc = 0;          // rsync's exit code; the figures count only when 0
+  std::string out;
 };
 
 RsyncRun Rsync(const std::string& url, const std::string& dest) {
   auto t0 = Clock::now();
   std::string out;
-  Sh("rsync -a --delete --stats '" + url + "' '" + dest + "/' 2>&1", &out);
   RsyncRun r;
+  r.rc = Sh("rsync -a --delete --stats '" + url + "' '" + dest + "/' 2>&1", &out);
   r.ms = Ms(Clock::now() - t0);
+  r.out = out;
   auto num = [&](const std::string& label) -> uint64_t {
     size_t at = out.find(label + ": ");
     if (at == std::string::npos) return 0;
@@ -161,13 +206,36 @@ int Main(int argc, char** argv) {
   int files = 5000, db_mib = 50, changes = 100;
   bool stock = false;
   std::string base;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--files") files = std::atoi(argv[i + 1]);
-    else if (a == "--db-mib") db_mib = std::atoi(argv[i + 1]);
-    else if (a == "--changes") changes = std::atoi(argv[i + 1]);
-    else if (a == "--dir") base = argv[i + 1];
-    else if (a == "--broker") stock = std::string(argv[i + 1]) == "stock";
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    bool known = a == "--files" || a == "--db-mib" || a == "--changes" || a == "--dir" ||
+                 a == "--broker";
+    if (!known || i + 1 == argc) {
+      std::fprintf(stderr, "hubsync_bench: %s %s\n%s", known ? "missing a value after" : "unknown option",
+                   a.c_str(), kUsage);
+      return 2;
+    }
+    std::string v = argv[++i];
+    int n = std::atoi(v.c_str());
+    if (a == "--dir") {
+      base = v;
+    } else if (a == "--broker") {
+      if (v != "stock") {
+        std::fprintf(stderr, "hubsync_bench: --broker takes \"stock\"\n%s", kUsage);
+        return 2;
+      }
+      stock = true;
+    } else if (n <= 0 && !(a == "--db-mib" && v == "0")) {
+      std::fprintf(stderr, "hubsync_bench: %s needs a positive number, not \"%s\"\n%s",
+                   a.c_str(), v.c_str(), kUsage);
+      return 2;
+    } else {
+      (a == "--files" ? files : a == "--db-mib" ? db_mib : changes) = n;
+    }
   }
   testing::TempDir tmp;
   if (base.empty()) base = tmp.path();
@@ -249,24 +317,38 @@ int Main(int argc, char** argv) {
     lat.push_back(Ms(Clock::now() - t));
   }
   close(in);
-  // Let the last syncs' acks land before measuring the next step.
-  WaitFor([&] { return false; }, 300);
+  // Every sync done (the last acks landed) before the next step is timed.
+  auto settled = [&](const char* step) {
+    std::string root = TreeRoot(p + "/data");
+    if (WaitFor([&] { return meter.PrimaryInSyncAt(root); }, 60000)) return true;
+    std::fprintf(stderr, "%s: the primary never reported the backup in sync\n%s\n%s", step,
+                 primary.Log().c_str(), backup.Log().c_str());
+    return false;
+  };
+  if (!settled("new small files")) return 1;
 
   // 3. 64 KiB in-place edit of the database.
   std::printf("64 KiB in-place database edit...\n");
   meter.Reset();
   t0 = Clock::now();
   EditDb(p + "/data/db/hub.sqlite", (uint64_t(db_mib) << 20) / 3, 1);
-  if (!WaitFor([&] { return meter.sync_events() >= 1; }, 60000)) return 1;
+  if (!WaitFor([&] { return meter.sync_events() >= 1; }, 60000)) {
+    std::fprintf(stderr, "the database edit was never synced\n");
+    return 1;
+  }
   double edit_ms = Ms(Clock::now() - t0);
+  if (!settled("database edit")) return 1;
   uint64_t edit_bytes = meter.sync_bytes();
 
-  // 4. A check with nothing changed (what period_s does), forced by SIGUSR1.
-  WaitFor([&] { return false; }, 300);
+  // 4. A check with nothing changed (what period_s does), forced by SIGUSR1:
+  // its bytes are counted once its sync event says it ran.
   meter.Reset();
-  t0 = Clock::now();
   kill(primary.pid(), SIGUSR1);
-  WaitFor([&] { return meter.sync_bytes() > 0 && Ms(Clock::now() - t0) > 500; }, 10000);
+  if (!WaitFor([&] { return meter.sync_events() >= 1; }, 30000)) {
+    std::fprintf(stderr, "the no-change check never ran\n");
+    return 1;
+  }
+  if (!settled("no-change check")) return 1;
   uint64_t check_bytes = meter.sync_bytes();
 
   long primary_rss = primary.PeakRssKb(), backup_rss = backup.PeakRssKb();
@@ -289,6 +371,12 @@ int Main(int argc, char** argv) {
   RsyncRun r_edit = Rsync(url, r);
   RsyncRun r_none = Rsync(url, r);
   rsyncd.Stop();
+  for (const RsyncRun* run : {&r_init, &r_edit, &r_none}) {
+    if (run->rc != 0) {
+      std::fprintf(stderr, "rsync failed (exit %d): no baseline\n%s", run->rc, run->out.c_str());
+      return 1;
+    }
+  }
 
   std::printf("\nhubsync benchmark: %d JSON files + %d MiB database, 1 backup, loopback\n", files,
               db_mib);
