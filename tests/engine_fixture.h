@@ -46,18 +46,22 @@ class EngineTest : public ::testing::Test {
     if (wrap_primary_fs_) pfs_ = wrap_primary_fs_(std::move(pfs_));
     bfs_ = NewPosixFileSystem(bc.data_dir);
     primary_config_ = pc;
-    EngineEnv be;
-    be.config = bc;
-    be.transport = bt_.get();
-    be.fs = bfs_.get();
-    be.state = backup_store_ ? backup_store_ : &backup_state_;
-    be.clock = &clock_;
-    backup_ = std::make_unique<BackupEngine>(be);
+    backup_ = std::make_unique<BackupEngine>(
+        Env(bc, bt_.get(), bfs_.get(), backup_store_ ? backup_store_ : &backup_state_));
     bt_->SetHandlers([this](Message m) { backup_->OnMessage(m); },
                      [this](bool up) { backup_->OnConnection(up); });
     ASSERT_TRUE(backup_->Start().ok());
     bt_->Connect();
     StartPrimary();
+  }
+  EngineEnv Env(const Config& c, Transport* t, FileSystem* fs, StateStore* state) {
+    EngineEnv e;
+    e.config = c;
+    e.transport = t;
+    e.fs = fs;
+    e.state = state;
+    e.clock = &clock_;
+    return e;
   }
   // A new primary process on the same data_dir and state (the old one's
   // connection is dropped; the broker forgets nothing it retained).
@@ -68,12 +72,8 @@ class EngineTest : public ::testing::Test {
     }
     primary_.reset();
     pt_ = broker_.NewClient();
-    EngineEnv pe;
-    pe.config = primary_config_;
-    pe.transport = pt_.get();
-    pe.fs = pfs_.get();
-    pe.state = primary_store_ ? primary_store_ : &primary_state_;
-    pe.clock = &clock_;
+    EngineEnv pe = Env(primary_config_, pt_.get(), pfs_.get(),
+                       primary_store_ ? primary_store_ : &primary_state_);
     pe.changes = &changes_;
     pe.log = [this](LogLevel, const std::string& line) { primary_log_.push_back(line); };
     primary_ = std::make_unique<PrimaryEngine>(pe);
