@@ -159,6 +159,7 @@ Status Applier::Record(const DeltaRecord& r) {
     return true;
   };
   switch (r.kind) {
+    case RecKind::kBase:  // the engine's precondition, checked before any record
     case RecKind::kBegin:
     case RecKind::kEnd: return Status::Ok();
     case RecKind::kDelete:

@@ -388,6 +388,24 @@ void BackupEngine::OnDelta(const Message& m) {
   if (!s.ok()) return FailTransfer("malformed delta: " + s.message(), false);
   bool saw_end = false;
   for (const DeltaRecord& r : records) {
+    if (r.kind == RecKind::kBase) {
+      if (h.chunk != 0 || &r != &records.front()) {
+        return FailTransfer("precondition inside a delta", false);
+      }
+      // Sent at once, without asking for our manifest, against the root
+      // the primary last saw us at: applied only onto exactly that tree.
+      bool known = manifest_valid_ && !applier_->journal_pending();
+      if (known && r.root == root_) continue;
+      applier_->Abort();
+      touched_.clear();
+      Log(LogLevel::kDebug, "delta " + std::to_string(h.transfer) +
+                                " was computed against another tree: asking for a full exchange");
+      Ack stale;
+      stale.kind = Ack::Kind::kStale;
+      if (known) stale.root = root_;
+      SendAck(stale, h.transfer);
+      return;
+    }
     if (r.kind == RecKind::kBegin) {
       if (h.chunk != 0) return FailTransfer("begin record inside a delta", false);
       primary_root_ = r.root;

@@ -18,12 +18,13 @@ bool SameBlock(const Entry& a, const Entry& b, size_t i) {
 
 DeltaWriter::DeltaWriter(FileSystem* fs, std::shared_ptr<const Manifest> target,
                          std::shared_ptr<const Manifest> base_manifest, std::vector<Op> ops,
-                         size_t max_plain)
+                         size_t max_plain, std::optional<Digest> precondition)
     : fs_(fs),
       target_(std::move(target)),
       base_(std::move(base_manifest)),
       ops_(std::move(ops)),
-      max_plain_(max_plain) {
+      max_plain_(max_plain),
+      precondition_(precondition) {
   for (const Op& op : ops_) {
     if (op.kind != Op::Kind::kPutFile || !op.local_source.empty()) continue;
     PlanSegments(op);
@@ -75,6 +76,12 @@ Result<std::string> DeltaWriter::Next(bool* last) {
   std::string chunk;
   *last = false;
   if (!begun_) {
+    if (precondition_) {
+      DeltaRecord base;
+      base.kind = RecKind::kBase;
+      base.root = *precondition_;
+      EncodeRecord(base, &chunk);
+    }
     DeltaRecord b;
     b.kind = RecKind::kBegin;
     b.count = static_cast<uint32_t>(ops_.size());

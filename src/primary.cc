@@ -287,12 +287,25 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
     p.channel = std::move(ch).value();
   }
   p.wanted = false;
-  p.phase = Peer::Phase::kAwaitManifest;
+  // Nothing in doubt (the backup's last sync left it at a tree we know, and
+  // no check or plain resend is asked for): the difference goes at once,
+  // applied only if that tree is still the backup's (one round trip).
+  bool direct = p.known && !p.rescan && !p.plain_next;
+  if (direct && p.known_root == root_) return;  // it holds this tree already
   p.transfer = static_cast<uint64_t>(env_.clock->WallNs() / 1000000) * 1000 + (++transfer_seq_ % 1000);
   p.started_ms = now;
   p.wire_bytes = 0;
   p.snapshot = current_;
   p.snapshot_root = root_;
+  if (direct) {
+    p.deadline_ms = now + kPhaseTimeoutMs;
+    Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
+                              " started against its known tree");
+    StartDelta(p, p.known, p.known_root);
+    PublishStatus();
+    return;
+  }
+  p.phase = Peer::Phase::kAwaitManifest;
   p.assembler = ManifestAssembler();
   ManifestRequest req;
   req.primary = env_.config.gateway_id;
@@ -341,13 +354,19 @@ void PrimaryEngine::OnManifestChunk(Peer& p, const Opened& o) {
     theirs = std::make_shared<const Manifest>(FilterManifest(p.assembler.Take(), filter_));
   }
   p.rescan = false;
+  StartDelta(p, theirs, std::nullopt);
+}
+
+void PrimaryEngine::StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,
+                               std::optional<Digest> precondition) {
   DiffOptions opts;
   opts.allow_block_reuse = opts.allow_local_source = !p.plain_next;
   std::vector<Op> ops = Diff(*p.snapshot, *theirs, opts);
   p.backup_manifest = theirs;
   if (ops.empty()) return FinishSync(p, true, nullptr);
   size_t max_plain = static_cast<size_t>(env_.config.max_message_bytes) - kEnvelopeOverhead - 1024;
-  p.writer = std::make_unique<DeltaWriter>(env_.fs, p.snapshot, theirs, std::move(ops), max_plain);
+  p.writer = std::make_unique<DeltaWriter>(env_.fs, p.snapshot, theirs, std::move(ops), max_plain,
+                                           precondition);
   p.phase = Peer::Phase::kSending;
   p.next_chunk = 0;
   p.acked_chunk = -1;
@@ -401,6 +420,20 @@ void PrimaryEngine::OnAck(Peer& p, const Opened& o) {
       return FailSync(p, "backup refused the delta: " + ack->error, ack->retry_plain);
     case Ack::Kind::kConfirm:
       return;  // a repeated confirmation of a key already installed
+    case Ack::Kind::kStale:
+      // The backup is not at the tree the delta was computed against (it
+      // restarted after a crash, was checked or edited): nothing was
+      // applied. Ask for its manifest now; not a failure.
+      Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
+                                ": it holds another tree than we knew; asking for its manifest");
+      p.phase = Peer::Phase::kIdle;
+      p.transfer = 0;
+      p.writer.reset();
+      p.snapshot.reset();
+      p.known.reset();
+      p.wanted = true;
+      p.retry_at_ms = 0;
+      return;
     case Ack::Kind::kDone:
       if (p.phase != Peer::Phase::kAwaitAck) return FailSync(p, "early final ack", false);
       return FinishSync(p, ack->root == p.snapshot_root, &*ack);

@@ -178,6 +178,7 @@ void EncodeRecord(const DeltaRecord& r, std::string* out) {
       w.U64(r.total);
       w.Raw(r.root.data(), r.root.size());
       break;
+    case RecKind::kBase: w.Raw(r.root.data(), r.root.size()); break;
     case RecKind::kDelete: w.Str(r.path); break;
     case RecKind::kMkdir:
       w.Str(r.path);
@@ -230,6 +231,9 @@ Status DecodeRecords(std::string_view chunk, std::vector<DeltaRecord>* out) {
         if (!r.U32(&d.count) || !r.U64(&d.total) || !r.Raw(d.root.data(), d.root.size())) {
           return kTrunc;
         }
+        break;
+      case RecKind::kBase:
+        if (!r.Raw(d.root.data(), d.root.size())) return kTrunc;
         break;
       case RecKind::kDelete:
         if (!r.Str(&d.path)) return kTrunc;
@@ -346,7 +350,7 @@ Result<Ack> DecodeAck(std::string_view plain) {
       !r.U32(&a.files) || !r.U64(&a.bytes) || !r.U8(&retry) || !r.Str(&a.error) || !r.done()) {
     return Status::Corruption("malformed ack");
   }
-  if (kind < 1 || kind > 4) return Status::Corruption("bad ack kind");
+  if (kind < 1 || kind > 5) return Status::Corruption("bad ack kind");
   a.kind = static_cast<Ack::Kind>(kind);
   a.retry_plain = retry == 1;
   return a;

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,7 @@ class EngineTest : public ::testing::Test {
     if (wrap_primary_fs_) pfs_ = wrap_primary_fs_(std::move(pfs_));
     bfs_ = NewPosixFileSystem(bc.data_dir);
     primary_config_ = pc;
+    backup_config_ = bc;
     backup_ = std::make_unique<BackupEngine>(
         Env(bc, bt_.get(), bfs_.get(), backup_store_ ? backup_store_ : &backup_state_));
     bt_->SetHandlers([this](Message m) { backup_->OnMessage(m); },
@@ -62,6 +64,20 @@ class EngineTest : public ::testing::Test {
     e.state = state;
     e.clock = &clock_;
     return e;
+  }
+  // A new backup process on the same data_dir and state (the old one
+  // vanished without a word: no will).
+  void RestartBackup() {
+    bt_->connected_ = false;
+    old_transports_.push_back(std::move(bt_));
+    backup_.reset();
+    bt_ = broker_.NewClient();
+    backup_ = std::make_unique<BackupEngine>(
+        Env(backup_config_, bt_.get(), bfs_.get(), backup_store_ ? backup_store_ : &backup_state_));
+    bt_->SetHandlers([this](Message m) { backup_->OnMessage(m); },
+                     [this](bool up) { backup_->OnConnection(up); });
+    ASSERT_TRUE(backup_->Start().ok());
+    bt_->Connect();
   }
   // A new primary process on the same data_dir and state (the old one's
   // connection is dropped; the broker forgets nothing it retained).
@@ -97,6 +113,20 @@ class EngineTest : public ::testing::Test {
     primary_->OnChanges();
   }
   int Requests() { return broker_.Count("hubsync/v1/home/gw/hub-b/manifest/req"); }
+  // Syncs the primary started: distinct transfers among its requests and
+  // deltas (a sync against a known tree sends no request).
+  int Syncs() {
+    std::set<uint64_t> transfers;
+    for (const Message& m : broker_.log()) {
+      if (m.topic != "hubsync/v1/home/gw/hub-b/manifest/req" &&
+          m.topic != "hubsync/v1/home/gw/hub-b/delta") {
+        continue;
+      }
+      auto h = DecodeEnvelopeHeader(m.payload);
+      if (h.ok()) transfers.insert(h->transfer);
+    }
+    return static_cast<int>(transfers.size());
+  }
   // The primary's latest status and events of `type`.
   GatewayStatus PrimaryStatus() {
     GatewayStatus last;
@@ -128,7 +158,7 @@ class EngineTest : public ::testing::Test {
   FakeBroker broker_;
   ManualClock clock_;
   FakeChangeSource changes_;
-  Config primary_config_;
+  Config primary_config_, backup_config_;
   std::unique_ptr<FakeTransport> pt_, bt_;
   std::vector<std::unique_ptr<FakeTransport>> old_transports_;
   std::unique_ptr<FileSystem> pfs_, bfs_;

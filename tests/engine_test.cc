@@ -28,30 +28,71 @@ TEST_F(EngineTest, OnChangeSyncsAtOnce) {
   EXPECT_EQ(primary_->root(), backup_->root());
 }
 
+// Issue 10: once a sync has left the backup at a tree the primary knows, the
+// next change goes at once as a delta with that tree's root as its
+// precondition: no manifest request, one round trip.
+TEST_F(EngineTest, AChangeGoesInOneRoundTripWhenTheBackupsTreeIsKnown) {
+  WriteFile(primary_dir_.Sub("a.json"), "1");
+  Build(Policy{true, 0, 0});
+  Settle();
+  ASSERT_TRUE(primary_->AllInSync());
+  int requests = Requests(), syncs = Syncs();
+  Change("b.json", "2");
+  Settle();
+  EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+  EXPECT_TRUE(primary_->AllInSync());
+  EXPECT_EQ(Syncs(), syncs + 1);
+  EXPECT_EQ(Requests(), requests) << "no manifest exchange when nothing is in doubt";
+  EXPECT_EQ(Events("error").size(), 0u);
+}
+
+// ...and when the backup is no longer at that tree (here: restarted after
+// its tree was changed behind its back), it applies nothing and says so;
+// the full exchange follows at once and repairs it.
+TEST_F(EngineTest, ADeltaAgainstAStaleTreeIsRefusedAndTheFullExchangeFollows) {
+  WriteFile(primary_dir_.Sub("a.json"), "1");
+  Build(Policy{true, 0, 0});
+  Settle();
+  ASSERT_TRUE(primary_->AllInSync());
+  WriteFile(backup_dir_.Sub("stray.json"), "not on the primary");
+  RestartBackup();
+  int requests = Requests();
+  Change("b.json", "2");
+  Settle();
+  EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+  EXPECT_TRUE(primary_->AllInSync());
+  EXPECT_EQ(Requests(), requests + 1) << "the full exchange, once";
+  EXPECT_EQ(Events("error").size(), 0u) << "a stale tree is not a failure";
+  for (const Event& e : Events("sync")) {
+    EXPECT_EQ(e.fields.at("result"), "in_sync") << "a delta was applied onto a tree it was not "
+                                                   "computed against";
+  }
+}
+
 TEST_F(EngineTest, DelayGivesOneSyncPerBurstWithACap) {
   Build(Policy{true, 1000, 0});
   Settle();
-  int base = Requests();
+  int base = Syncs();
   // A burst: three changes 300 ms apart, then quiet.
   for (int i = 0; i < 3; ++i) {
     Change("burst-" + std::to_string(i), "x");
     clock_.Advance(300);
     Settle();
   }
-  EXPECT_EQ(Requests(), base);  // still inside the delay
+  EXPECT_EQ(Syncs(), base);  // still inside the delay
   clock_.Advance(800);          // 1000 ms after the last change
   Settle();
-  EXPECT_EQ(Requests(), base + 1);
+  EXPECT_EQ(Syncs(), base + 1);
   EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
   // A steady stream every 500 ms never goes quiet for 1000 ms: the cap
   // (4 x delay after the first change) forces a sync anyway.
-  base = Requests();
+  base = Syncs();
   for (int i = 0; i < 8; ++i) {
     Change("stream-" + std::to_string(i), "y");
     clock_.Advance(500);
     Settle();
   }
-  EXPECT_GE(Requests(), base + 1);
+  EXPECT_GE(Syncs(), base + 1);
 }
 
 TEST_F(EngineTest, PeriodRepairsABackupEditedByHand) {
@@ -210,19 +251,19 @@ TEST_F(PolicyEngineTest, TwoModulesWithDifferentTiming) {
   Build(Policy{true, 0, 0});
   SetPolicy("db", R"({"paths":["db/**"],"delay_ms":5000})");
   Settle();
-  int base = Requests();
+  int base = Syncs();
   Change("db/main.sqlite", "v1");
   Settle();
   clock_.Advance(4999);
   Settle();
-  EXPECT_EQ(Requests(), base) << "db changes wait for their delay";
+  EXPECT_EQ(Syncs(), base) << "db changes wait for their delay";
   clock_.Advance(1);
   Settle();
-  EXPECT_EQ(Requests(), base + 1);
+  EXPECT_EQ(Syncs(), base + 1);
   EXPECT_TRUE(OnBackup("db/main.sqlite"));
   Change("users/ann.json", "ann");  // default policy: at once
   Settle();
-  EXPECT_EQ(Requests(), base + 2);
+  EXPECT_EQ(Syncs(), base + 2);
   EXPECT_TRUE(OnBackup("users/ann.json"));
 }
 
@@ -239,13 +280,13 @@ TEST_F(PolicyEngineTest, InvalidPolicyIsRefusedWithAnEventAndThePreviousStays) {
   EXPECT_NE(rejected[0].fields["error"].find("delay_ms: must be an integer"), std::string::npos)
       << rejected[0].fields["error"];
   EXPECT_EQ(PrimaryStatus().policies["db"], hash);
-  int base = Requests();
+  int base = Syncs();
   Change("db/main.sqlite", "v1");
   Settle();
-  EXPECT_EQ(Requests(), base) << "still the previous 5 s delay";
+  EXPECT_EQ(Syncs(), base) << "still the previous 5 s delay";
   clock_.Advance(5000);
   Settle();
-  EXPECT_EQ(Requests(), base + 1);
+  EXPECT_EQ(Syncs(), base + 1);
 }
 
 TEST_F(PolicyEngineTest, ChangesAndRemovalTakeEffectLive) {
@@ -255,19 +296,19 @@ TEST_F(PolicyEngineTest, ChangesAndRemovalTakeEffectLive) {
   SetPolicy("db", R"({"paths":["db/**"],"delay_ms":100})");
   Settle();
   EXPECT_EQ(Events("policy").back().fields["action"], "changed");
-  int base = Requests();
+  int base = Syncs();
   Change("db/main.sqlite", "v1");
   Settle();
   clock_.Advance(100);
   Settle();
-  EXPECT_EQ(Requests(), base + 1);
+  EXPECT_EQ(Syncs(), base + 1);
   SetPolicy("db", "");  // removed: db falls under the default (on change)
   Settle();
   EXPECT_EQ(Events("policy").back().fields["action"], "removed");
   EXPECT_EQ(PrimaryStatus().policies.count("db"), 0u);
   Change("db/main.sqlite", "v2");
   Settle();
-  EXPECT_EQ(Requests(), base + 2);
+  EXPECT_EQ(Syncs(), base + 2);
   EXPECT_EQ(testing::ReadFile(backup_dir_.Sub("db/main.sqlite")), "v2");
 }
 

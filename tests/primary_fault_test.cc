@@ -106,7 +106,7 @@ TEST_F(PrimaryFaultTest, AReadErrorAtEveryReadOfTheScanAndTheSendIsReportedAndRe
   for (int i = 0;; ++i) {
     int base = fault_->reads;
     fault_->fail_read_at = base + i;
-    int requests = Requests();
+    int syncs = Syncs();
     NextVersion();
     Tree cur = Snapshot(primary_dir_.path());
     Settle();
@@ -124,7 +124,7 @@ TEST_F(PrimaryFaultTest, AReadErrorAtEveryReadOfTheScanAndTheSendIsReportedAndRe
     if (now != cur || PrimaryStatus().state != "in_sync") {
       ++reported;
       ExpectErrorReported("Input/output error", where);
-      EXPECT_LE(Requests() - requests, 1) << where << ": retried without waiting";
+      EXPECT_LE(Syncs() - syncs, 1) << where << ": retried without waiting";
       clock_.Advance(PrimaryEngine::kMaxBackoffMs);
       Settle();
     }
@@ -150,7 +150,7 @@ TEST_F(PrimaryFaultTest, AnUnreadableTreeIsRetriedWithAGrowingDelayNotInATightLo
   Tree cur = Snapshot(primary_dir_.path());
   Settle();
   ExpectErrorReported("Input/output error", "a persistent fault");
-  int requests = Requests();
+  int syncs = Syncs();
   for (int t = 0; t < 600; ++t) {  // a minute, in steps of 100 ms
     clock_.Advance(100);
     Settle();
@@ -162,7 +162,7 @@ TEST_F(PrimaryFaultTest, AnUnreadableTreeIsRetriedWithAGrowingDelayNotInATightLo
   std::printf("  data_dir unreadable for a minute: %d scan attempts\n", attempts);
   EXPECT_GE(attempts, 4) << "it keeps trying";
   EXPECT_LE(attempts, 12) << "the delay grows (1 s doubling to 10 s)";
-  EXPECT_EQ(Requests(), requests) << "nothing is sent from a tree that cannot be read";
+  EXPECT_EQ(Syncs(), syncs) << "nothing is sent from a tree that cannot be read";
   EXPECT_EQ(Events("error").size(), 1u) << "one event per cause, not per attempt";
   ExpectErrorReported("Input/output error", "after a minute");
   fault_->fail_reads_from = -1;

@@ -191,6 +191,35 @@ TEST(WireTest, HostileDeltaPathsAreRefused) {
   EXPECT_FALSE(DecodeRecords(std::string("K\0\0", 3), &out).ok());
 }
 
+// Issue 10: a delta sent against the root the primary last saw carries it
+// as its first record; the backup's answer when that is not its root.
+TEST(WireTest, PreconditionAndStaleAckRoundTrip) {
+  std::string chunk;
+  DeltaRecord base;
+  base.kind = RecKind::kBase;
+  base.root = Sha256Of("the backup's tree");
+  EncodeRecord(base, &chunk);
+  DeltaRecord end;
+  end.kind = RecKind::kEnd;
+  EncodeRecord(end, &chunk);
+  std::vector<DeltaRecord> out;
+  ASSERT_TRUE(DecodeRecords(chunk, &out).ok());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].kind, RecKind::kBase);
+  EXPECT_EQ(out[0].root, base.root);
+  EXPECT_FALSE(DecodeRecords(chunk.substr(0, 20), &out).ok()) << "a truncated root";
+  Ack stale;
+  stale.kind = Ack::Kind::kStale;
+  stale.root = Sha256Of("another tree");
+  auto back = DecodeAck(EncodeAck(stale));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->kind, Ack::Kind::kStale);
+  EXPECT_EQ(back->root, stale.root);
+  std::string bad = EncodeAck(stale);
+  bad[0] = 6;
+  EXPECT_FALSE(DecodeAck(bad).ok()) << "no ack kind beyond kStale";
+}
+
 TEST(WireTest, AckRoundTrip) {
   Ack a;
   a.kind = Ack::Kind::kError;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,11 @@ namespace hubsync {
 class DeltaWriter {
  public:
   // `ops` must point into `target` and `base_manifest`, which are kept alive.
+  // With `precondition`, the first chunk starts with a kBase record naming
+  // it: the backup applies the delta only if that is its root.
   DeltaWriter(FileSystem* fs, std::shared_ptr<const Manifest> target,
-              std::shared_ptr<const Manifest> base_manifest, std::vector<Op> ops, size_t max_plain);
+              std::shared_ptr<const Manifest> base_manifest, std::vector<Op> ops, size_t max_plain,
+              std::optional<Digest> precondition = std::nullopt);
   ~DeltaWriter();
 
   // The next chunk's plaintext; sets *last on the final one (ending in kEnd).
@@ -45,6 +49,7 @@ class DeltaWriter {
   std::shared_ptr<const Manifest> target_, base_;
   std::vector<Op> ops_;
   size_t max_plain_;
+  std::optional<Digest> precondition_;
   size_t next_op_ = 0;
   bool begun_ = false;
   bool done_ = false;

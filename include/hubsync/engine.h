@@ -132,6 +132,10 @@ class PrimaryEngine {
   struct Peer;
   void StartSync(Peer& p, int64_t now);
   bool SendRequest(Peer& p);  // seals p.request anew; false: the sync failed
+  // Diffs the snapshot against `theirs` and starts sending; with a
+  // precondition the backup applies it only onto that root.
+  void StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,
+                  std::optional<Digest> precondition);
   void FailSync(Peer& p, const std::string& why, bool retry_plain);
   void FinishSync(Peer& p, bool in_sync, const Ack* ack);
   void OnManifestChunk(Peer& p, const Opened& o);

@@ -97,6 +97,8 @@ Status DecodeEntry(WireReader* r, Entry* e);
 
 // ---- delta records ----------------------------------------------------------
 enum class RecKind : uint8_t {
+  kBase = 'P',        // root: the backup's root the delta was computed against
+                      // (a precondition; first record of the first chunk, if any)
   kBegin = 'B',       // op_count, total (content bytes), root (primary's root after apply)
   kDelete = 'X',      // path
   kMkdir = 'D',       // path, mode
@@ -126,7 +128,7 @@ struct DeltaRecord {
   uint64_t offset = 0;      // kData: file offset; kCopyBlocks: first block
   uint32_t count = 0;       // kCopyBlocks: blocks; kBegin: op count
   uint64_t total = 0;       // kBegin: bytes to ship
-  Digest root{};            // kBegin
+  Digest root{};            // kBegin, kBase
   std::string_view data;    // kData payload (points into the chunk)
 };
 
@@ -157,7 +159,10 @@ Result<ManifestRequest> DecodeManifestRequest(std::string_view plain, uint64_t t
 struct Ack {
   // kConfirm: the backup's key confirmation after pairing (transfer 0),
   // sealed under the new epoch: proves it derived the same key.
-  enum class Kind : uint8_t { kProgress = 1, kDone = 2, kError = 3, kConfirm = 4 };
+  // kStale: a delta's precondition (kBase) is not the backup's root, which
+  // `root` carries (zero when the backup does not know its own yet): nothing
+  // was applied; the primary asks for the backup's manifest.
+  enum class Kind : uint8_t { kProgress = 1, kDone = 2, kError = 3, kConfirm = 4, kStale = 5 };
   Kind kind = Kind::kDone;
   uint32_t chunk = 0;        // progress: highest chunk written
   Digest root{};             // done: backup's root after applying
