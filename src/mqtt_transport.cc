@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "hubsync/config.h"
 #include "hubsync/transport.h"
@@ -30,9 +31,11 @@ int PortOf(const std::string& uri) {
 // each round trip stalls ~40 ms. Paho has no socket option hook, so after a
 // connect we find our TCP sockets to the broker's port and set TCP_NODELAY.
 // Setting it on a sibling client's socket to the same broker is harmless.
-void DisableNagleTowards(int port) {
+// Returns the sockets found.
+std::vector<int> DisableNagleTowards(int port) {
+  std::vector<int> found;
   DIR* d = opendir("/proc/self/fd");
-  if (!d) return;
+  if (!d) return found;
   while (struct dirent* de = readdir(d)) {
     int fd = std::atoi(de->d_name);
     if (fd <= 2) continue;
@@ -51,8 +54,21 @@ void DisableNagleTowards(int port) {
     if (peer_port != port) continue;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    found.push_back(fd);
   }
   closedir(d);
+  return found;
+}
+
+// A stock broker keeps Nagle on its side: after it writes us a small packet
+// (a PUBACK), its next one (the message we wait for) waits until we ACK the
+// first, and Linux delays that ACK up to ~40 ms. Setting TCP_QUICKACK sends
+// an ACK that is being delayed at once; we do it whenever Paho has just read
+// from the broker (a message, a PUBACK), so the broker's next write is never
+// held for us (issue 10: one round trip on a stock broker).
+void AckNow(const std::vector<int>& fds) {
+  int one = 1;
+  for (int fd : fds) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
 class MqttTransport : public Transport {
@@ -88,10 +104,15 @@ class MqttTransport : public Transport {
         }
       } catch (const std::exception&) {
       }
+      AckNowToBroker();
       on_message_(std::move(m));
     });
     client_.set_connected_handler([this](const std::string&) {
-      DisableNagleTowards(PortOf(options_.uri));
+      std::vector<int> fds = DisableNagleTowards(PortOf(options_.uri));
+      {
+        std::lock_guard<std::mutex> lock(fds_mu_);
+        broker_fds_ = std::move(fds);
+      }
       on_connection_(true);
     });
     client_.set_connection_lost_handler([this](const std::string&) { on_connection_(false); });
@@ -207,15 +228,25 @@ class MqttTransport : public Transport {
   }
 
  private:
-  // Counts completions so Publish can bound what is in flight.
+  void AckNowToBroker() {
+    std::lock_guard<std::mutex> lock(fds_mu_);
+    AckNow(broker_fds_);
+  }
+
+  // Counts completions so Publish can bound what is in flight; a completion
+  // is a PUBACK just read, so it is ACKed at once (AckNow).
   class Listener : public mqtt::iaction_listener {
    public:
-    explicit Listener(std::atomic<size_t>* n) : n_(n) {}
+    Listener(std::atomic<size_t>* n, MqttTransport* t) : n_(n), t_(t) {}
     void on_failure(const mqtt::token&) override { --*n_; }
-    void on_success(const mqtt::token&) override { --*n_; }
+    void on_success(const mqtt::token&) override {
+      --*n_;
+      t_->AckNowToBroker();
+    }
 
    private:
     std::atomic<size_t>* n_;
+    MqttTransport* t_;
   };
 
   class ConnectListener : public mqtt::iaction_listener {
@@ -278,7 +309,9 @@ class MqttTransport : public Transport {
   std::condition_variable cv_;
   bool retry_ = false;  // guarded by mu_
   std::thread retry_thread_;
-  Listener listener_{&in_flight_};
+  std::mutex fds_mu_;
+  std::vector<int> broker_fds_;  // guarded by fds_mu_: our sockets to the broker
+  Listener listener_{&in_flight_, this};
   ConnectListener connect_listener_{this};
 };
 
