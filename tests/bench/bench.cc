@@ -10,8 +10,9 @@
 //
 // Measures initial sync time, new-small-file latency (close on the primary ->
 // rename on the backup, p50/p99), a 64 KiB in-place edit of the database
-// (time and bytes on the wire), a check with nothing changed (bytes), and the
-// peak RSS of each daemon. Figures go to stdout as a table.
+// (time and bytes on the wire), 100 bytes inserted near the start of it (the
+// same), a check with nothing changed (bytes), and the peak RSS of each
+// daemon. Figures go to stdout as a table.
 //
 // It never reports a figure it did not measure: every step waits for a
 // condition (the primary's status saying "in_sync" at the root of the tree
@@ -154,6 +155,19 @@ void EditDb(const std::string& path, uint64_t offset, uint32_t seed) {
   for (auto& c : patch) c = static_cast<char>(rng());
   fwrite(patch.data(), 1, patch.size(), f);
   fclose(f);
+}
+
+// Inserts 100 bytes 4 KiB into the file (everything after moves): the new
+// version is written beside the tree and renamed over, as an application
+// saving a file would.
+void InsertIntoDb(const std::string& path, const std::string& scratch, uint32_t seed) {
+  std::string content = testing::ReadFile(path);
+  std::string insert(100, '\0');
+  std::mt19937 rng(seed);
+  for (auto& c : insert) c = static_cast<char>(rng());
+  content.insert(std::min<size_t>(4096, content.size()), insert);
+  WriteFile(scratch, content);
+  std::rename(scratch.c_str(), path.c_str());
 }
 
 int Sh(const std::string& cmd, std::string* out = nullptr) {
@@ -340,6 +354,19 @@ int Main(int argc, char** argv) {
   if (!settled("database edit")) return 1;
   uint64_t edit_bytes = meter.sync_bytes();
 
+  // 3b. 100 bytes inserted near the start of the database.
+  std::printf("100 bytes inserted near the start of the database...\n");
+  meter.Reset();
+  t0 = Clock::now();
+  InsertIntoDb(p + "/data/db/hub.sqlite", base + "/insert.tmp", 1);
+  if (!WaitFor([&] { return meter.sync_events() >= 1; }, 120000)) {
+    std::fprintf(stderr, "the insertion was never synced\n");
+    return 1;
+  }
+  double insert_ms = Ms(Clock::now() - t0);
+  if (!settled("insertion")) return 1;
+  uint64_t insert_bytes = meter.sync_bytes();
+
   // 4. A check with nothing changed (what period_s does), forced by SIGUSR1:
   // its bytes are counted once its sync event says it ran.
   meter.Reset();
@@ -369,9 +396,11 @@ int Main(int argc, char** argv) {
   RsyncRun r_init = Rsync(url, r);
   EditDb(p + "/data/db/hub.sqlite", (uint64_t(db_mib) << 20) / 3, 2);
   RsyncRun r_edit = Rsync(url, r);
+  InsertIntoDb(p + "/data/db/hub.sqlite", base + "/insert.tmp", 2);
+  RsyncRun r_insert = Rsync(url, r);
   RsyncRun r_none = Rsync(url, r);
   rsyncd.Stop();
-  for (const RsyncRun* run : {&r_init, &r_edit, &r_none}) {
+  for (const RsyncRun* run : {&r_init, &r_edit, &r_insert, &r_none}) {
     if (run->rc != 0) {
       std::fprintf(stderr, "rsync failed (exit %d): no baseline\n%s", run->rc, run->out.c_str());
       return 1;
@@ -399,6 +428,9 @@ int Main(int argc, char** argv) {
   row("new small file latency p99", Percentile(lat, 0.99), 0, "ms");
   row("64 KiB db edit: time", edit_ms, r_edit.ms, "ms");
   row("64 KiB db edit: bytes on the wire", edit_bytes / 1024.0, r_edit.bytes / 1024.0, "KiB");
+  row("100 B inserted at 4 KiB: time", insert_ms, r_insert.ms, "ms");
+  row("100 B inserted at 4 KiB: bytes on the wire", insert_bytes / 1024.0,
+      r_insert.bytes / 1024.0, "KiB");
   row("no-change check: bytes on the wire", check_bytes / 1024.0, r_none.bytes / 1024.0, "KiB");
   row("peak RSS primary", primary_rss / 1024.0, 0, "MiB");
   row("peak RSS backup", backup_rss / 1024.0, 0, "MiB");
