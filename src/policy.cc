@@ -117,42 +117,56 @@ void PolicySchedule::OnChangedEverywhere(int64_t now_ms) {
   for (auto& [name, m] : modules_) Touch(m, now_ms);
 }
 
+// When a module's pending changes are due (INT64_MAX: only with a check).
+int64_t PolicySchedule::DueAt(const Module& m) {
+  const Policy& w = m.policy.when;
+  if (!m.pending) return INT64_MAX;
+  if (w.delay_ms > 0) {
+    return std::min(m.last_change_ms + w.delay_ms, m.first_change_ms + MaxDelayMs(w.delay_ms));
+  }
+  return w.on_change ? m.first_change_ms : INT64_MAX;
+}
+
 PolicySchedule::Due PolicySchedule::Poll(int64_t now_ms, int64_t* next_ms) {
   Due due;
-  int64_t next = INT64_MAX;
   auto visit = [&](Module& m) {
-    const Policy& w = m.policy.when;
-    if (m.pending) {
-      if (w.delay_ms > 0) {
-        int64_t at = std::min(m.last_change_ms + w.delay_ms,
-                              m.first_change_ms + MaxDelayMs(w.delay_ms));
-        if (now_ms >= at) due.sync = true;
-        else next = std::min(next, at);
-      } else if (w.on_change) {
-        due.sync = true;
-      }
-    }
     if (m.next_period_ms > 0 && now_ms >= m.next_period_ms) {
       due.check = true;
-      m.next_period_ms = now_ms + w.period_s * 1000;
+      m.next_period_ms = now_ms + m.policy.when.period_s * 1000;
     }
-    if (m.next_period_ms > 0) next = std::min(next, m.next_period_ms);
+    if (now_ms >= DueAt(m)) {
+      due.sync = true;
+      m.pending = false;  // the sync carries these; other modules keep theirs
+    }
   };
   visit(default_);
   for (auto& [name, m] : modules_) visit(m);
-  if (due.sync || due.check) {
-    // The sync carries the whole tree: nothing is pending any more, and
-    // delays that were counting down have nothing left to wait for.
+  if (due.check) {  // a check carries everything
     default_.pending = false;
     for (auto& [name, m] : modules_) m.pending = false;
-    next = INT64_MAX;
-    if (default_.next_period_ms > 0) next = default_.next_period_ms;
-    for (auto& [name, m] : modules_) {
-      if (m.next_period_ms > 0) next = std::min(next, m.next_period_ms);
-    }
   }
+  int64_t next = INT64_MAX;
+  auto deadline = [&](const Module& m) {
+    next = std::min(next, DueAt(m));
+    if (m.next_period_ms > 0) next = std::min(next, m.next_period_ms);
+  };
+  deadline(default_);
+  for (const auto& [name, m] : modules_) deadline(m);
   *next_ms = next;
   return due;
+}
+
+bool PolicySchedule::Held(const std::string& path) const {
+  std::string name = ModuleOf(path);
+  return name.empty() ? default_.pending : modules_.at(name).pending;
+}
+
+bool PolicySchedule::AnyHeld() const {
+  if (default_.pending) return true;
+  for (const auto& [name, m] : modules_) {
+    if (m.pending) return true;
+  }
+  return false;
 }
 
 std::map<std::string, std::string> PolicySchedule::Hashes() const {
@@ -165,6 +179,38 @@ std::map<std::string, std::string> PolicySchedule::Hashes() const {
 const std::string& PolicySchedule::HashOf(const std::string& module) const {
   auto it = modules_.find(module);
   return it == modules_.end() ? default_.hash : it->second.hash;
+}
+
+bool DueTree(const Manifest& now, const Manifest& backup, const PolicySchedule& schedule,
+             Manifest* out) {
+  if (!schedule.AnyHeld()) return false;
+  out->clear();
+  bool held_any = false;
+  std::set<std::string> dirs;
+  auto take = [&](const Entry* e) {
+    if (!e) return true;
+    size_t slash = e->path.rfind('/');
+    if (slash != std::string::npos && !dirs.count(e->path.substr(0, slash))) return false;
+    if (e->type == EntryType::kDir) dirs.insert(e->path);
+    out->push_back(*e);
+    return true;
+  };
+  // Both are sorted by path (parents first): walk them together.
+  size_t i = 0, j = 0;
+  while (i < now.size() || j < backup.size()) {
+    const Entry* a = i < now.size() ? &now[i] : nullptr;
+    const Entry* b = j < backup.size() ? &backup[j] : nullptr;
+    int order = !a ? 1 : !b ? -1 : a->path.compare(b->path);
+    const std::string& path = order <= 0 ? a->path : b->path;
+    const Entry* from_now = order <= 0 ? a : nullptr;
+    const Entry* from_backup = order >= 0 ? b : nullptr;
+    if (order <= 0) ++i;
+    if (order >= 0) ++j;
+    bool held = schedule.Held(path);
+    held_any |= held;
+    if (!take(held ? from_backup : from_now)) return false;
+  }
+  return held_any;
 }
 
 }  // namespace hubsync

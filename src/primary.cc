@@ -298,6 +298,11 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   p.snapshot = current_;
   p.snapshot_root = root_;
   if (direct) {
+    HoldBack(p, *p.known);
+    if (p.snapshot_root == p.known_root) {  // what changed is all held back
+      p.snapshot.reset();
+      return;
+    }
     p.deadline_ms = now + kPhaseTimeoutMs;
     Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
                               " started against its known tree");
@@ -354,7 +359,15 @@ void PrimaryEngine::OnManifestChunk(Peer& p, const Opened& o) {
     theirs = std::make_shared<const Manifest>(FilterManifest(p.assembler.Take(), filter_));
   }
   p.rescan = false;
+  HoldBack(p, *theirs);
   StartDelta(p, theirs, std::nullopt);
+}
+
+void PrimaryEngine::HoldBack(Peer& p, const Manifest& theirs) {
+  Manifest due;
+  if (!DueTree(*p.snapshot, theirs, policies_, &due)) return;
+  p.snapshot = std::make_shared<const Manifest>(std::move(due));
+  p.snapshot_root = ManifestRoot(*p.snapshot);
 }
 
 void PrimaryEngine::StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,

@@ -267,6 +267,30 @@ TEST_F(PolicyEngineTest, TwoModulesWithDifferentTiming) {
   EXPECT_TRUE(OnBackup("users/ann.json"));
 }
 
+// Issue 10: a module under delay_ms never ships mid-burst because another
+// module synced; it goes when its own delay ends.
+TEST_F(PolicyEngineTest, ADelayedModuleIsNotShippedByAnotherModulesSync) {
+  Build(Policy{true, 0, 0});
+  SetPolicy("db", R"({"paths":["db/**"],"delay_ms":5000})");
+  Change("db/main.sqlite", "v0");
+  clock_.Advance(5000);
+  Settle();
+  ASSERT_EQ(testing::ReadFile(backup_dir_.Sub("db/main.sqlite")), "v0");
+  Change("db/main.sqlite", "v1 (mid-burst)");
+  Settle();
+  Change("users/ann.json", "ann");  // the default: at once
+  Settle();
+  EXPECT_TRUE(OnBackup("users/ann.json"));
+  EXPECT_EQ(testing::ReadFile(backup_dir_.Sub("db/main.sqlite")), "v0")
+      << "the db change went with the users sync, before its delay";
+  EXPECT_FALSE(primary_->AllInSync()) << "a held change is not in sync";
+  clock_.Advance(5000);
+  Settle();
+  EXPECT_EQ(testing::ReadFile(backup_dir_.Sub("db/main.sqlite")), "v1 (mid-burst)");
+  EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+  EXPECT_TRUE(primary_->AllInSync());
+}
+
 TEST_F(PolicyEngineTest, InvalidPolicyIsRefusedWithAnEventAndThePreviousStays) {
   Build(Policy{true, 0, 0});
   SetPolicy("db", R"({"paths":["db/**"],"delay_ms":5000})");

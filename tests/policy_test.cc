@@ -147,12 +147,58 @@ TEST_F(ScheduleTest, TwoModulesWithDifferentTimingAndADefault) {
   EXPECT_FALSE(Poll(200).sync);
   EXPECT_EQ(next_, 5200);
   s_->OnChanged({"devices/lamp.json"}, 300);
-  EXPECT_TRUE(Poll(300).sync) << "devices sync at once, carrying the rest";
-  EXPECT_FALSE(Poll(5200).sync) << "the db change went with that sync";
+  EXPECT_TRUE(Poll(300).sync) << "devices sync at once";
+  EXPECT_FALSE(s_->Held("devices/lamp.json"));
+  EXPECT_TRUE(s_->Held("db/main.sqlite")) << "the db change waits for its own delay";
+  EXPECT_TRUE(s_->Held("users/u.json")) << "the default waits for its period";
+  EXPECT_EQ(next_, 5200);
+  EXPECT_TRUE(Poll(5200).sync) << "the db change, when its delay ends";
+  EXPECT_FALSE(s_->Held("db/main.sqlite"));
   s_->OnChanged({"db/main.sqlite"}, 6000);
   EXPECT_FALSE(Poll(10999).sync);
   EXPECT_TRUE(Poll(11000).sync);
+  EXPECT_TRUE(s_->Held("users/u.json"));
   EXPECT_TRUE(Poll(3600 * 1000).check);
+  EXPECT_FALSE(s_->AnyHeld()) << "a check carries everything";
+}
+
+// A sync's tree: what is due from the primary's tree, the backup's version
+// of whatever a module still holds back.
+TEST_F(ScheduleTest, TheDueTreeKeepsTheBackupsVersionOfHeldModules) {
+  Make(Default(true, 0, 0));
+  s_->Set("db", Parse(R"({"paths":["db/**"],"delay_ms":5000})"), 0);
+  auto entry = [](const std::string& path, EntryType type, const std::string& content) {
+    Entry e;
+    e.path = path;
+    e.type = type;
+    e.mode = type == EntryType::kDir ? 0755 : 0644;
+    e.digest = Sha256Of(content);
+    return e;
+  };
+  Manifest backup = {entry("db", EntryType::kDir, ""), entry("db/main", EntryType::kFile, "v1"),
+                     entry("old.json", EntryType::kFile, "x"),
+                     entry("users", EntryType::kDir, "")};
+  Manifest now = {entry("db", EntryType::kDir, ""), entry("db/main", EntryType::kFile, "v2"),
+                  entry("db/new", EntryType::kFile, "n"), entry("users", EntryType::kDir, ""),
+                  entry("users/ann.json", EntryType::kFile, "ann")};
+  Manifest out;
+  EXPECT_FALSE(DueTree(now, backup, *s_, &out)) << "nothing held: the whole tree";
+  s_->OnChanged({"db/main", "db/new", "users/ann.json", "old.json"}, 100);
+  Poll(100);  // the default is due at once; db waits
+  ASSERT_TRUE(DueTree(now, backup, *s_, &out));
+  std::vector<std::string> paths;
+  for (const Entry& e : out) paths.push_back(e.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"db", "db/main", "users", "users/ann.json"}));
+  EXPECT_EQ(out[1].digest, Sha256Of("v1")) << "the backup's db, not the primary's";
+  // A held directory that a due change needs as a parent: the whole tree.
+  s_->Set("cfg", Parse(R"({"paths":["cfg"],"delay_ms":5000})"), 0);
+  Manifest with_dir = now;
+  with_dir.push_back(entry("cfg", EntryType::kDir, ""));
+  with_dir.push_back(entry("cfg/a.json", EntryType::kFile, "a"));
+  SortManifest(&with_dir);
+  s_->OnChanged({"cfg", "cfg/a.json"}, 200);
+  Poll(200);
+  EXPECT_FALSE(DueTree(with_dir, backup, *s_, &out));
 }
 
 TEST_F(ScheduleTest, ReplacingAndRemovingPoliciesTakeEffectAtOnce) {

@@ -132,6 +132,9 @@ class PrimaryEngine {
   struct Peer;
   void StartSync(Peer& p, int64_t now);
   bool SendRequest(Peer& p);  // seals p.request anew; false: the sync failed
+  // Narrows p.snapshot to what is due: a module still holding its changes
+  // back (policy) keeps the backup's version in it (DueTree).
+  void HoldBack(Peer& p, const Manifest& theirs);
   // Diffs the snapshot against `theirs` and starts sending; with a
   // precondition the backup applies it only onto that root.
   void StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,

@@ -14,9 +14,10 @@
 //   - otherwise not: the module relies on its period.
 // period_s > 0 makes a full check every period: the primary re-reads its
 // tree and every backup re-reads its own, which also repairs drift.
-// A sync always carries the whole tree, so changes waiting in one module go
-// along with a sync another module triggered. Exclusions of the config and of
-// every policy apply to everything.
+// A sync carries the changes of the modules that are due; a module still
+// waiting (its delay, its period) keeps its changes back (Held), so another
+// module's sync never ships them early. A check carries everything.
+// Exclusions of the config and of every policy apply to everything.
 //
 // Pure: time comes in as arguments (a Clock in the engine). One thread.
 #ifndef HUBSYNC_POLICY_H_
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "hubsync/config.h"
+#include "hubsync/manifest.h"
 #include "hubsync/status.h"
 
 namespace hubsync {
@@ -79,13 +81,17 @@ class PolicySchedule {
   void OnChangedEverywhere(int64_t now_ms);
 
   struct Due {
-    bool sync = false;   // a change is due: sync every backup
+    bool sync = false;   // a module's changes are due: sync every backup
     bool check = false;  // a period elapsed: full check of every backup
   };
-  // What is due at now_ms. A sync or check carries every pending change, so
-  // both clear all pending state. *next_ms gets the next deadline (INT64_MAX
-  // when nothing is scheduled).
+  // What is due at now_ms. The due modules' changes are no longer pending (a
+  // check clears every module's); the others stay held. *next_ms gets the
+  // next deadline (INT64_MAX when nothing is scheduled).
   Due Poll(int64_t now_ms, int64_t* next_ms);
+  // Whether `path`'s module still holds changes back (they are not due): a
+  // sync started now keeps the backup's version of it.
+  bool Held(const std::string& path) const;
+  bool AnyHeld() const;
 
   // {"default": hash, "<module>": hash, ...} of the policies applied.
   std::map<std::string, std::string> Hashes() const;
@@ -102,11 +108,20 @@ class PolicySchedule {
   };
   Module& Owner(const std::string& path);
   static void Touch(Module& m, int64_t now_ms);
+  static int64_t DueAt(const Module& m);
   static void StartPeriod(Module& m, int64_t now_ms);
 
   Module default_;
   std::map<std::string, Module> modules_;  // by name: first match wins
 };
+
+// The tree a sync started now brings a backup holding `backup` to: `now`,
+// except that every path whose module holds its changes back keeps the
+// backup's version (or absence). False when nothing is held, or when keeping
+// them would leave an entry without its parent directory (a held directory
+// turned into a file under a due change, say): then `now` goes whole.
+bool DueTree(const Manifest& now, const Manifest& backup, const PolicySchedule& schedule,
+             Manifest* out);
 
 }  // namespace hubsync
 
