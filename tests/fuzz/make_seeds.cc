@@ -80,6 +80,8 @@ int main(int argc, char** argv) {
       {"dir-to-file", Delta({Rec(RecKind::kDelete, "dev/lamp.json"), Rec(RecKind::kDelete, "dev"),
                              [&] { auto f = file; f.path = "dev"; return f; }(), data})},
       {"blocks", Delta({file, blocks})},
+      {"precondition", Delta({Rec(RecKind::kBase), Rec(RecKind::kBegin), file, data,
+                              Rec(RecKind::kEnd)})},
   };
   for (const auto& [name, bytes] : deltas) {
     Put("apply", name, bytes);
@@ -105,6 +107,9 @@ int main(int argc, char** argv) {
   ack.kind = Ack::Kind::kError;
   ack.error = "disk full";
   Put("wire", "ack", std::string(1, '\2') + EncodeAck(ack));
+  Ack stale;
+  stale.kind = Ack::Kind::kStale;
+  Put("wire", "ack-stale", std::string(1, '\2') + EncodeAck(stale));
 
   // Envelopes under the fuzz target's fixed key.
   Key key{};
