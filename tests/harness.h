@@ -268,6 +268,17 @@ class Recorder {
   bool WaitForMessage(const std::string& topic, const std::string& payload = "") {
     return testing::WaitFor([&] { return Saw(topic, payload); }, 10000);
   }
+  // Waits for a message whose payload contains every one of `parts`.
+  bool WaitForPayloadWith(const std::vector<std::string>& parts, int timeout_ms) {
+    return testing::WaitFor([&] {
+      for (const Message& m : messages()) {
+        bool all = true;
+        for (const auto& part : parts) all &= m.payload.find(part) != std::string::npos;
+        if (all) return true;
+      }
+      return false;
+    }, timeout_ms);
+  }
   std::vector<Message> messages() {
     std::lock_guard<std::mutex> l(mu_);
     return messages_;

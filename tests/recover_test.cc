@@ -196,15 +196,9 @@ TEST_F(DiskFullTest, ABackupOutOfSpaceSaysSoBacksOffAndConvergesOnceThereIsRoom)
   Recorder requests(Recorder::Options(broker_->uri()), {gw + "manifest/req"});
   Recorder status(Recorder::Options(broker_->uri()), {gw + "status"});
   StartAll();
-  ASSERT_TRUE(WaitFor([&] {
-    for (const Message& m : status.messages()) {
-      if (m.payload.find("\"state\":\"error\"") != std::string::npos &&
-          m.payload.find("No space left on device") != std::string::npos) {
-        return true;
-      }
-    }
-    return false;
-  }, kConvergeMs)) << b.proc->Log();
+  ASSERT_TRUE(status.WaitForPayloadWith({"\"state\":\"error\"", "No space left on device"},
+                                        kConvergeMs))
+      << b.proc->Log();
   // Backed off: a tight loop would send hundreds of requests in 3 s.
   size_t at_error = requests.messages().size();
   EXPECT_FALSE(WaitFor([&] { return requests.messages().size() > at_error + 6; }, 3000))
@@ -235,15 +229,9 @@ TEST_F(DiskFullTest, APrimaryThatCannotReserveCountersSaysSoAndRecovers) {
   WriteFile(primary_.data + "/devices/lamp.json", "on");
   Recorder events(Recorder::Options(broker_->uri()), {"hubsync/v1/home-1/events"});
   StartAll();
-  ASSERT_TRUE(WaitFor([&] {
-    for (const Message& m : events.messages()) {
-      if (m.payload.find("\"type\":\"error\"") != std::string::npos &&
-          m.payload.find("No space left on device") != std::string::npos) {
-        return true;
-      }
-    }
-    return false;
-  }, kConvergeMs)) << primary_.proc->Log();
+  ASSERT_TRUE(events.WaitForPayloadWith({"\"type\":\"error\"", "No space left on device"},
+                                        kConvergeMs))
+      << primary_.proc->Log();
   size_t errors_then = events.messages().size();
   EXPECT_FALSE(WaitFor([&] { return events.messages().size() > errors_then + 12; }, 3000))
       << "retried in a loop";
