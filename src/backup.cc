@@ -186,6 +186,7 @@ bool BackupEngine::EnsureChannel() {
 
 void BackupEngine::OnConnection(bool connected) {
   resubscribe_at_ms_ = -1;
+  subscribed_ = false;
   if (!connected) {
     Log(LogLevel::kWarn, "lost the broker; waiting for it");
     return;
@@ -203,6 +204,7 @@ void BackupEngine::OnConnection(bool connected) {
   }
   // Birth, once both subscriptions are granted: the primary sees us and
   // starts a catch-up sync that we are sure to receive.
+  subscribed_ = true;
   last_status_.clear();
   PublishStatus();
 }
@@ -494,8 +496,9 @@ void BackupEngine::SetState(const std::string& state, const std::string& error) 
 
 void BackupEngine::PublishStatus() {
   // Not before our subscriptions are granted: the primary would start a
-  // sync we cannot hear.
-  if (resubscribe_at_ms_ >= 0) return;
+  // sync we cannot hear. (The transport may be connected already: Paho's
+  // news of it waits in the event loop behind a tick.)
+  if (!subscribed_) return;
   GatewayStatus s;
   s.role = "backup";
   s.state = state_;

@@ -72,7 +72,7 @@ void PrimaryEngine::RevokeRemovedBackups() {
 }
 
 void PrimaryEngine::OnConnection(bool connected) {
-  connected_ = connected;
+  connected_ = false;  // until our subscriptions are granted: no answer could reach us
   resubscribe_at_ms_ = -1;
   if (!connected) {
     Log(LogLevel::kWarn, "lost the broker; syncs will restart when it is back");
@@ -94,6 +94,7 @@ void PrimaryEngine::OnConnection(bool connected) {
     resubscribe_at_ms_ = env_.clock->NowMs() + kResubscribeMs;
     return;
   }
+  connected_ = true;
   last_status_.clear();
   PublishStatus();
   for (const auto& [id, p] : peers_) PublishDiscovery(id);
@@ -290,8 +291,11 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   // Nothing in doubt (the backup's last sync left it at a tree we know, and
   // no check or plain resend is asked for): the difference goes at once,
   // applied only if that tree is still the backup's (one round trip).
-  bool direct = p.known && !p.rescan && !p.plain_next;
+  bool direct = p.known && !p.rescan && !p.plain_next && !p.ask_next;
   if (direct && p.known_root == root_) return;  // it holds this tree already
+  p.ask_next = false;
+  p.direct = direct;
+  p.answered = false;
   p.transfer = static_cast<uint64_t>(env_.clock->WallNs() / 1000000) * 1000 + (++transfer_seq_ % 1000);
   p.started_ms = now;
   p.wire_bytes = 0;
@@ -304,6 +308,7 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
       return;
     }
     p.deadline_ms = now + kPhaseTimeoutMs;
+    p.repeat_at_ms = now + kRequestRepeatMs;
     Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
                               " started against its known tree");
     StartDelta(p, p.known, p.known_root);
@@ -318,7 +323,6 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   req.expect = p.known ? ToHex(p.known_root) : "";
   req.rescan = p.rescan;
   p.request = EncodeManifestRequest(req);
-  p.answered = false;
   if (!SendRequest(p)) return;
   // From the request's departure (sealing may have waited on the disk).
   p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
@@ -423,6 +427,7 @@ void PrimaryEngine::Pump(Peer& p) {
 void PrimaryEngine::OnAck(Peer& p, const Opened& o) {
   auto ack = DecodeAck(o.plain);
   if (!ack.ok()) return FailSync(p, "bad ack", false);
+  p.answered = true;
   p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
   switch (ack->kind) {
     case Ack::Kind::kProgress:
@@ -439,13 +444,8 @@ void PrimaryEngine::OnAck(Peer& p, const Opened& o) {
       // applied. Ask for its manifest now; not a failure.
       Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
                                 ": it holds another tree than we knew; asking for its manifest");
-      p.phase = Peer::Phase::kIdle;
-      p.transfer = 0;
-      p.writer.reset();
-      p.snapshot.reset();
+      AbandonSync(p);
       p.known.reset();
-      p.wanted = true;
-      p.retry_at_ms = 0;
       return;
     case Ack::Kind::kDone:
       if (p.phase != Peer::Phase::kAwaitAck) return FailSync(p, "early final ack", false);
@@ -498,6 +498,15 @@ void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
   PublishStatus();
 }
 
+void PrimaryEngine::AbandonSync(Peer& p) {
+  p.phase = Peer::Phase::kIdle;
+  p.transfer = 0;  // its late answers are stale now
+  p.writer.reset();
+  p.snapshot.reset();
+  p.wanted = true;
+  p.retry_at_ms = 0;
+}
+
 void PrimaryEngine::FailSync(Peer& p, const std::string& why, bool retry_plain) {
   int64_t now = env_.clock->NowMs();
   Log(LogLevel::kWarn, "sync to " + p.id + " failed: " + why);
@@ -544,7 +553,18 @@ int64_t PrimaryEngine::Tick(int64_t now) {
         p.repeat_at_ms = now + p.repeat_gap_ms;
       }
     }
-    if (p.phase == Peer::Phase::kAwaitManifest && !p.answered) {
+    bool delta_unanswered = p.direct && !p.answered && (p.phase == Peer::Phase::kSending ||
+                                                         p.phase == Peer::Phase::kAwaitAck);
+    if (delta_unanswered && now >= p.repeat_at_ms) {
+      // Missed, or still being applied (a slow disk): either way the
+      // exchange tells. If it was applied, the backup's root says so and
+      // nothing is sent again.
+      Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
+                                ": no answer to the delta yet, asking for its manifest");
+      AbandonSync(p);
+      p.ask_next = true;
+    }
+    if ((p.phase == Peer::Phase::kAwaitManifest && !p.answered) || delta_unanswered) {
       next = std::min(next, p.repeat_at_ms);
     }
     bool due = p.phase == Peer::Phase::kIdle && p.wanted && p.online && connected_;

@@ -35,6 +35,11 @@ struct PrimaryEngine::Peer {
   int64_t repeat_at_ms = 0;
   int64_t repeat_gap_ms = 0;
   bool answered = false;
+  // The delta was sent at once against `known` (no request): if nothing
+  // comes back within kRequestRepeatMs it may have been missed (a backup
+  // that has just reconnected), so the exchange follows (`ask_next`).
+  bool direct = false;
+  bool ask_next = false;
   int64_t started_ms = 0;
   int64_t last_progress_log_ms = 0;
   uint64_t wire_bytes = 0;

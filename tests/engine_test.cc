@@ -69,6 +69,78 @@ TEST_F(EngineTest, ADeltaAgainstAStaleTreeIsRefusedAndTheFullExchangeFollows) {
   }
 }
 
+// The broker connection may be up before the engine hears of it (Paho's
+// callback is queued behind a tick): the backup still says nothing before
+// its subscriptions are granted, or the primary's delta beats them (CI's
+// kill campaign, 15 s stall).
+TEST_F(EngineTest, ABackupSaysNothingBeforeItsSubscriptionsEvenIfTheConnectionIsUp) {
+  WriteFile(primary_dir_.Sub("a.json"), "1");
+  Build(Policy{true, 0, 0});
+  Settle();
+  const std::string status = "hubsync/v1/home/gw/hub-b/status";
+  int before = broker_.Count(status);
+  bt_->connected_ = false;
+  old_transports_.push_back(std::move(bt_));
+  backup_.reset();
+  bt_ = broker_.NewClient();
+  bt_->connected_ = true;  // Paho is connected; OnConnection is still queued
+  backup_ = std::make_unique<BackupEngine>(Env(backup_config_, bt_.get(), bfs_.get(), &backup_state_));
+  bt_->SetHandlers([this](Message m) { backup_->OnMessage(m); },
+                   [this](bool up) { backup_->OnConnection(up); });
+  ASSERT_TRUE(backup_->Start().ok());
+  backup_->Tick(clock_.NowMs());
+  clock_.Advance(60000);
+  backup_->Tick(clock_.NowMs());
+  EXPECT_EQ(broker_.Count(status), before) << "announced before subscribing";
+  bt_->Connect();
+  EXPECT_EQ(broker_.Count(status), before + 1);
+  Change("b.json", "2");
+  Settle();
+  EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+}
+
+// A delta sent at once to a backup that misses it (it has just reconnected;
+// seen once in CI's kill campaign) is not waited on for the phase timeout:
+// after kRequestRepeatMs with no answer the exchange follows.
+TEST_F(EngineTest, AMissedDeltaIsFollowedByTheExchangeWithoutWaitingForTheTimeout) {
+  WriteFile(primary_dir_.Sub("a.json"), "1");
+  Build(Policy{true, 0, 0});
+  Settle();
+  ASSERT_TRUE(primary_->AllInSync());
+  int requests = Requests();
+  bt_->connected_ = false;  // the backup misses the delta
+  Change("b.json", "2");
+  primary_->Tick(clock_.NowMs());
+  broker_.Pump();
+  bt_->connected_ = true;
+  Settle();
+  EXPECT_NE(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+  clock_.Advance(PrimaryEngine::kRequestRepeatMs);
+  Settle();
+  EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+  EXPECT_TRUE(primary_->AllInSync());
+  EXPECT_EQ(Requests(), requests + 1) << "the exchange, once";
+  EXPECT_EQ(Events("error").size(), 0u) << "no timeout, no failed sync";
+}
+
+// A delta merely slow to apply is not sent twice: the exchange that follows
+// finds the backup at the new tree.
+TEST_F(EngineTest, ASlowDeltaIsNotSentAgain) {
+  WriteFile(primary_dir_.Sub("a.json"), "1");
+  Build(Policy{true, 0, 0});
+  Settle();
+  ASSERT_TRUE(primary_->AllInSync());
+  Change("b.json", std::string(5000, 'x'));
+  primary_->Tick(clock_.NowMs());  // the delta goes
+  clock_.Advance(PrimaryEngine::kRequestRepeatMs);
+  primary_->Tick(clock_.NowMs());  // no answer yet: the exchange is asked for
+  Settle();
+  EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+  EXPECT_TRUE(primary_->AllInSync());
+  EXPECT_EQ(broker_.Count("hubsync/v1/home/gw/hub-b/delta"), 2) << "the first sync and this one";
+  EXPECT_EQ(Events("error").size(), 0u);
+}
+
 TEST_F(EngineTest, DelayGivesOneSyncPerBurstWithACap) {
   Build(Policy{true, 1000, 0});
   Settle();

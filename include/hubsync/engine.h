@@ -139,6 +139,9 @@ class PrimaryEngine {
   // precondition the backup applies it only onto that root.
   void StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,
                   std::optional<Digest> precondition);
+  // Drops the sync in progress without blaming anyone (its late answers are
+  // ignored) and asks for another at once.
+  void AbandonSync(Peer& p);
   void FailSync(Peer& p, const std::string& why, bool retry_plain);
   void FinishSync(Peer& p, bool in_sync, const Ack* ack);
   void OnManifestChunk(Peer& p, const Opened& o);
@@ -258,6 +261,9 @@ class BackupEngine {
   int64_t last_sync_ns_ = 0;
   int64_t next_status_ms_ = 0;
   int64_t resubscribe_at_ms_ = -1;  // >= 0: subscribing failed, try again then
+  // Our subscriptions are granted on the current connection: nothing is
+  // announced before (the connection alone is not enough).
+  bool subscribed_ = false;
   int64_t next_key_log_ms_ = 0;
   uint32_t expected_chunk_ = 0;
   // The last manifest request answered: the sending process's session
