@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "hubsync/chunker.h"
+
 namespace hubsync {
 namespace {
 
@@ -45,29 +47,20 @@ struct Applier::OpenFile {
   bool reused_local = false;
   std::unique_ptr<WritableFile> out;
   Sha256 hash;
-  // Block digests as the manifest has them, so the backup need not re-read
-  // what it just wrote.
-  Sha256 block_hash;
-  uint64_t in_block = 0;
+  // The chunk list as the manifest has it (large files), so the backup
+  // need not re-read what it just wrote.
+  std::unique_ptr<Chunker> chunks;
   std::string blocks;
+  // The backup file the last kCopy read from, kept open for the next.
+  std::string copy_path;
+  std::unique_ptr<ReadableFile> copy_in;
 
   Status Append(std::string_view data) {
     HUBSYNC_RETURN_IF_ERROR(out->Append(data));
     hash.Update(data);
     written += data.size();
-    if (size < kBlockDigestMinSize) return Status::Ok();
-    uint64_t bs = BlockSizeFor(size);
-    while (!data.empty()) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(data.size(), bs - in_block));
-      block_hash.Update(data.substr(0, n));
-      in_block += n;
-      data.remove_prefix(n);
-      if (in_block == bs || (data.empty() && written == size)) {  // full, or the last
-        Digest d = block_hash.Final();
-        blocks.append(reinterpret_cast<const char*>(d.data()), kBlockDigestBytes);
-        in_block = 0;
-      }
-    }
+    if (chunks) chunks->Update(data);
+    if (chunks && written == size) blocks = chunks->Finish();
     return Status::Ok();
   }
 };
@@ -150,7 +143,7 @@ Status Applier::FinishFile() {
 
 Status Applier::Record(const DeltaRecord& r) {
   if (!active_) return Status::InvalidArgument("record outside a transfer");
-  if (r.kind != RecKind::kData && r.kind != RecKind::kCopyBlocks) {
+  if (r.kind != RecKind::kData && r.kind != RecKind::kCopy) {
     HUBSYNC_RETURN_IF_ERROR(FinishFile());
   }
   auto excluded = [&](bool is_dir) {
@@ -207,6 +200,7 @@ Status Applier::Record(const DeltaRecord& r) {
       file_->mtime_ns = r.mtime_ns;
       file_->size = r.size;
       file_->digest = r.digest;
+      if (r.size >= kBlockDigestMinSize) file_->chunks = std::make_unique<Chunker>(r.size);
       auto out = fs_->Create(StagingDir() + "/" + file_->staged);
       if (!out.ok()) return out.status();
       file_->out = std::move(out).value();
@@ -238,30 +232,35 @@ Status Applier::Record(const DeltaRecord& r) {
       stats_.bytes += r.data.size();
       return Status::Ok();
     }
-    case RecKind::kCopyBlocks: {
-      if (!file_) return Status::Corruption("block copy outside a file");
+    case RecKind::kCopy: {
+      if (!file_) return Status::Corruption("copy outside a file");
       if (file_->skip) return Status::Ok();
+      if (r.size == 0 || r.size > file_->size - file_->written) {
+        return Status::Corruption("copy beyond the end of the file");
+      }
       file_->reused_local = true;
-      uint64_t bs = BlockSizeFor(file_->size);
-      if (r.offset * bs != file_->written || r.count == 0 || r.count > kMaxBlocks) {
-        return Status::Corruption("block copy out of order");
+      if (!file_->copy_in || file_->copy_path != r.target) {
+        file_->copy_in.reset();
+        auto in = fs_->OpenRead(r.target);
+        if (!in.ok()) {
+          retry_plain_ = true;
+          return Status::Aborted("copy source is gone");
+        }
+        file_->copy_in = std::move(in).value();
+        file_->copy_path = r.target;
       }
-      auto in = fs_->OpenRead(file_->path);
-      if (!in.ok()) {
-        retry_plain_ = true;
-        return Status::Aborted("block copy source is gone");
-      }
-      uint64_t end = std::min<uint64_t>(file_->size, (r.offset + r.count) * bs);
-      std::string buf(kCopyBuffer, '\0');
-      while (file_->written < end) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - file_->written));
-        auto n = (*in)->ReadAt(file_->written, buf.data(), want);
+      std::string buf(static_cast<size_t>(std::min<uint64_t>(kCopyBuffer, r.size)), '\0');
+      uint64_t done = 0;
+      while (done < r.size) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), r.size - done));
+        auto n = file_->copy_in->ReadAt(r.offset + done, buf.data(), want);
         if (!n.ok()) return n.status();
         if (*n == 0) {
           retry_plain_ = true;
-          return Status::Aborted("block copy source is shorter than expected");
+          return Status::Aborted("copy source is shorter than expected");
         }
         HUBSYNC_RETURN_IF_ERROR(file_->Append(std::string_view(buf.data(), *n)));
+        done += *n;
       }
       return Status::Ok();
     }

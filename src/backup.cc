@@ -422,7 +422,7 @@ void BackupEngine::OnDelta(const Message& m) {
       continue;
     }
     if (!r.path.empty()) touched_.insert(r.path);
-    if (r.kind != RecKind::kData && r.kind != RecKind::kCopyBlocks) ++progress_files_done_;
+    if (r.kind != RecKind::kData && r.kind != RecKind::kCopy) ++progress_files_done_;
     s = applier_->Record(r);
     if (!s.ok()) return FailTransfer(s.Reason(), applier_->retry_plain(), s.ToString());
   }

@@ -2,17 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
+#include <unordered_map>
+
+#include "hubsync/chunker.h"
 
 namespace hubsync {
 namespace {
 
 constexpr size_t kMinData = 4096;  // start a new chunk rather than ship slivers
-
-bool SameBlock(const Entry& a, const Entry& b, size_t i) {
-  size_t n = kBlockDigestBytes;
-  return (i + 1) * n <= a.blocks.size() && (i + 1) * n <= b.blocks.size() &&
-         std::memcmp(a.blocks.data() + i * n, b.blocks.data() + i * n, n) == 0;
-}
 
 }  // namespace
 
@@ -37,22 +35,32 @@ DeltaWriter::~DeltaWriter() = default;
 
 void DeltaWriter::PlanSegments(const Op& op) {
   segments_.clear();
+  copy_source_ = op.base ? op.base->path : "";
   const Entry& e = *op.entry;
+  auto data = [&](uint64_t offset, uint64_t length) {
+    if (!segments_.empty() && !segments_.back().copy) segments_.back().length += length;
+    else segments_.push_back({false, offset, length});
+  };
   if (!op.base) {
-    if (e.size > 0) segments_.push_back({false, 0, e.size});
+    if (e.size > 0) data(0, e.size);
     return;
   }
-  uint64_t bs = BlockSizeFor(e.size);
-  uint64_t nblocks = (e.size + bs - 1) / bs;
-  for (uint64_t i = 0; i < nblocks; ++i) {
-    bool copy = SameBlock(e, *op.base, i);
-    if (copy) {
-      if (!segments_.empty() && segments_.back().copy) ++segments_.back().length;
-      else segments_.push_back({true, i, 1});
+  // Each chunk the base file holds is copied from there on the backup;
+  // runs that are contiguous in the base become one copy.
+  std::unordered_map<std::string_view, ChunkView> have;
+  for (const ChunkView& c : ChunkViews(op.base->blocks)) have.emplace(c.digest, c);
+  for (const ChunkView& c : ChunkViews(e.blocks)) {
+    auto it = have.find(c.digest);
+    if (it == have.end() || it->second.length != c.length) {
+      data(c.offset, c.length);
+      continue;
+    }
+    uint64_t from = it->second.offset;
+    if (!segments_.empty() && segments_.back().copy &&
+        segments_.back().offset + segments_.back().length == from) {
+      segments_.back().length += c.length;
     } else {
-      uint64_t len = std::min(bs, e.size - i * bs);
-      if (!segments_.empty() && !segments_.back().copy) segments_.back().length += len;
-      else segments_.push_back({false, i * bs, len});
+      segments_.push_back({true, from, c.length});
     }
   }
 }
@@ -96,9 +104,10 @@ Result<std::string> DeltaWriter::Next(bool* last) {
       const Segment& s = segments_[seg_];
       if (s.copy) {
         DeltaRecord c;
-        c.kind = RecKind::kCopyBlocks;
+        c.kind = RecKind::kCopy;
+        c.target = copy_source_;
         c.offset = s.offset;
-        c.count = static_cast<uint32_t>(s.length);
+        c.size = s.length;
         if (chunk.size() + RecordOverhead(c) > max_plain_) return chunk;
         EncodeRecord(c, &chunk);
         ++seg_;

@@ -1,7 +1,10 @@
 #include "hubsync/manifest.h"
 
 #include <algorithm>
+#include <string_view>
 #include <unordered_map>
+
+#include "hubsync/chunker.h"
 
 namespace hubsync {
 namespace {
@@ -24,12 +27,6 @@ bool SameAttrs(const Entry& a, const Entry& b) {
 }
 
 }  // namespace
-
-uint32_t BlockSizeFor(uint64_t size) {
-  uint64_t bs = 64 * 1024;
-  while (size / bs + (size % bs != 0) > kMaxBlocks && bs < (1ull << 31)) bs *= 2;
-  return static_cast<uint32_t>(bs);
-}
 
 void SortManifest(Manifest* m) {
   std::sort(m->begin(), m->end(), [](const Entry& a, const Entry& b) { return a.path < b.path; });
@@ -78,16 +75,36 @@ std::vector<Op> Diff(const Manifest& primary, const Manifest& backup, const Diff
       if (e.type == EntryType::kFile && e.size > 0) backup_content.emplace(e.digest, &e);
     }
   }
+  // The backup's large files by the chunks they hold, built on first need:
+  // a large file with no old version to build on (renamed, copied, saved
+  // under a new name) takes the one it shares most chunks with.
+  std::unordered_map<std::string_view, const Entry*> chunk_owner;
+  bool indexed = false;
+  auto sharing_most = [&](const Entry& p) -> const Entry* {
+    if (!indexed) {
+      for (const Entry& e : backup) {
+        if (e.type != EntryType::kFile || e.blocks.empty()) continue;
+        for (const ChunkView& c : ChunkViews(e.blocks)) chunk_owner.emplace(c.digest, &e);
+      }
+      indexed = true;
+    }
+    std::unordered_map<const Entry*, size_t> shared;
+    const Entry* best = nullptr;
+    for (const ChunkView& c : ChunkViews(p.blocks)) {
+      auto it = chunk_owner.find(c.digest);
+      if (it == chunk_owner.end()) continue;
+      size_t n = ++shared[it->second];
+      if (!best || n > shared[best]) best = it->second;
+    }
+    return best;
+  };
   auto put = [&](const Entry& p, const Entry* old) {
     Op op{Op::Kind::kPutFile, &p, p.path, {}, nullptr};
-    if (old && opts.allow_block_reuse && !old->blocks.empty() && !p.blocks.empty() &&
-        BlockSizeFor(old->size) == BlockSizeFor(p.size)) {
-      op.base = old;
-    } else if (p.size > 0) {
-      auto it = backup_content.find(p.digest);
-      if (it != backup_content.end() && it->second->size == p.size) {
-        op.local_source = it->second->path;
-      }
+    auto same = p.size > 0 ? backup_content.find(p.digest) : backup_content.end();
+    if (same != backup_content.end() && same->second->size == p.size) {
+      op.local_source = same->second->path;  // the whole content is there already
+    } else if (opts.allow_block_reuse && !p.blocks.empty()) {
+      op.base = old && !old->blocks.empty() ? old : sharing_most(p);
     }
     updates.push_back(std::move(op));
   };

@@ -2,13 +2,14 @@
 
 #include <algorithm>
 
+#include "hubsync/chunker.h"
 #include "hubsync/wire.h"
 
 namespace hubsync {
 namespace {
 
 constexpr size_t kReadBuffer = 256 * 1024;
-constexpr char kCacheMagic[] = "hubsync-cache v1\n";
+constexpr char kCacheMagic[] = "hubsync-cache v2\n";  // v2: content-defined chunk lists
 constexpr char kCacheRecord[] = "manifest.cache";
 
 std::string Join(const std::string& dir, const std::string& name) {
@@ -26,36 +27,23 @@ Status HashFile(FileSystem* fs, const std::string& path, uint64_t size, Digest* 
                 std::string* blocks) {
   auto file = fs->OpenRead(path);
   if (!file.ok()) return file.status();
-  Sha256 whole, block;
+  Sha256 whole;
+  Chunker chunks(size);
   blocks->clear();
   bool with_blocks = size >= kBlockDigestMinSize;
-  uint64_t block_size = BlockSizeFor(size);
   std::string buf(kReadBuffer, '\0');
-  uint64_t offset = 0, in_block = 0;
+  uint64_t offset = 0;
   while (true) {
-    size_t want = kReadBuffer;
-    if (with_blocks) want = static_cast<size_t>(std::min<uint64_t>(want, block_size - in_block));
-    auto n = (*file)->ReadAt(offset, buf.data(), want);
+    auto n = (*file)->ReadAt(offset, buf.data(), buf.size());
     if (!n.ok()) return n.status();
     if (*n == 0) break;
     whole.Update(buf.data(), *n);
-    if (with_blocks) {
-      block.Update(buf.data(), *n);
-      in_block += *n;
-      if (in_block == block_size) {
-        Digest d = block.Final();
-        blocks->append(reinterpret_cast<const char*>(d.data()), kBlockDigestBytes);
-        in_block = 0;
-      }
-    }
+    if (with_blocks) chunks.Update(std::string_view(buf.data(), *n));
     offset += *n;
     if (offset > size) return Status::Aborted("file grew while hashed");
   }
   if (offset != size) return Status::Aborted("file changed size while hashed");
-  if (with_blocks && in_block > 0) {
-    Digest d = block.Final();
-    blocks->append(reinterpret_cast<const char*>(d.data()), kBlockDigestBytes);
-  }
+  if (with_blocks) *blocks = chunks.Finish();
   *digest = whole.Final();
   return Status::Ok();
 }
@@ -220,6 +208,10 @@ Status Scanner::LoadCache() {
     }
     c.mtime_ns = static_cast<int64_t>(mt);
     c.ctime_ns = static_cast<int64_t>(ct);
+    bool want_blocks = c.size >= kBlockDigestMinSize;
+    if (want_blocks == blocks.empty() || !CheckChunkList(blocks, c.size).ok()) {
+      return Status::Ok();
+    }
     c.blocks.assign(blocks);
     loaded.emplace(std::move(path), std::move(c));
   }

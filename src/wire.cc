@@ -1,5 +1,6 @@
 #include "hubsync/wire.h"
 
+#include "hubsync/chunker.h"
 #include "hubsync/config.h"
 
 namespace hubsync {
@@ -93,9 +94,7 @@ Status DecodeEntry(WireReader* r, Entry* e) {
   e->type = static_cast<EntryType>(type);
   e->mtime_ns = static_cast<int64_t>(mtime);
   e->mode &= kReplicatedModeBits;
-  if (blocks.size() % kBlockDigestBytes != 0 || blocks.size() / kBlockDigestBytes > kMaxBlocks) {
-    return Status::Corruption("bad block list");
-  }
+  HUBSYNC_RETURN_IF_ERROR(CheckChunkList(blocks, e->size));
   e->blocks.assign(blocks);
   return ValidateRelativePath(e->path);
 }
@@ -112,6 +111,14 @@ std::vector<std::string> EncodeManifestChunks(const ManifestHeader& h, const Man
   for (const Entry& e : m) {
     one.clear();
     EncodeEntry(e, &one);
+    if (one.size() > max_plain - chunks.front().size()) {
+      // A chunk list too long for a message this small (max_message_bytes):
+      // the entry goes without it, and the file is shipped whole.
+      Entry lean = e;
+      lean.blocks.clear();
+      one.clear();
+      EncodeEntry(lean, &one);
+    }
     if (chunks.back().size() + one.size() > max_plain) chunks.emplace_back();
     chunks.back() += one;
   }
@@ -202,9 +209,10 @@ void EncodeRecord(const DeltaRecord& r, std::string* out) {
       w.U64(r.offset);
       w.LongStr(r.data);
       break;
-    case RecKind::kCopyBlocks:
+    case RecKind::kCopy:
+      w.Str(r.target);
       w.U64(r.offset);
-      w.U32(r.count);
+      w.U64(r.size);
       break;
     case RecKind::kSetAttr:
       w.Str(r.path);
@@ -269,8 +277,12 @@ Status DecodeRecords(std::string_view chunk, std::vector<DeltaRecord>* out) {
       case RecKind::kData:
         if (!r.U64(&d.offset) || !r.LongStr(&d.data)) return kTrunc;
         break;
-      case RecKind::kCopyBlocks:
-        if (!r.U64(&d.offset) || !r.U32(&d.count)) return kTrunc;
+      case RecKind::kCopy:
+        if (!r.Str(&d.target) || !r.U64(&d.offset) || !r.U64(&d.size)) return kTrunc;
+        HUBSYNC_RETURN_IF_ERROR(ValidateRelativePath(d.target));
+        if (d.size == 0 || d.size > kMaxFileSize || d.offset > kMaxFileSize) {
+          return Status::Corruption("bad copy range");
+        }
         break;
       case RecKind::kSetAttr:
         if (!r.Str(&d.path) || !r.U8(&d.type) || !r.U32(&d.mode) || !r.U64(&mt)) return kTrunc;

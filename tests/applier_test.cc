@@ -1,4 +1,5 @@
 #include "hubsync/applier.h"
+#include "hubsync/chunker.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -22,6 +23,8 @@ using testing::SyncOnce;
 using testing::SyncResult;
 using testing::kNow;
 using testing::MakeRichTree;
+using testing::RandomBytesString;
+using testing::ReadFile;
 
 
 TEST(ApplierTest, InitialSyncMakesAnExactCopy) {
@@ -69,8 +72,100 @@ TEST(ApplierTest, InPlaceEditOfALargeFileShipsOnlyChangedBlocks) {
   fclose(f);
   SyncResult r = SyncOnce(src.path(), fs.get());
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
-  EXPECT_EQ(r.stats.bytes, 65536u);
+  // The edit and at most the chunks it cuts into at either end.
+  EXPECT_GE(r.stats.bytes, 65536u);
+  EXPECT_LE(r.stats.bytes, 65536u + 2 * ChunkSizesFor(3 << 20).max);
   EXPECT_EQ(Snapshot(src.path()), Snapshot(dst.path()));
+}
+
+// Content-defined chunks (issue 10): bytes inserted or deleted inside a
+// large file ship only the chunks around them; the rest is copied on the
+// backup from its own old version, or from another file that holds it.
+TEST(ApplierTest, AnInsertionOrDeletionShipsOnlyTheChunksAroundIt) {
+  TempDir src, dst;
+  MakeRichTree(src.path());
+  std::string big = RandomBytesString(6 << 20, 7);
+  WriteFile(src.path() + "/db/big.bin", big);
+  auto fs = NewPosixFileSystem(dst.path());
+  ASSERT_TRUE(SyncOnce(src.path(), fs.get()).status.ok());
+  const uint64_t around = 2 * ChunkSizesFor(big.size()).max;
+
+  big.insert(1000, std::string(100, 'I'));
+  WriteFile(src.path() + "/db/big.bin", big);
+  SyncResult r = SyncOnce(src.path(), fs.get());
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(Snapshot(src.path()), Snapshot(dst.path()));
+  EXPECT_LE(r.stats.bytes, around) << "an insertion near the start";
+
+  big.erase(3 << 20, 5000);
+  WriteFile(src.path() + "/db/big.bin", big);
+  r = SyncOnce(src.path(), fs.get());
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(Snapshot(src.path()), Snapshot(dst.path()));
+  EXPECT_LE(r.stats.bytes, around) << "a deletion in the middle";
+
+  // Renamed and edited: built from the old name's chunks.
+  ASSERT_EQ(rename((src.path() + "/db/big.bin").c_str(), (src.path() + "/db/moved.bin").c_str()),
+            0);
+  big.replace(100000, 10, "0123456789");
+  WriteFile(src.path() + "/db/moved.bin", big);
+  r = SyncOnce(src.path(), fs.get());
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(Snapshot(src.path()), Snapshot(dst.path()));
+  EXPECT_LE(r.stats.bytes, around) << "a renamed, edited file";
+}
+
+// A copy range the backup's file cannot give (a hostile or mistaken
+// primary, or a file changed behind our back) is refused, never applied.
+TEST(ApplierTest, ACopyOutsideTheFileOrFromAMissingSourceIsRefused) {
+  TempDir dst;
+  WriteFile(dst.path() + "/old.bin", std::string(5000, 'o'));
+  auto fs = NewPosixFileSystem(dst.path());
+  PathFilter none;
+  Applier a(fs.get(), &none);
+  std::string content(3000, 'o');
+  DeltaRecord f;
+  f.kind = RecKind::kFile;
+  f.path = "new.bin";
+  f.mode = 0644;
+  f.size = content.size();
+  f.digest = Sha256Of(content);
+  DeltaRecord c;
+  c.kind = RecKind::kCopy;
+  c.target = "old.bin";
+  c.offset = 0;
+
+  ASSERT_TRUE(a.Recover().ok());
+  ASSERT_TRUE(a.Begin(1).ok());
+  ASSERT_TRUE(a.Record(f).ok());
+  c.size = 3001;  // past the new file's end
+  EXPECT_EQ(a.Record(c).code(), Status::Code::kCorruption);
+  a.Abort();
+
+  ASSERT_TRUE(a.Begin(2).ok());
+  ASSERT_TRUE(a.Record(f).ok());
+  c.offset = 4000;  // the source holds only 1,000 bytes from there
+  c.size = 3000;
+  EXPECT_EQ(a.Record(c).code(), Status::Code::kAborted);
+  EXPECT_TRUE(a.retry_plain());
+  a.Abort();
+
+  ASSERT_TRUE(a.Begin(3).ok());
+  ASSERT_TRUE(a.Record(f).ok());
+  c.target = "missing.bin";
+  c.offset = 0;
+  EXPECT_EQ(a.Record(c).code(), Status::Code::kAborted);
+  a.Abort();
+
+  ASSERT_TRUE(a.Begin(4).ok());
+  ASSERT_TRUE(a.Record(f).ok());
+  c.target = "old.bin";
+  ASSERT_TRUE(a.Record(c).ok());
+  DeltaRecord end;
+  end.kind = RecKind::kEnd;
+  ASSERT_TRUE(a.Record(end).ok());
+  ASSERT_TRUE(a.Commit().ok());
+  EXPECT_EQ(ReadFile(dst.path() + "/new.bin"), content);
 }
 
 TEST(ApplierTest, CrashAtAnyJournalStepRecoversToTheNewState) {
@@ -458,7 +553,8 @@ TEST(ApplierTest, DigestsOfWrittenFilesMatchWhatAScanComputes) {
   ASSERT_TRUE(HashFile(fs.get(), "big.bin", big.size(), &digest, &blocks).ok());
   EXPECT_EQ(a.written()[0].digest, digest);
   EXPECT_EQ(a.written()[0].blocks, blocks);
-  EXPECT_EQ(blocks.size(), 41 * kBlockDigestBytes);  // 40 full blocks and a partial one
+  EXPECT_TRUE(CheckChunkList(blocks, big.size()).ok());
+  EXPECT_GT(blocks.size(), 20 * kChunkRecordBytes);
 }
 
 TEST(ApplierTest, ReapplyingTheSameDeltaIsHarmless) {

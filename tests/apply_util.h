@@ -83,7 +83,7 @@ inline SyncResult SyncOnce(const std::string& src, FileSystem* dst_fs, size_t ma
 }
 
 // Files of many kinds: nested, unicode, empty, executable, symlinks (one
-// dangling), a 3 MiB binary.
+// dangling), a 3 MiB binary of noise.
 inline void MakeRichTree(const std::string& root) {
   testing::WriteFile(root + "/devices/lamp.json", R"({"on":true})");
   testing::WriteFile(root + "/devices/deep/er/and/deeper/x.json", "deep");
@@ -94,9 +94,7 @@ inline void MakeRichTree(const std::string& root) {
   chmod((root + "/devices/lamp.json").c_str(), 0600);
   symlink("devices/lamp.json", (root + "/current").c_str());
   symlink("/nonexistent/outside", (root + "/dangling").c_str());
-  std::string big(3 << 20, '\0');
-  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 13);
-  testing::WriteFile(root + "/db/hub.sqlite", big);
+  testing::WriteFile(root + "/db/hub.sqlite", testing::RandomBytesString(3 << 20, 42));
 }
 
 }  // namespace testing

@@ -1,4 +1,5 @@
 #include "hubsync/manifest.h"
+#include "hubsync/chunker.h"
 
 #include <gtest/gtest.h>
 
@@ -105,12 +106,17 @@ TEST(ManifestTest, BlockReuseNeedsBlocksOnBothSides) {
   EXPECT_EQ(Describe(Diff({p}, {b})), std::vector<std::string>{"put db"});
 }
 
-TEST(ManifestTest, BlockSizeKeepsListsBounded) {
-  EXPECT_EQ(BlockSizeFor(0), 65536u);
-  EXPECT_EQ(BlockSizeFor(50u << 20), 65536u);
-  EXPECT_EQ(BlockSizeFor(200u << 20), 131072u);
-  uint64_t huge = 64ull << 30;
-  EXPECT_LE((huge + BlockSizeFor(huge) - 1) / BlockSizeFor(huge), kMaxBlocks);
+TEST(ManifestTest, ChunkSizesKeepListsBounded) {
+  EXPECT_EQ(ChunkSizesFor(0).avg, 16384u);
+  EXPECT_EQ(ChunkSizesFor(50u << 20).avg, 32768u);
+  EXPECT_EQ(ChunkSizesFor(200u << 20).avg, 131072u);
+  for (uint64_t size : {uint64_t{1} << 20, uint64_t{50} << 20, uint64_t{64} << 30, kMaxFileSize}) {
+    ChunkSizes c = ChunkSizesFor(size);
+    EXPECT_EQ(c.min * 4, c.avg);
+    EXPECT_EQ(c.max, uint64_t{c.avg} * 4);
+    // Every chunk but the last is at least c.min long.
+    EXPECT_LE(size / c.min + 1, kMaxBlocks) << size;
+  }
 }
 
 TEST(ManifestTest, FilterDropsExcluded) {

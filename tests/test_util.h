@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -29,6 +30,17 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// `n` bytes of seeded noise: content no chunker finds structure in.
+inline std::string RandomBytesString(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng();
+    for (size_t k = 0; k < 8 && i + k < n; ++k) s[i + k] = static_cast<char>(v >> (8 * k));
+  }
+  return s;
+}
 
 inline void MkdirP(const std::string& path) {
   std::system(("mkdir -p '" + path + "'").c_str());

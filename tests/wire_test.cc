@@ -1,6 +1,9 @@
 #include "hubsync/wire.h"
+#include "hubsync/chunker.h"
 
 #include <gtest/gtest.h>
+
+#include <functional>
 
 namespace hubsync {
 namespace {
@@ -14,7 +17,13 @@ Manifest Sample(int n) {
     e.mtime_ns = 1700000000000000000 + i;
     e.size = static_cast<uint64_t>(i);
     e.digest = Sha256Of(e.path);
-    if (i % 10 == 0) e.blocks = std::string(3 * kBlockDigestBytes, 'b');
+    if (i % 10 == 0) {  // three chunks adding up to the size
+      e.size = 3000 + i;
+      for (uint32_t len : {1000u, 1000u, 1000u + i}) {
+        e.blocks.append(reinterpret_cast<const char*>(&len), 4);  // little-endian here
+        e.blocks.append(kBlockDigestBytes, 'b');
+      }
+    }
     m.push_back(e);
   }
   SortManifest(&m);
@@ -102,8 +111,8 @@ TEST(WireTest, FileSizesBeyondTheLimitAreRefused) {
   chunk.clear();
   EncodeRecord(f, &chunk);
   EXPECT_TRUE(DecodeRecords(chunk, &out).ok());
-  EXPECT_GT(BlockSizeFor(kMaxFileSize), 0u);
-  EXPECT_GT(BlockSizeFor(~0ull), 0u);
+  EXPECT_GT(ChunkSizesFor(kMaxFileSize).min, 0u);
+  EXPECT_GT(ChunkSizesFor(~0ull).min, 0u);
   Entry e;
   e.path = "huge";
   e.size = kMaxFileSize + 1;
@@ -112,6 +121,47 @@ TEST(WireTest, FileSizesBeyondTheLimitAreRefused) {
   WireReader r(enc);
   Entry back;
   EXPECT_FALSE(DecodeEntry(&r, &back).ok());
+}
+
+// A backup's manifest is hostile input too: a chunk list must describe its
+// file (the primary plans copies from it), and a copy record must name a
+// valid path and a sane range.
+TEST(WireTest, ChunkListsAndCopiesThatDoNotFitAreRefused) {
+  std::string content(2 << 20, 'c');
+  Entry e;
+  e.path = "db";
+  e.size = content.size();
+  e.blocks = ChunkList(content);
+  auto decode = [](const Entry& in) {
+    std::string enc;
+    EncodeEntry(in, &enc);
+    WireReader r(enc);
+    Entry back;
+    return DecodeEntry(&r, &back);
+  };
+  EXPECT_TRUE(decode(e).ok());
+  Entry longer = e;
+  longer.size += 1;
+  EXPECT_EQ(decode(longer).message(), "chunk list does not add up to the file");
+  DeltaRecord c;
+  c.kind = RecKind::kCopy;
+  c.target = "db";
+  c.size = 10;
+  using Spoil = std::function<void(DeltaRecord&)>;
+  for (const Spoil& bad : std::vector<Spoil>{[](DeltaRecord& r) { r.size = 0; },
+                                             [](DeltaRecord& r) { r.offset = kMaxFileSize + 1; },
+                                             [](DeltaRecord& r) { r.target = "../outside"; }}) {
+    DeltaRecord rec = c;
+    bad(rec);
+    std::string chunk;
+    EncodeRecord(rec, &chunk);
+    std::vector<DeltaRecord> out;
+    EXPECT_FALSE(DecodeRecords(chunk, &out).ok());
+  }
+  std::string chunk;
+  EncodeRecord(c, &chunk);
+  std::vector<DeltaRecord> out;
+  EXPECT_TRUE(DecodeRecords(chunk, &out).ok());
 }
 
 TEST(WireTest, HostileManifestPathsAreRefused) {

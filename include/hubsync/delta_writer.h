@@ -38,9 +38,9 @@ class DeltaWriter {
 
  private:
   struct Segment {
-    bool copy;        // reuse the backup's own blocks
-    uint64_t offset;  // byte offset (data) or first block (copy)
-    uint64_t length;  // bytes (data) or blocks (copy)
+    bool copy;        // copied on the backup from the op's base file
+    uint64_t offset;  // in this file (data) or in the base file (copy)
+    uint64_t length;  // bytes
   };
   void PlanSegments(const Op& op);
   DeltaRecord FileRecord(const Op& op) const;
@@ -56,6 +56,7 @@ class DeltaWriter {
   uint64_t total_ = 0, shipped_ = 0;
   // The file being shipped.
   std::vector<Segment> segments_;
+  std::string copy_source_;  // the base file's path
   size_t seg_ = 0;
   uint64_t seg_done_ = 0;
   std::unique_ptr<ReadableFile> reader_;

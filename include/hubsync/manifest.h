@@ -18,19 +18,17 @@ enum class EntryType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3 };
 // sticky are never read into a manifest, sent, or set on a backup.
 inline constexpr uint32_t kReplicatedModeBits = 0777;
 
-// Files at least this large carry per-block digests so that an in-place edit
-// ships only the blocks that changed.
+// Files at least this large carry a chunk list (chunker.h: content-defined
+// chunks) so that an edit, insertion or deletion ships only the chunks
+// around it.
 inline constexpr uint64_t kBlockDigestMinSize = 1u << 20;
 inline constexpr size_t kBlockDigestBytes = 16;  // truncated SHA-256; the
                                                  // whole-file digest is checked too
-inline constexpr uint32_t kMaxBlocks = 2048;
-// The largest file hubsync replicates (its block size still fits 32 bits);
-// decoders refuse larger sizes, which would otherwise stall block hashing.
+// The most chunks a list may hold: chunks are at least a quarter of an
+// average sized for ChunkSizesFor's 2,048 per file, plus a short last one.
+inline constexpr uint32_t kMaxBlocks = 4 * 2048 + 1;
+// The largest file hubsync replicates; decoders refuse larger sizes.
 inline constexpr uint64_t kMaxFileSize = 1ull << 40;
-
-// Block size for a file of `size` bytes: the smallest power of two >= 64 KiB
-// that needs at most kMaxBlocks blocks, so the list stays bounded.
-uint32_t BlockSizeFor(uint64_t size);
 
 struct Entry {
   std::string path;  // relative, normalised (ValidateRelativePath)
@@ -40,7 +38,7 @@ struct Entry {
   uint64_t size = 0;      // files only
   Digest digest{};        // files: SHA-256 of content; symlinks: of the target
   std::string target;     // symlinks only
-  std::string blocks;     // concatenated block digests (large files only)
+  std::string blocks;     // chunk list (chunker.h; files >= kBlockDigestMinSize only)
 };
 
 // Sorted by path in byte order; paths unique. Parents sort before children.
@@ -68,12 +66,13 @@ struct Op {
   std::string path;
   // kPutFile sources besides shipped bytes:
   std::string local_source;      // a backup path already holding this digest
-  const Entry* base = nullptr;   // the backup's old version (block reuse)
+  const Entry* base = nullptr;   // a backup file sharing chunks with it (its old
+                                 // version, or another path): those are copied there
 };
 
 struct DiffOptions {
   bool allow_local_source = true;  // copy identical content already on the backup
-  bool allow_block_reuse = true;   // ship only changed blocks of large files
+  bool allow_block_reuse = true;   // ship only the chunks of large files the backup lacks
 };
 
 // What `backup` lacks to equal `primary`: deletions first (children before

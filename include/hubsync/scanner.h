@@ -24,7 +24,7 @@
 namespace hubsync {
 
 // Hashes a whole file: SHA-256 and, for files >= kBlockDigestMinSize, the
-// block digests. Fails with Aborted if the file changed size while read.
+// chunk list (chunker.h). Fails with Aborted if the file changed size while read.
 Status HashFile(FileSystem* fs, const std::string& path, uint64_t size, Digest* digest,
                 std::string* blocks);
 

@@ -105,28 +105,29 @@ enum class RecKind : uint8_t {
   kSymlink = 'L',     // path, target, mtime
   kFile = 'F',        // path, mode, mtime, size, digest, source, [source_path]
   kData = 'K',        // offset, bytes for the current file
-  kCopyBlocks = 'C',  // first_block, count: reuse the backup's own blocks of the same path
+  kCopy = 'R',        // source path, offset, size: append that range of the backup's own
+                      // file at source path (as it is before the apply) to the current file
   kSetAttr = 'A',     // path, type, mode, mtime
   kEnd = 'E',         // commit
 };
 
 enum class FileSource : uint8_t {
-  kShipped = 0,   // bytes follow in kData (and kCopyBlocks) records
+  kShipped = 0,   // bytes follow in kData (and kCopy) records
   kLocalCopy = 1, // copy of the backup's own file at source_path (same digest)
 };
 
 struct DeltaRecord {
   RecKind kind = RecKind::kEnd;
   std::string path;
-  std::string target;       // symlink target, or source path for kLocalCopy
+  std::string target;       // symlink target, or source path (kLocalCopy, kCopy)
   uint8_t type = 0;         // kSetAttr: EntryType
   uint32_t mode = 0;
   int64_t mtime_ns = 0;
-  uint64_t size = 0;
+  uint64_t size = 0;        // kFile: file size; kCopy: bytes to copy
   Digest digest{};
   FileSource source = FileSource::kShipped;
-  uint64_t offset = 0;      // kData: file offset; kCopyBlocks: first block
-  uint32_t count = 0;       // kCopyBlocks: blocks; kBegin: op count
+  uint64_t offset = 0;      // kData: offset in the file; kCopy: offset in the source
+  uint32_t count = 0;       // kBegin: op count
   uint64_t total = 0;       // kBegin: bytes to ship
   Digest root{};            // kBegin, kBase
   std::string_view data;    // kData payload (points into the chunk)

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hubsync/bridge_protocol.h"
+#include "hubsync/chunker.h"
 #include "hubsync/crypto.h"
 #include "hubsync/envelope.h"
 #include "hubsync/messages.h"
@@ -68,8 +69,9 @@ int main(int argc, char** argv) {
   copy.target = "a";
   copy.size = 1;
   copy.digest = Sha256Of("a");
-  DeltaRecord blocks = Rec(RecKind::kCopyBlocks);
-  blocks.count = 1;
+  DeltaRecord blocks = Rec(RecKind::kCopy);
+  blocks.target = "a";
+  blocks.size = 1;
   std::vector<std::pair<std::string, std::string>> deltas = {
       {"all-kinds", Delta({Rec(RecKind::kBegin), Rec(RecKind::kDelete, "a"), mkdir_rec, file, data,
                            link, attr, copy, Rec(RecKind::kEnd)})},
@@ -103,6 +105,15 @@ int main(int argc, char** argv) {
   auto chunks = EncodeManifestChunks(h, m, 80);
   for (size_t i = 0; i < chunks.size(); ++i) stream += (i ? "\xff\xfe" : "") + chunks[i];
   Put("wire", "manifest", std::string(1, '\1') + stream);
+  // A large file's chunk list (content-defined chunks).
+  Entry big;
+  big.path = "db/hub.sqlite";
+  std::string content(1 << 20, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>((i * 7919) >> 5);
+  big.size = content.size();
+  big.blocks = ChunkList(content);
+  h.count = 1;
+  Put("wire", "manifest-chunks", std::string(1, '\1') + EncodeManifestChunks(h, {big}, 1 << 16)[0]);
   Ack ack;
   ack.kind = Ack::Kind::kError;
   ack.error = "disk full";
