@@ -7,13 +7,14 @@
 set -euo pipefail
 
 RUNTIME=(
-  libpaho-mqttpp3-1 libpaho-mqtt1.3 libcrypto++8  # libraries the program links
+  libpaho-mqttpp3-1 libpaho-mqtt1.3 libcrypto++8 libzstd1  # libraries the program links
   mosquitto mosquitto-clients                     # the hub broker, mosquitto_sub/pub
 )
 PACKAGES=(
   build-essential cmake pkg-config   # toolchain
   libpaho-mqttpp-dev libpaho-mqtt-dev  # MQTT v5 client (Paho C++ over Paho C)
   libcrypto++-dev                      # AES-256-GCM, SHA-256, X25519, HKDF
+  libzstd-dev                          # compression of what is sealed (JSON trees)
   rapidjson-dev                        # config, status and event JSON
   libgtest-dev libgmock-dev            # tests
   mosquitto mosquitto-clients          # broker for tests/demo, mosquitto_sub/pub

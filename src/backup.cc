@@ -113,6 +113,7 @@ void BackupEngine::OnOobMessage(const Message& m) {
     return;
   }
   if (candidates_.size() >= kMaxCandidates) candidates_.erase(candidates_.begin());
+  (*ch)->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
   candidates_.push_back({*key, std::move(ch).value()});
   Ack confirm;
   confirm.kind = Ack::Kind::kConfirm;
@@ -177,6 +178,7 @@ bool BackupEngine::EnsureChannel() {
     return false;
   }
   channel_ = std::move(ch).value();
+  channel_->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
   // The disk's part of sealing done now: the first answer to a request must
   // not wait on an fsync (seconds on a busy disk, past the primary's patience).
   Status reserved = channel_->ReserveCounters();

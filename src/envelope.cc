@@ -1,5 +1,7 @@
 #include "hubsync/envelope.h"
 
+#include "hubsync/compress.h"
+
 namespace hubsync {
 namespace {
 
@@ -30,7 +32,7 @@ std::string EncodeEnvelopeHeader(const EnvelopeHeader& h) {
   s.push_back('S');
   s.push_back(static_cast<char>(kProtocolVersion));
   s.push_back(static_cast<char>(h.kind));
-  s.push_back(h.last ? 1 : 0);
+  s.push_back(static_cast<char>((h.last ? 1 : 0) | (h.compressed ? 2 : 0)));
   Put32(&s, h.epoch);
   Put64(&s, h.session);
   Put64(&s, h.counter);
@@ -50,8 +52,9 @@ Result<EnvelopeHeader> DecodeEnvelopeHeader(std::string_view msg) {
   if (kind < 1 || kind > 4) return Status::Corruption("unknown message kind");
   h.kind = static_cast<MsgKind>(kind);
   uint8_t flags = static_cast<uint8_t>(msg[4]);
-  if (flags & ~1u) return Status::Corruption("unknown flags");
+  if (flags & ~3u) return Status::Corruption("unknown flags");
   h.last = flags & 1;
+  h.compressed = flags & 2;
   h.epoch = static_cast<uint32_t>(Get(msg, 5, 4));
   h.session = Get(msg, 9, 8);
   h.counter = Get(msg, 17, 8);
@@ -161,8 +164,11 @@ Result<std::string> SecureChannel::Seal(MsgKind kind, uint64_t transfer, uint32_
   h.counter = *counter;
   h.transfer = transfer;
   h.chunk = chunk;
+  std::string packed;
+  h.compressed = Compress(plain, &packed);
   std::string out;
-  HUBSYNC_RETURN_IF_ERROR(SealEnvelope(*tx_aead_, home_, backup_, h, plain, &out));
+  HUBSYNC_RETURN_IF_ERROR(
+      SealEnvelope(*tx_aead_, home_, backup_, h, h.compressed ? packed : plain, &out));
   return out;
 }
 
@@ -187,6 +193,12 @@ Result<Opened> SecureChannel::Open(std::string_view msg) {
   }
   Opened o;
   HUBSYNC_RETURN_IF_ERROR(OpenEnvelope(*aead, home_, backup_, msg, &o.header, &o.plain));
+  if (o.header.compressed) {
+    // Authentic, so only our peer can have made it; still bounded.
+    auto plain = Decompress(o.plain, max_plain_);
+    if (!plain.ok()) return plain.status();
+    o.plain = std::move(plain).value();
+  }
   HUBSYNC_RETURN_IF_ERROR(st.rx->Accept(o.header.counter));
   if (fresh) {  // a session proven by a message that opened
     if (st.peer_sessions.size() >= kMaxPeerSessions) st.peer_sessions.erase(st.peer_sessions.begin());

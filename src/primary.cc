@@ -286,6 +286,7 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
       return;
     }
     p.channel = std::move(ch).value();
+    p.channel->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
   }
   p.wanted = false;
   // Nothing in doubt (the backup's last sync left it at a tree we know, and

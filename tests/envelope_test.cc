@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include "hubsync/compress.h"
+
 #include "test_util.h"
 
 namespace hubsync {
@@ -47,6 +49,61 @@ TEST_F(EnvelopeTest, RoundTripBindsEveryHeaderField) {
   EXPECT_EQ(opened->header.chunk, 7u);
   EXPECT_TRUE(opened->header.last);
   EXPECT_EQ(opened->header.epoch, 1u);
+}
+
+// Issue 10: what compresses is sealed compressed (the flag is in the
+// authenticated header); it opens to the same bytes, and a receiver never
+// inflates beyond its max_plain (a compromised backup's "bomb" is refused,
+// with its counter left unused).
+TEST_F(EnvelopeTest, CompressiblePlaintextIsSealedSmallerAndInflatedWithinTheLimit) {
+  auto p = Primary();
+  auto b = Backup();
+  std::string json;
+  for (int i = 0; i < 2000; ++i) json += R"({"device":")" + std::to_string(i) + R"(","on":true},)";
+  auto sealed = p->Seal(MsgKind::kDelta, 1, 0, false, json);
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_LT(sealed->size(), json.size() / 4);
+  EXPECT_TRUE(DecodeEnvelopeHeader(*sealed)->compressed);
+  auto opened = b->Open(*sealed);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(opened->plain, json);
+
+  auto noise = p->Seal(MsgKind::kDelta, 1, 1, false, testing::RandomBytesString(5000, 1));
+  ASSERT_TRUE(noise.ok());
+  EXPECT_FALSE(DecodeEnvelopeHeader(*noise)->compressed) << "nothing to gain: sealed as is";
+  EXPECT_TRUE(b->Open(*noise).ok());
+
+  auto bomb = p->Seal(MsgKind::kDelta, 1, 2, false, std::string(4 << 20, 'z'));
+  ASSERT_TRUE(bomb.ok());
+  EXPECT_LT(bomb->size(), 4096u);
+  b->set_max_plain(1 << 20);
+  auto refused = b->Open(*bomb);
+  EXPECT_EQ(refused.status().code(), Status::Code::kCorruption);
+  EXPECT_EQ(refused.status().message(), "compressed payload larger than the limit");
+  auto next = p->Seal(MsgKind::kDelta, 1, 3, true, "after");
+  ASSERT_TRUE(next.ok());
+  EXPECT_TRUE(b->Open(*next).ok());
+}
+
+TEST(CompressTest, OnlyOneWholeFrameWithinTheLimitDecompresses) {
+  std::string text(100000, 'a');
+  for (size_t i = 0; i < text.size(); i += 7) text[i] = static_cast<char>('a' + i % 26);
+  std::string packed;
+  ASSERT_TRUE(Compress(text, &packed));
+  EXPECT_FALSE(Compress("short", &packed)) << "too small to gain";
+  ASSERT_TRUE(Compress(text, &packed));
+  EXPECT_EQ(*Decompress(packed, text.size()), text);
+  EXPECT_FALSE(Decompress(packed, text.size() - 1).ok()) << "one byte over the limit";
+  EXPECT_FALSE(Decompress(packed + "x", text.size()).ok()) << "trailing bytes";
+  EXPECT_FALSE(Decompress(packed.substr(0, packed.size() - 1), text.size()).ok()) << "truncated";
+  std::string twice = packed + packed;
+  EXPECT_FALSE(Decompress(twice, 2 * text.size()).ok()) << "two frames";
+  std::string damaged = packed;
+  damaged[damaged.size() / 2] ^= 0x55;
+  auto d = Decompress(damaged, text.size());
+  EXPECT_TRUE(!d.ok() || *d != text);  // zstd's own checksum is off: the seal's tag guards
+  EXPECT_FALSE(Decompress(testing::RandomBytesString(1000, 2), 1 << 20).ok());
+  EXPECT_FALSE(Decompress("", 100).ok());
 }
 
 TEST_F(EnvelopeTest, EveryFlippedByteIsRefused) {

@@ -3,7 +3,7 @@
 // primary<->backup pair.
 //
 // Wire layout (big-endian), 37 header bytes then ciphertext||16-byte tag:
-//   'H' 'S' version(1) kind(1) flags(1: bit0 last) epoch(4) session(8)
+//   'H' 'S' version(1) kind(1) flags(1: bit0 last, bit1 zstd) epoch(4) session(8)
 //   counter(8) transfer(8) chunk(4)
 // Associated data = the 37 header bytes || len(home)(1) home ||
 //   len(backup)(1) backup, so every header field plus home and backup id is
@@ -43,6 +43,7 @@ inline constexpr size_t kEnvelopeOverhead = kEnvelopeHeaderBytes + kTagBytes;
 struct EnvelopeHeader {
   MsgKind kind = MsgKind::kDelta;
   bool last = false;
+  bool compressed = false;  // the plaintext is a zstd frame (compress.h)
   uint32_t epoch = 0;
   uint64_t session = 0;
   uint64_t counter = 0;
@@ -103,9 +104,16 @@ class SecureChannel {
                                                            const std::string& home,
                                                            const std::string& backup,
                                                            bool is_primary);
+  // Compresses `plain` first when that saves space (the header says so).
   Result<std::string> Seal(MsgKind kind, uint64_t transfer, uint32_t chunk, bool last,
                            std::string_view plain);
+  // Opened.plain is decompressed; a compressed message that is malformed or
+  // would exceed max_plain() is Corruption (counters untouched).
   Result<Opened> Open(std::string_view msg);
+  // The largest plaintext Open decompresses to: the engines set their
+  // max_message_bytes (nothing larger could have been sent uncompressed).
+  void set_max_plain(size_t n) { max_plain_ = n; }
+  size_t max_plain() const { return max_plain_; }
   // Makes the receive counters durable; call before acting on a transfer.
   Status SyncCounters();
   // Reserves send counters on disk now (TxCounter::Reserve), so the first
@@ -133,6 +141,7 @@ class SecureChannel {
   uint64_t tx_session_ = 0;
   std::unique_ptr<AesGcm> tx_aead_;  // SessionKey(current epoch's key, tx_session_)
   std::unique_ptr<TxCounter> tx_;
+  size_t max_plain_ = 1 << 20;
 };
 
 }  // namespace hubsync

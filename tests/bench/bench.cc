@@ -188,11 +188,13 @@ struct RsyncRun {
   std::string out;
 };
 
-RsyncRun Rsync(const std::string& url, const std::string& dest) {
+RsyncRun Rsync(const std::string& url, const std::string& dest, bool compress = false) {
   auto t0 = Clock::now();
   std::string out;
   RsyncRun r;
-  r.rc = Sh("rsync -a --delete --stats '" + url + "' '" + dest + "/' 2>&1", &out);
+  r.rc = Sh(std::string("rsync -a --delete --stats ") + (compress ? "-z " : "") + "'" + url +
+                "' '" + dest + "/' 2>&1",
+            &out);
   r.ms = Ms(Clock::now() - t0);
   r.out = out;
   auto num = [&](const std::string& label) -> uint64_t {
@@ -258,6 +260,7 @@ int Main(int argc, char** argv) {
   testing::MkdirP(p + "/data");
   testing::MkdirP(b + "/data");
   testing::MkdirP(r);
+  testing::MkdirP(r + "-z");
   std::printf("generating %d JSON files + a %d MiB database...\n", files, db_mib);
   GenerateTree(p + "/data", files, db_mib);
 
@@ -397,13 +400,14 @@ int Main(int argc, char** argv) {
   WaitFor([&] { return testing::PortOpen(port); }, 5000);
   std::string url = "rsync://127.0.0.1:" + std::to_string(port) + "/hub/";
   RsyncRun r_init = Rsync(url, r);
+  RsyncRun r_init_z = Rsync(url, r + "-z", true);  // compressed, into an empty tree
   EditDb(p + "/data/db/hub.sqlite", (uint64_t(db_mib) << 20) / 3, 2);
   RsyncRun r_edit = Rsync(url, r);
   InsertIntoDb(p + "/data/db/hub.sqlite", base + "/insert.tmp", 2);
   RsyncRun r_insert = Rsync(url, r);
   RsyncRun r_none = Rsync(url, r);
   rsyncd.Stop();
-  for (const RsyncRun* run : {&r_init, &r_edit, &r_insert, &r_none}) {
+  for (const RsyncRun* run : {&r_init, &r_init_z, &r_edit, &r_insert, &r_none}) {
     if (run->rc != 0) {
       std::fprintf(stderr, "rsync failed (exit %d): no baseline\n%s", run->rc, run->out.c_str());
       return 1;
@@ -427,6 +431,7 @@ int Main(int argc, char** argv) {
   };
   row("initial sync time", initial_ms, r_init.ms, "ms");
   row("initial sync bytes on the wire", initial_bytes / 1024.0, r_init.bytes / 1024.0, "KiB");
+  row("  the same against rsync -z", initial_bytes / 1024.0, r_init_z.bytes / 1024.0, "KiB");
   row("new small file latency p50", Percentile(lat, 0.5), 0, "ms");
   row("new small file latency p99", Percentile(lat, 0.99), 0, "ms");
   row("64 KiB db edit: time", edit_ms, r_edit.ms, "ms");

@@ -1,5 +1,5 @@
 // libFuzzer target: the binary codecs inside envelopes (manifest stream,
-// delta records, acks, manifest requests), fed as a hostile peer would. The first byte picks
+// delta records, acks, manifest requests, zstd frames), fed as a hostile peer would. The first byte picks
 // the codec; a manifest input is split into chunks at 0xFF 0xFE markers.
 #include <cstddef>
 #include <cstdint>
@@ -7,12 +7,13 @@
 #include <string_view>
 #include <vector>
 
+#include "hubsync/compress.h"
 #include "hubsync/wire.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
     case 0: {
       std::vector<hubsync::DeltaRecord> out;
       hubsync::Status s = hubsync::DecodeRecords(in, &out);
@@ -42,6 +43,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 2:
       hubsync::DecodeAck(in);
       break;
+    case 4: {  // a compressed payload from an authenticated but compromised peer
+      auto r = hubsync::Decompress(in, 1 << 20);
+      if (r.ok()) {
+        if (r->size() > (1u << 20)) __builtin_trap();
+        std::string again;
+        if (hubsync::Compress(*r, &again)) {
+          auto back = hubsync::Decompress(again, r->size());
+          if (!back.ok() || *back != *r) __builtin_trap();
+        }
+      }
+      break;
+    }
     case 3: {
       auto r = hubsync::DecodeManifestRequest(in, 7);
       if (r.ok()) {

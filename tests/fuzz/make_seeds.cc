@@ -10,6 +10,7 @@
 
 #include "hubsync/bridge_protocol.h"
 #include "hubsync/chunker.h"
+#include "hubsync/compress.h"
 #include "hubsync/crypto.h"
 #include "hubsync/envelope.h"
 #include "hubsync/messages.h"
@@ -114,6 +115,11 @@ int main(int argc, char** argv) {
   big.blocks = ChunkList(content);
   h.count = 1;
   Put("wire", "manifest-chunks", std::string(1, '\1') + EncodeManifestChunks(h, {big}, 1 << 16)[0]);
+  // A compressed payload (what Open inflates).
+  std::string json;
+  for (int i = 0; i < 50; ++i) json += R"({"device":")" + std::to_string(i) + R"(","on":true})";
+  std::string packed;
+  if (Compress(json, &packed)) Put("wire", "zstd", std::string(1, '\4') + packed);
   Ack ack;
   ack.kind = Ack::Kind::kError;
   ack.error = "disk full";
