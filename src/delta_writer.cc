@@ -16,13 +16,15 @@ constexpr size_t kMinData = 4096;  // start a new chunk rather than ship slivers
 
 DeltaWriter::DeltaWriter(FileSystem* fs, std::shared_ptr<const Manifest> target,
                          std::shared_ptr<const Manifest> base_manifest, std::vector<Op> ops,
-                         size_t max_plain, std::optional<Digest> precondition)
+                         size_t max_plain, std::optional<Digest> precondition,
+                         std::optional<Digest> target_root)
     : fs_(fs),
       target_(std::move(target)),
       base_(std::move(base_manifest)),
       ops_(std::move(ops)),
       max_plain_(max_plain),
-      precondition_(precondition) {
+      precondition_(precondition),
+      target_root_(target_root) {
   for (const Op& op : ops_) {
     if (op.kind != Op::Kind::kPutFile || !op.local_source.empty()) continue;
     PlanSegments(op);
@@ -94,7 +96,7 @@ Result<std::string> DeltaWriter::Next(bool* last) {
     b.kind = RecKind::kBegin;
     b.count = static_cast<uint32_t>(ops_.size());
     b.total = total_;
-    b.root = ManifestRoot(*target_);
+    b.root = target_root_ ? *target_root_ : ManifestRoot(*target_);
     EncodeRecord(b, &chunk);
     begun_ = true;
   }

@@ -384,7 +384,7 @@ void PrimaryEngine::StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,
   if (ops.empty()) return FinishSync(p, true, nullptr);
   size_t max_plain = static_cast<size_t>(env_.config.max_message_bytes) - kEnvelopeOverhead - 1024;
   p.writer = std::make_unique<DeltaWriter>(env_.fs, p.snapshot, theirs, std::move(ops), max_plain,
-                                           precondition);
+                                           precondition, p.snapshot_root);
   p.phase = Peer::Phase::kSending;
   p.next_chunk = 0;
   p.acked_chunk = -1;

@@ -23,9 +23,12 @@ class DeltaWriter {
   // `ops` must point into `target` and `base_manifest`, which are kept alive.
   // With `precondition`, the first chunk starts with a kBase record naming
   // it: the backup applies the delta only if that is its root.
+  // `target_root`, when the caller has it, spares hashing `target` again
+  // (it must be ManifestRoot(*target)).
   DeltaWriter(FileSystem* fs, std::shared_ptr<const Manifest> target,
               std::shared_ptr<const Manifest> base_manifest, std::vector<Op> ops, size_t max_plain,
-              std::optional<Digest> precondition = std::nullopt);
+              std::optional<Digest> precondition = std::nullopt,
+              std::optional<Digest> target_root = std::nullopt);
   ~DeltaWriter();
 
   // The next chunk's plaintext; sets *last on the final one (ending in kEnd).
@@ -50,6 +53,7 @@ class DeltaWriter {
   std::vector<Op> ops_;
   size_t max_plain_;
   std::optional<Digest> precondition_;
+  std::optional<Digest> target_root_;
   size_t next_op_ = 0;
   bool begun_ = false;
   bool done_ = false;
