@@ -21,7 +21,7 @@ PACKAGES=(
   libbluetooth-dev                     # L2CAP socket headers for the BLE bridge
   qemu-system-x86 busybox-static cpio  # the BLE test's VM (tests/ble_vm)
   bluez-test-tools                     # btvirt: virtual controllers in that VM
-  rsync                                # benchmark baseline
+  rsync lsyncd                         # benchmark baselines
   procps                               # ps/pgrep in scripts
   python3-yaml                         # the compose file's structure test
 )

@@ -1,7 +1,8 @@
 // hubsync benchmark: a real broker, real daemons, a generated hub tree, and
 // rsync (daemon on loopback) over the same tree in the same run.
 //
-//   build/hubsync_bench [--files N] [--db-mib M] [--changes K] [--dir DIR] [--broker stock]
+//   build/hubsync_bench [--files N] [--db-mib M] [--changes K] [--backups B] [--dir DIR]
+//                       [--broker stock]
 //   build/hubsync_bench --help
 //
 // --broker stock runs Mosquitto as a hub ships it (no set_tcp_nodelay: Nagle
@@ -11,8 +12,9 @@
 // Measures initial sync time, new-small-file latency (close on the primary ->
 // rename on the backup, p50/p99), a 64 KiB in-place edit of the database
 // (time and bytes on the wire), 100 bytes inserted near the start of it (the
-// same), a check with nothing changed (bytes), and the peak RSS of each
-// daemon. Figures go to stdout as a table.
+// same), a check with nothing changed (bytes), the peak RSS of each daemon,
+// and a new 20 MiB file sent to 1 and to B backups (time until all hold it,
+// the primary's CPU). Figures go to stdout as a table.
 //
 // It never reports a figure it did not measure: every step waits for a
 // condition (the primary's status saying "in_sync" at the root of the tree
@@ -50,10 +52,12 @@ using Clock = std::chrono::steady_clock;
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 constexpr char kUsage[] =
-    "usage: hubsync_bench [--files N] [--db-mib M] [--changes K] [--dir DIR] [--broker stock]\n"
+    "usage: hubsync_bench [--files N] [--db-mib M] [--changes K] [--backups B] [--dir DIR]\n"
+    "                     [--broker stock]\n"
     "  --files N      JSON files in the generated tree (default 5000)\n"
     "  --db-mib M     size of the generated database file in MiB (default 50)\n"
     "  --changes K    new small files for the latency figure (default 100)\n"
+    "  --backups B    backups for the fan-out figure (default 10)\n"
     "  --dir DIR      work directory (default: a temporary one, removed after)\n"
     "  --broker stock Mosquitto as a hub ships it (Nagle on); default: with set_tcp_nodelay\n";
 
@@ -71,8 +75,9 @@ std::string TreeRoot(const std::string& dir) {
 // and keeps the primary's latest status.
 class WireMeter {
  public:
-  explicit WireMeter(const std::string& uri)
-      : rec_(uri, [this](const Message& m) { Count(m); }, /*keep=*/false) {}
+  // `primary`: whose status to follow ("" any primary's).
+  explicit WireMeter(const std::string& uri, const std::string& primary = "")
+      : primary_(primary), rec_(uri, [this](const Message& m) { Count(m); }, /*keep=*/false) {}
   void Reset() {
     std::lock_guard<std::mutex> l(mu_);
     sync_bytes_ = 0;
@@ -99,7 +104,8 @@ class WireMeter {
     if (ends("/events") && m.payload.find("\"type\":\"sync\"") != std::string::npos) {
       ++sync_events_;
     }
-    if (ends("/status")) {
+    if (ends("/status") &&
+        (primary_.empty() || m.topic.find("/gw/" + primary_ + "/status") != std::string::npos)) {
       auto st = DecodeStatus(m.payload);
       if (st.ok() && st->role == "primary") {
         primary_state_ = st->state;
@@ -111,6 +117,7 @@ class WireMeter {
   uint64_t sync_bytes_ = 0;
   int sync_events_ = 0;
   std::string primary_state_, primary_root_;
+  const std::string primary_;
   testing::Recorder rec_;  // last: destroyed first, before what Count touches
 };
 
@@ -212,6 +219,131 @@ RsyncRun Rsync(const std::string& url, const std::string& dest, bool compress = 
   return r;
 }
 
+// A gateway's config in `dir` (data and state under it), with the bench's
+// policy: sync on change, at once.
+std::string WriteConfig(const std::string& dir, const std::string& id, const std::string& uri,
+                        const std::string& backups) {
+  std::string path = dir + "/config.json";
+  testing::MkdirP(dir + "/data");
+  WriteFile(path, R"({"home":"bench","gateway_id":")" + id + R"(","broker":{"uri":")" + uri +
+                      R"("},"data_dir":")" + dir + R"(/data","state_dir":")" + dir +
+                      R"(/state","backups":[)" + backups +
+                      R"(],"policy":{"on_change":true,"delay_ms":0,"period_s":0},"log_level":"info"})");
+  return path;
+}
+
+// CPU time (user + system) a process has used so far, in ms.
+double CpuMs(pid_t pid) {
+  std::string stat = testing::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::vector<std::string> fields;
+  size_t at = close + 2;
+  while (at < stat.size()) {
+    size_t sp = stat.find(' ', at);
+    fields.push_back(stat.substr(at, sp - at));
+    if (sp == std::string::npos) break;
+    at = sp + 1;
+  }
+  if (fields.size() < 13) return -1;  // utime, stime are fields 14, 15 (11, 12 here)
+  return (std::stod(fields[11]) + std::stod(fields[12])) * 1000.0 / sysconf(_SC_CLK_TCK);
+}
+
+struct FanOutRun {
+  double ms = -1;      // new file written -> every backup holds it (primary says in_sync)
+  double cpu_ms = -1;  // the primary's CPU time for it
+};
+
+// One primary and `n` backups on a small tree, in sync; then a new `mib` MiB
+// file (noise): how long until every backup holds it, and what it costs the
+// primary. Empty figures (ms < 0) if it never converged.
+FanOutRun FanOut(const std::string& bin, const std::string& uri, const std::string& base, int n,
+                 int mib) {
+  FanOutRun run;
+  std::string list;
+  for (int i = 0; i < n; ++i) list += std::string(i ? "," : "") + "\"fan-b" + std::to_string(i) + "\"";
+  std::string pdir = base + "/fan-" + std::to_string(n) + "/primary";
+  std::string pc = WriteConfig(pdir, "fan-p" + std::to_string(n), uri, list);
+  WriteFile(pdir + "/data/config/hub.json", "{\"name\":\"bench\"}");
+  std::vector<std::unique_ptr<Process>> backups;
+  for (int i = 0; i < n; ++i) {
+    std::string id = "fan-b" + std::to_string(i);
+    std::string bdir = base + "/fan-" + std::to_string(n) + "/" + id;
+    std::string bc = WriteConfig(bdir, id, uri, "");
+    Sh(bin + " keygen -c " + pc + " --backup " + id + " --out " + bdir + "/k 2>/dev/null");
+    Sh(bin + " keyimport -c " + bc + " " + bdir + "/k 2>/dev/null");
+    backups.push_back(std::make_unique<Process>(std::vector<std::string>{bin, "backup", "-c", bc},
+                                                bdir + "/log"));
+    backups.back()->Start();
+  }
+  WireMeter meter(uri, "fan-p" + std::to_string(n));
+  Process primary({bin, "primary", "-c", pc}, pdir + "/log");
+  primary.Start();
+  if (!WaitFor([&] { return meter.PrimaryInSyncAt(TreeRoot(pdir + "/data")); }, 60000)) return run;
+  double cpu0 = CpuMs(primary.pid());
+  auto t0 = Clock::now();
+  WriteFile(pdir + "/data/db/new.bin", testing::RandomBytesString(size_t(mib) << 20, 99));
+  std::string root = TreeRoot(pdir + "/data");
+  if (!WaitFor([&] { return meter.PrimaryInSyncAt(root); }, 300000)) return run;
+  run.ms = Ms(Clock::now() - t0);
+  run.cpu_ms = CpuMs(primary.pid()) - cpu0;
+  primary.Stop();
+  for (auto& b : backups) b->Stop();
+  return run;
+}
+
+// Waits (up to timeout_ms) for `name` to be renamed into the directory
+// watched by inotify descriptor `in`: true if it was.
+bool AwaitRename(int in, const std::string& name, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < deadline) {
+    struct pollfd pfd = {in, POLLIN, 0};
+    if (poll(&pfd, 1, 100) <= 0) continue;
+    alignas(struct inotify_event) char buf[4096];
+    ssize_t n = read(in, buf, sizeof buf);
+    for (char* q = buf; n > 0 && q < buf + n;) {
+      auto* ev = reinterpret_cast<struct inotify_event*>(q);
+      if (ev->len && name == ev->name) return true;
+      q += sizeof(struct inotify_event) + ev->len;
+    }
+  }
+  return false;
+}
+
+// The anchor for latency: lsyncd (delay 0, rsync to a local directory, as
+// lsyncd's own default.rsync does) mirroring `src`; close of a new small file
+// in src/devices/group-0 to its rename in the mirror. Empty if lsyncd is
+// missing or never mirrored the tree.
+std::vector<double> LsyncdLatency(const std::string& base, const std::string& src, int changes) {
+  std::vector<double> lat;
+  if (access("/usr/bin/lsyncd", X_OK) != 0) return lat;
+  std::string dst = base + "/lsyncd-mirror";
+  testing::MkdirP(dst + "/devices/group-0");
+  WriteFile(base + "/lsyncd.conf",
+            "settings { nodaemon = true, logfile = \"" + base + "/lsyncd.log\" }\n"
+            "sync { default.rsync, source = \"" + src + "\", target = \"" + dst + "\", delay = 0 }\n");
+  int in = inotify_init1(IN_CLOEXEC);
+  inotify_add_watch(in, (dst + "/devices/group-0").c_str(), IN_MOVED_TO);
+  Process lsyncd({"/usr/bin/lsyncd", base + "/lsyncd.conf"}, base + "/lsyncd.out");
+  lsyncd.Start();
+  // Its start is a full rsync; a first file tells when it watches.
+  WriteFile(src + "/devices/group-0/lsyncd-ready.json", "{}");
+  if (AwaitRename(in, "lsyncd-ready.json", 120000)) {
+    std::mt19937 rng(11);
+    for (int i = 0; i < changes; ++i) {
+      std::string name = "lsyncd-" + std::to_string(i) + ".json";
+      WriteFile(src + "/devices/group-0/" + name, Json(rng, 200000 + i));
+      auto t = Clock::now();
+      if (!AwaitRename(in, name, 10000)) break;
+      lat.push_back(Ms(Clock::now() - t));
+    }
+  }
+  lsyncd.Stop();
+  close(in);
+  if (lat.size() != static_cast<size_t>(changes)) lat.clear();
+  return lat;
+}
+
 double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   size_t i = static_cast<size_t>(p * (v.size() - 1) + 0.5);
@@ -219,7 +351,7 @@ double Percentile(std::vector<double> v, double p) {
 }
 
 int Main(int argc, char** argv) {
-  int files = 5000, db_mib = 50, changes = 100;
+  int files = 5000, db_mib = 50, changes = 100, fan = 10;
   bool stock = false;
   std::string base;
   for (int i = 1; i < argc; ++i) {
@@ -229,7 +361,7 @@ int Main(int argc, char** argv) {
       return 0;
     }
     bool known = a == "--files" || a == "--db-mib" || a == "--changes" || a == "--dir" ||
-                 a == "--broker";
+                 a == "--broker" || a == "--backups";
     if (!known || i + 1 == argc) {
       std::fprintf(stderr, "hubsync_bench: %s %s\n%s", known ? "missing a value after" : "unknown option",
                    a.c_str(), kUsage);
@@ -250,7 +382,7 @@ int Main(int argc, char** argv) {
                    a.c_str(), v.c_str(), kUsage);
       return 2;
     } else {
-      (a == "--files" ? files : a == "--db-mib" ? db_mib : changes) = n;
+      (a == "--files" ? files : a == "--db-mib" ? db_mib : a == "--backups" ? fan : changes) = n;
     }
   }
   testing::TempDir tmp;
@@ -274,15 +406,8 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "mosquitto did not start\n");
     return 1;
   }
-  auto config = [&](const std::string& id, const std::string& dir, const std::string& backups) {
-    std::string path = dir + "/config.json";
-    WriteFile(path, R"({"home":"bench","gateway_id":")" + id + R"(","broker":{"uri":")" +
-                        broker.uri() + R"("},"data_dir":")" + dir + R"(/data","state_dir":")" +
-                        dir + R"(/state","backups":[)" + backups +
-                        R"(],"policy":{"on_change":true,"delay_ms":0,"period_s":0},"log_level":"info"})");
-    return path;
-  };
-  std::string pc = config("hub-primary", p, "\"hub-backup\""), bc = config("hub-backup", b, "");
+  std::string pc = WriteConfig(p, "hub-primary", broker.uri(), "\"hub-backup\""),
+              bc = WriteConfig(b, "hub-backup", broker.uri(), "");
   Sh(bin + " keygen -c " + pc + " --backup hub-backup --out " + base + "/k 2>/dev/null");
   Sh(bin + " keyimport -c " + bc + " " + base + "/k 2>/dev/null");
   WireMeter meter(broker.uri());
@@ -388,6 +513,20 @@ int Main(int argc, char** argv) {
   primary.Stop();
   backup.Stop();
 
+  // 5. lsyncd on the same tree, for the latency anchor.
+  std::printf("lsyncd (delay 0) latency of %d new small files...\n", changes);
+  std::vector<double> lsyncd_lat = LsyncdLatency(base, p + "/data", changes);
+
+  // 6. Fan-out: a new 20 MiB file to one backup, then to `backups`.
+  std::printf("a new 20 MiB file to 1 backup, then to %d...\n", fan);
+  FanOutRun one = FanOut(bin, broker.uri(), base, 1, 20);
+  FanOutRun many = FanOut(bin, broker.uri(), base, fan, 20);
+  if (one.ms < 0 || many.ms < 0) {
+    std::fprintf(stderr, "fan-out: the backups never all held the new file (logs in %s/fan-*)\n",
+                 base.c_str());
+    return 1;
+  }
+
   // rsync on the same tree (the edit above is already in it).
   std::printf("rsync baseline...\n");
   int port = testing::FreePort();
@@ -434,12 +573,28 @@ int Main(int argc, char** argv) {
   row("  the same against rsync -z", initial_bytes / 1024.0, r_init_z.bytes / 1024.0, "KiB");
   row("new small file latency p50", Percentile(lat, 0.5), 0, "ms");
   row("new small file latency p99", Percentile(lat, 0.99), 0, "ms");
+  if (lsyncd_lat.empty()) {
+    std::printf("%-40s %14s\n", "  lsyncd (delay 0) latency", "not measured (lsyncd missing or failed)");
+  } else {
+    std::printf("%-40s %11.1f ms %14s %10s\n", "  lsyncd (delay 0) latency p50",
+                Percentile(lsyncd_lat, 0.5), "-", "-");
+    std::printf("%-40s %11.1f ms %14s %10s\n", "  lsyncd (delay 0) latency p99",
+                Percentile(lsyncd_lat, 0.99), "-", "-");
+  }
   row("64 KiB db edit: time", edit_ms, r_edit.ms, "ms");
   row("64 KiB db edit: bytes on the wire", edit_bytes / 1024.0, r_edit.bytes / 1024.0, "KiB");
   row("100 B inserted at 4 KiB: time", insert_ms, r_insert.ms, "ms");
   row("100 B inserted at 4 KiB: bytes on the wire", insert_bytes / 1024.0,
       r_insert.bytes / 1024.0, "KiB");
   row("no-change check: bytes on the wire", check_bytes / 1024.0, r_none.bytes / 1024.0, "KiB");
+  char fan_label[64];
+  std::snprintf(fan_label, sizeof fan_label, "new 20 MiB file, %d backups: time", fan);
+  std::printf("%-40s %11.1f ms %14s %10s\n", "new 20 MiB file, 1 backup: time", one.ms, "-", "-");
+  std::printf("%-40s %11.1f ms %14s %9.2fx\n", fan_label, many.ms, "-", many.ms / one.ms);
+  std::printf("%-40s %11.1f ms %14s %10s\n", "  primary CPU, 1 backup", one.cpu_ms, "-", "-");
+  std::snprintf(fan_label, sizeof fan_label, "  primary CPU, %d backups", fan);
+  std::printf("%-40s %11.1f ms %14s %9.2fx\n", fan_label, many.cpu_ms, "-",
+              many.cpu_ms / one.cpu_ms);
   row("peak RSS primary", primary_rss / 1024.0, 0, "MiB");
   row("peak RSS backup", backup_rss / 1024.0, 0, "MiB");
   std::printf("(latency: %zu changes; close() on the primary to rename() on the backup)\n",
