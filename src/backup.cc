@@ -114,6 +114,7 @@ void BackupEngine::OnOobMessage(const Message& m) {
   }
   if (candidates_.size() >= kMaxCandidates) candidates_.erase(candidates_.begin());
   (*ch)->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
+  (*ch)->set_compress(env_.config.compress);
   candidates_.push_back({*key, std::move(ch).value()});
   Ack confirm;
   confirm.kind = Ack::Kind::kConfirm;
@@ -179,6 +180,7 @@ bool BackupEngine::EnsureChannel() {
   }
   channel_ = std::move(ch).value();
   channel_->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
+  channel_->set_compress(env_.config.compress);
   // The disk's part of sealing done now: the first answer to a request must
   // not wait on an fsync (seconds on a busy disk, past the primary's patience).
   Status reserved = channel_->ReserveCounters();

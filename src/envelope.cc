@@ -165,7 +165,7 @@ Result<std::string> SecureChannel::Seal(MsgKind kind, uint64_t transfer, uint32_
   h.transfer = transfer;
   h.chunk = chunk;
   std::string packed;
-  h.compressed = Compress(plain, &packed);
+  h.compressed = compress_ && Compress(plain, &packed);
   std::string out;
   HUBSYNC_RETURN_IF_ERROR(
       SealEnvelope(*tx_aead_, home_, backup_, h, h.compressed ? packed : plain, &out));

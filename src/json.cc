@@ -259,8 +259,8 @@ Result<Config> ParseConfig(const std::string& json_text, const std::vector<Overr
 
   HUBSYNC_RETURN_IF_ERROR(CheckKeys(doc, "", {"home", "gateway_id", "broker", "oob", "data_dir",
                                               "state_dir", "exclude", "backups", "policy",
-                                              "bridge", "max_message_bytes", "log_level",
-                                              "homeassistant"}));
+                                              "bridge", "max_message_bytes", "compress",
+                                              "log_level", "homeassistant"}));
   Config c;
   HUBSYNC_RETURN_IF_ERROR(GetString(doc, "home", "home", true, &c.home));
   HUBSYNC_RETURN_IF_ERROR(GetString(doc, "gateway_id", "gateway_id", true, &c.gateway_id));
@@ -340,6 +340,7 @@ Result<Config> ParseConfig(const std::string& json_text, const std::vector<Overr
   }
   HUBSYNC_RETURN_IF_ERROR(GetInt(doc, "max_message_bytes", "max_message_bytes", 16384,
                                  256 * 1024 * 1024, &c.max_message_bytes));
+  HUBSYNC_RETURN_IF_ERROR(GetBool(doc, "compress", "compress", &c.compress));
   std::string level = "info";
   HUBSYNC_RETURN_IF_ERROR(GetString(doc, "log_level", "log_level", false, &level));
   if (level == "debug") c.log_level = LogLevel::kDebug;

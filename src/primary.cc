@@ -287,6 +287,7 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
     }
     p.channel = std::move(ch).value();
     p.channel->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
+    p.channel->set_compress(env_.config.compress);
   }
   p.wanted = false;
   // Nothing in doubt (the backup's last sync left it at a tree we know, and

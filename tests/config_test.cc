@@ -21,6 +21,7 @@ TEST(ConfigTest, MinimalGetsDefaults) {
   EXPECT_EQ(c->policy.delay_ms, 0);
   EXPECT_EQ(c->policy.period_s, 3600);
   EXPECT_EQ(c->max_message_bytes, 262144);
+  EXPECT_TRUE(c->compress);
   EXPECT_TRUE(c->backups.empty());
   EXPECT_EQ(c->TopicPrefix(), "hubsync/v1/home-1/");
   EXPECT_FALSE(c->homeassistant.discovery);
@@ -68,6 +69,7 @@ TEST(ConfigTest, BadInputNamesTheKey) {
       {{{"backups", "[\"hub-a\"]"}}, "backups"},
       {{{"backups", "[\"x\",\"x\"]"}}, "backups"},
       {{{"max_message_bytes", "10"}}, "max_message_bytes"},
+      {{{"compress", "\"yes\""}}, "compress"},
       {{{"log_level", "loud"}}, "log_level"},
       {{{"bridge.link", "tcp:x"}}, "bridge.link"},
       {{{"homeassistant.discovery", "\"yes\""}}, "homeassistant.discovery"},

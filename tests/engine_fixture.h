@@ -107,6 +107,24 @@ class EngineTest : public ::testing::Test {
     }
     FAIL() << "engines never settled";
   }
+  // The primary runs once while the backup is away: whatever it sends then
+  // (a request, a delta) never reaches the backup.
+  void BackupMissesWhatThePrimarySendsNext() {
+    bt_->connected_ = false;
+    primary_->Tick(clock_.NowMs());
+    broker_.Pump();
+    bt_->connected_ = true;
+  }
+  // The trees differ until `ms` have passed, then agree and the primary
+  // says so.
+  void ExpectConvergedOnlyAfter(int64_t ms) {
+    Settle();
+    EXPECT_NE(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+    clock_.Advance(ms);
+    Settle();
+    EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+    EXPECT_TRUE(primary_->AllInSync());
+  }
   void Change(const std::string& rel, const std::string& content) {
     WriteFile(primary_dir_.Sub(rel), content);
     changes_.Push(rel);

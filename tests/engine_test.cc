@@ -108,17 +108,9 @@ TEST_F(EngineTest, AMissedDeltaIsFollowedByTheExchangeWithoutWaitingForTheTimeou
   Settle();
   ASSERT_TRUE(primary_->AllInSync());
   int requests = Requests();
-  bt_->connected_ = false;  // the backup misses the delta
   Change("b.json", "2");
-  primary_->Tick(clock_.NowMs());
-  broker_.Pump();
-  bt_->connected_ = true;
-  Settle();
-  EXPECT_NE(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
-  clock_.Advance(PrimaryEngine::kRequestRepeatMs);
-  Settle();
-  EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
-  EXPECT_TRUE(primary_->AllInSync());
+  BackupMissesWhatThePrimarySendsNext();  // the delta
+  ExpectConvergedOnlyAfter(PrimaryEngine::kRequestRepeatMs);
   EXPECT_EQ(Requests(), requests + 1) << "the exchange, once";
   EXPECT_EQ(Events("error").size(), 0u) << "no timeout, no failed sync";
 }
@@ -202,16 +194,8 @@ TEST_F(EngineTest, AMissedRequestIsRepeatedWithoutWaitingForTheTimeout) {
   Build(Policy{true, 0, 0});
   primary_->Tick(clock_.NowMs());
   broker_.Pump();  // the primary sees the backup
-  bt_->connected_ = false;  // the backup misses the request
-  primary_->Tick(clock_.NowMs());
-  broker_.Pump();
-  bt_->connected_ = true;
-  Settle();
-  EXPECT_NE(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
-  clock_.Advance(PrimaryEngine::kRequestRepeatMs);
-  Settle();
-  EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
-  EXPECT_TRUE(primary_->AllInSync());
+  BackupMissesWhatThePrimarySendsNext();  // the request
+  ExpectConvergedOnlyAfter(PrimaryEngine::kRequestRepeatMs);
   EXPECT_EQ(Events("error").size(), 0u) << "no timeout, no failed sync";
 }
 

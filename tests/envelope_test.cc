@@ -83,6 +83,13 @@ TEST_F(EnvelopeTest, CompressiblePlaintextIsSealedSmallerAndInflatedWithinTheLim
   auto next = p->Seal(MsgKind::kDelta, 1, 3, true, "after");
   ASSERT_TRUE(next.ok());
   EXPECT_TRUE(b->Open(*next).ok());
+
+  p->set_compress(false);  // config "compress": false: sizes say nothing of content
+  auto plain = p->Seal(MsgKind::kDelta, 2, 0, true, json);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(DecodeEnvelopeHeader(*plain)->compressed);
+  EXPECT_EQ(plain->size(), json.size() + kEnvelopeOverhead);
+  EXPECT_EQ(b->Open(*plain)->plain, json);
 }
 
 TEST(CompressTest, OnlyOneWholeFrameWithinTheLimitDecompresses) {

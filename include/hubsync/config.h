@@ -65,6 +65,10 @@ struct Config {
     std::string backup;  // the backup whose pairing this link carries ("" = gateway_id)
   } bridge;
   int64_t max_message_bytes = 262144;
+  // Compress what is sealed when that saves space (zstd). Message sizes then
+  // depend on content: set false where someone who can watch sizes on the
+  // LAN can also put chosen bytes into the replicated files.
+  bool compress = true;
   LogLevel log_level = LogLevel::kInfo;
 
   // "hubsync/v1/<home>/"

@@ -104,7 +104,8 @@ class SecureChannel {
                                                            const std::string& home,
                                                            const std::string& backup,
                                                            bool is_primary);
-  // Compresses `plain` first when that saves space (the header says so).
+  // Compresses `plain` first when that saves space and compression is on
+  // (the header says so).
   Result<std::string> Seal(MsgKind kind, uint64_t transfer, uint32_t chunk, bool last,
                            std::string_view plain);
   // Opened.plain is decompressed; a compressed message that is malformed or
@@ -114,6 +115,8 @@ class SecureChannel {
   // max_message_bytes (nothing larger could have been sent uncompressed).
   void set_max_plain(size_t n) { max_plain_ = n; }
   size_t max_plain() const { return max_plain_; }
+  // Whether Seal may compress (Config::compress); Open inflates either way.
+  void set_compress(bool on) { compress_ = on; }
   // Makes the receive counters durable; call before acting on a transfer.
   Status SyncCounters();
   // Reserves send counters on disk now (TxCounter::Reserve), so the first
@@ -142,6 +145,7 @@ class SecureChannel {
   std::unique_ptr<AesGcm> tx_aead_;  // SessionKey(current epoch's key, tx_session_)
   std::unique_ptr<TxCounter> tx_;
   size_t max_plain_ = 1 << 20;
+  bool compress_ = true;
 };
 
 }  // namespace hubsync
