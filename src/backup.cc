@@ -159,11 +159,18 @@ Status BackupEngine::Rescan() {
     return m.status();
   }
   manifest_ = std::move(m).value();
-  root_ = ManifestRoot(manifest_);
+  Recount();
   manifest_valid_ = true;
   Status s = scanner_->SaveCache();
   if (!s.ok()) Log(LogLevel::kWarn, "manifest cache not saved: " + s.ToString());
   return Status::Ok();
+}
+
+void BackupEngine::Recount() {
+  root_ = ManifestRoot(manifest_);
+  files_ = 0;
+  for (const Entry& e : manifest_) files_ += e.type == EntryType::kFile;
+  bytes_ = ManifestBytes(manifest_);
 }
 
 bool BackupEngine::EnsureChannel() {
@@ -459,7 +466,7 @@ void BackupEngine::OnDelta(const Message& m) {
   } else {
     std::vector<std::string> paths(touched_.begin(), touched_.end());
     s = scanner_->Update(&manifest_, paths, env_.clock->WallNs(), /*trust_cache=*/true);
-    root_ = ManifestRoot(manifest_);
+    Recount();
   }
   touched_.clear();
   if (!s.ok()) manifest_valid_ = false;
@@ -507,8 +514,8 @@ void BackupEngine::PublishStatus() {
   s.role = "backup";
   s.state = state_;
   s.root = ToHex(root_);
-  for (const Entry& e : manifest_) s.files += e.type == EntryType::kFile;
-  s.bytes = static_cast<int64_t>(ManifestBytes(manifest_));
+  s.files = files_;
+  s.bytes = static_cast<int64_t>(bytes_);
   if (last_sync_ns_) s.last_sync = FormatIso8601(last_sync_ns_);
   int64_t now = env_.clock->NowMs();
   s.lag_ms = state_ == "in_sync" ? 0 : now - behind_since_ms_;

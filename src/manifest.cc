@@ -26,6 +26,10 @@ bool SameAttrs(const Entry& a, const Entry& b) {
   return a.type == EntryType::kDir || a.mtime_ns == b.mtime_ns;
 }
 
+// Up to this many puts look the backup's files up one by one; more build
+// an index (100,000 entries: tens of ms, most of a small change's cost).
+constexpr size_t kDirectLookups = 16;
+
 }  // namespace
 
 void SortManifest(Manifest* m) {
@@ -69,12 +73,6 @@ uint64_t ManifestBytes(const Manifest& m) {
 
 std::vector<Op> Diff(const Manifest& primary, const Manifest& backup, const DiffOptions& opts) {
   std::vector<Op> deletes, updates;
-  std::unordered_map<Digest, const Entry*, DigestHash> backup_content;
-  if (opts.allow_local_source) {
-    for (const Entry& e : backup) {
-      if (e.type == EntryType::kFile && e.size > 0) backup_content.emplace(e.digest, &e);
-    }
-  }
   // The backup's large files by the chunks they hold, built on first need:
   // a large file with no old version to build on (renamed, copied, saved
   // under a new name) takes the one it shares most chunks with.
@@ -98,15 +96,10 @@ std::vector<Op> Diff(const Manifest& primary, const Manifest& backup, const Diff
     }
     return best;
   };
+  // Sources are chosen once every put is known (below); until then `base`
+  // holds the backup's old version, if any.
   auto put = [&](const Entry& p, const Entry* old) {
-    Op op{Op::Kind::kPutFile, &p, p.path, {}, nullptr};
-    auto same = p.size > 0 ? backup_content.find(p.digest) : backup_content.end();
-    if (same != backup_content.end() && same->second->size == p.size) {
-      op.local_source = same->second->path;  // the whole content is there already
-    } else if (opts.allow_block_reuse && !p.blocks.empty()) {
-      op.base = old && !old->blocks.empty() ? old : sharing_most(p);
-    }
-    updates.push_back(std::move(op));
+    updates.push_back({Op::Kind::kPutFile, &p, p.path, {}, old});
   };
   auto create = [&](const Entry& p) {
     switch (p.type) {
@@ -137,6 +130,40 @@ std::vector<Op> Diff(const Manifest& primary, const Manifest& backup, const Diff
         updates.push_back({p.type == EntryType::kDir ? Op::Kind::kMkdir : Op::Kind::kSetAttr, &p,
                            p.path, {}, nullptr});
       }
+    }
+  }
+  // Where each new content comes from: a backup file that holds it whole (a
+  // rename, a copy) is copied there; else a large file takes the chunks the
+  // backup holds. A few puts (a small change) look the backup up directly;
+  // more build an index of its files by digest once.
+  size_t puts = 0;
+  for (const Op& op : updates) puts += op.kind == Op::Kind::kPutFile && op.entry->size > 0;
+  std::unordered_map<Digest, const Entry*, DigestHash> backup_content;
+  bool indexed_content = opts.allow_local_source && puts > kDirectLookups;
+  if (indexed_content) {
+    for (const Entry& e : backup) {
+      if (e.type == EntryType::kFile && e.size > 0) backup_content.emplace(e.digest, &e);
+    }
+  }
+  auto holding = [&](const Entry& p) -> const Entry* {
+    if (!opts.allow_local_source || p.size == 0) return nullptr;
+    if (indexed_content) {
+      auto it = backup_content.find(p.digest);
+      return it != backup_content.end() && it->second->size == p.size ? it->second : nullptr;
+    }
+    for (const Entry& e : backup) {  // the first in path order, as the index keeps
+      if (e.type == EntryType::kFile && e.size == p.size && e.digest == p.digest) return &e;
+    }
+    return nullptr;
+  };
+  for (Op& op : updates) {
+    if (op.kind != Op::Kind::kPutFile) continue;
+    const Entry* old = op.base;
+    op.base = nullptr;
+    if (const Entry* same = holding(*op.entry)) {
+      op.local_source = same->path;
+    } else if (opts.allow_block_reuse && !op.entry->blocks.empty()) {
+      op.base = old && !old->blocks.empty() ? old : sharing_most(*op.entry);
     }
   }
   // Children before parents: reverse path order.

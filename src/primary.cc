@@ -43,8 +43,7 @@ Status PrimaryEngine::Start() {
   int64_t t0 = env_.clock->NowMs();
   auto m = scanner_->Scan(env_.clock->WallNs());
   if (!m.ok()) return m.status();
-  current_ = std::make_shared<const Manifest>(std::move(m).value());
-  root_ = ManifestRoot(*current_);
+  Adopt(std::make_shared<const Manifest>(std::move(m).value()));
   // The cache only spares re-hashing at the next start: a full state_dir
   // costs that, never the start itself.
   if (Status saved = scanner_->SaveCache(); !saved.ok()) {
@@ -110,6 +109,14 @@ void PrimaryEngine::OnConnection(bool connected) {
   }
 }
 
+void PrimaryEngine::Adopt(std::shared_ptr<const Manifest> m) {
+  current_ = std::move(m);
+  root_ = ManifestRoot(*current_);
+  current_files_ = 0;
+  for (const Entry& e : *current_) current_files_ += e.type == EntryType::kFile;
+  current_bytes_ = ManifestBytes(*current_);
+}
+
 bool PrimaryEngine::Rescan(const std::set<std::string>& changed, bool everywhere) {
   auto m = scanner_->Scan(env_.clock->WallNs());
   if (!m.ok()) {
@@ -130,8 +137,7 @@ bool PrimaryEngine::Rescan(const std::set<std::string>& changed, bool everywhere
   }
   if (!scan_fault_.error.empty()) Log(LogLevel::kInfo, "data_dir can be read again");
   scan_fault_ = ScanFault();
-  current_ = std::make_shared<const Manifest>(std::move(m).value());
-  root_ = ManifestRoot(*current_);
+  Adopt(std::make_shared<const Manifest>(std::move(m).value()));
   Status s = scanner_->SaveCache();
   if (!s.ok()) Log(LogLevel::kWarn, "manifest cache not saved: " + s.ToString());
   return true;
@@ -171,8 +177,7 @@ void PrimaryEngine::OnChanges() {
       Log(LogLevel::kWarn, "incremental scan failed (" + s.ToString() + "): rescanning");
       read = Rescan(batch.paths, false);
     } else {
-      current_ = std::move(next);
-      root_ = ManifestRoot(*current_);
+      Adopt(std::move(next));
     }
   }
   if (!read || root_ == before) return;
@@ -667,9 +672,8 @@ void PrimaryEngine::PublishStatus() {
   }
   s.state = !s.error.empty() ? "error" : AllInSync() ? "in_sync" : (syncing ? "syncing" : "behind");
   s.root = ToHex(root_);
-  s.files = 0;
-  for (const Entry& e : *current_) s.files += e.type == EntryType::kFile;
-  s.bytes = static_cast<int64_t>(ManifestBytes(*current_));
+  s.files = current_files_;
+  s.bytes = static_cast<int64_t>(current_bytes_);
   if (last_ns) s.last_sync = FormatIso8601(last_ns);
   s.policies = policies_.Hashes();
   std::string payload = EncodeStatus(s);

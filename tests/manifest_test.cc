@@ -93,6 +93,36 @@ TEST(ManifestTest, DiffTable) {
   }
 }
 
+// A few new files look the backup's content up one by one, many through an
+// index: either way a content the backup holds is copied there, from the
+// first path (in path order) that holds it.
+TEST(ManifestTest, LocalCopiesAreFoundWithAndWithoutTheIndex) {
+  for (int renamed : {1, 40}) {
+    Manifest primary, backup;
+    for (int i = 0; i < renamed; ++i) {
+      std::string content = "content " + std::to_string(i);
+      backup.push_back(File("a/old-" + std::to_string(100 + i), content));
+      backup.push_back(File("b/twin-" + std::to_string(100 + i), content));
+      primary.push_back(File("c/new-" + std::to_string(100 + i), content));
+    }
+    primary.push_back(File("d/fresh", "nowhere on the backup"));
+    SortManifest(&primary);
+    SortManifest(&backup);
+    std::vector<Op> ops = Diff(primary, backup);
+    int copies = 0;
+    for (const Op& op : ops) {
+      if (op.kind != Op::Kind::kPutFile) continue;
+      if (op.path == "d/fresh") {
+        EXPECT_TRUE(op.local_source.empty());
+        continue;
+      }
+      EXPECT_EQ(op.local_source, "a/old-" + op.path.substr(6)) << op.path;
+      ++copies;
+    }
+    EXPECT_EQ(copies, renamed);
+  }
+}
+
 TEST(ManifestTest, BlockReuseNeedsBlocksOnBothSides) {
   Entry p = File("db", "new"), b = File("db", "old");
   p.size = b.size = 4u << 20;

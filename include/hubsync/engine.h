@@ -152,6 +152,8 @@ class PrimaryEngine {
   // growing delay; `changed` (or everything) is then handed to the policy
   // schedule as if it had just changed.
   bool Rescan(const std::set<std::string>& changed = {}, bool everywhere = true);
+  // Makes `m` the current tree: its root and the status's counts.
+  void Adopt(std::shared_ptr<const Manifest> m);
   void RetryScan(int64_t now);
   void PublishStatus();
   void PublishDiscovery(const std::string& backup);
@@ -171,6 +173,8 @@ class PrimaryEngine {
   std::unique_ptr<Scanner> scanner_;
   Outbox outbox_;
   std::shared_ptr<const Manifest> current_;
+  int64_t current_files_ = 0;   // in current_ (for the status)
+  uint64_t current_bytes_ = 0;
   Digest root_{};
   bool connected_ = false;
   PolicySchedule policies_;
@@ -238,6 +242,8 @@ class BackupEngine {
   Status StartPairing();
   void SendHello();
   Status Rescan();
+  // After manifest_ changed: its root and the status's counts.
+  void Recount();
   void SetState(const std::string& state, const std::string& error = "");
   void PublishStatus();
   void Emit(Event e);
@@ -254,6 +260,8 @@ class BackupEngine {
   Manifest manifest_;
   bool manifest_valid_ = false;
   Digest root_{};
+  int64_t files_ = 0;       // in manifest_ (for the status)
+  uint64_t bytes_ = 0;
   Digest primary_root_{};   // from the last BEGIN
   std::string state_ = "behind";
   std::string error_;
