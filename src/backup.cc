@@ -167,10 +167,9 @@ Status BackupEngine::Rescan() {
 }
 
 void BackupEngine::Recount() {
-  root_ = ManifestRoot(manifest_);
-  files_ = 0;
-  for (const Entry& e : manifest_) files_ += e.type == EntryType::kFile;
-  bytes_ = ManifestBytes(manifest_);
+  root_ = manifest_.root();
+  files_ = static_cast<int64_t>(manifest_.files());
+  bytes_ = manifest_.bytes();
 }
 
 bool BackupEngine::EnsureChannel() {

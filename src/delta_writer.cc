@@ -96,7 +96,7 @@ Result<std::string> DeltaWriter::Next(bool* last) {
     b.kind = RecKind::kBegin;
     b.count = static_cast<uint32_t>(ops_.size());
     b.total = total_;
-    b.root = target_root_ ? *target_root_ : ManifestRoot(*target_);
+    b.root = target_root_ ? *target_root_ : target_->root();
     EncodeRecord(b, &chunk);
     begun_ = true;
   }

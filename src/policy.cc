@@ -184,33 +184,37 @@ const std::string& PolicySchedule::HashOf(const std::string& module) const {
 bool DueTree(const Manifest& now, const Manifest& backup, const PolicySchedule& schedule,
              Manifest* out) {
   if (!schedule.AnyHeld()) return false;
-  out->clear();
-  bool held_any = false;
-  std::set<std::string> dirs;
-  auto take = [&](const Entry* e) {
-    if (!e) return true;
-    size_t slash = e->path.rfind('/');
-    if (slash != std::string::npos && !dirs.count(e->path.substr(0, slash))) return false;
-    if (e->type == EntryType::kDir) dirs.insert(e->path);
-    out->push_back(*e);
-    return true;
-  };
-  // Both are sorted by path (parents first): walk them together.
-  size_t i = 0, j = 0;
-  while (i < now.size() || j < backup.size()) {
-    const Entry* a = i < now.size() ? &now[i] : nullptr;
-    const Entry* b = j < backup.size() ? &backup[j] : nullptr;
-    int order = !a ? 1 : !b ? -1 : a->path.compare(b->path);
-    const std::string& path = order <= 0 ? a->path : b->path;
-    const Entry* from_now = order <= 0 ? a : nullptr;
-    const Entry* from_backup = order >= 0 ? b : nullptr;
-    if (order <= 0) ++i;
-    if (order >= 0) ++j;
-    bool held = schedule.Held(path);
-    held_any |= held;
-    if (!take(held ? from_backup : from_now)) return false;
+  // Only where the two differ can a held module keep the backup's version.
+  std::vector<std::pair<std::string, const Entry*>> keep;  // the backup's version (or none)
+  std::vector<std::string> differing;  // every path where they differ
+  VisitDifferences(now, backup, [&](const Entry* a, const Entry* b) {
+    const std::string& path = a ? a->path : b->path;
+    differing.push_back(path);
+    if (schedule.Held(path)) keep.emplace_back(path, b);
+  });
+  if (keep.empty()) return false;
+  *out = now;
+  for (const auto& [path, theirs] : keep) {
+    if (theirs) {
+      out->Put(*theirs);
+    } else {
+      out->Erase(path);  // new on the primary: stays absent
+    }
   }
-  return held_any;
+  // The result must still be a tree: every entry's parent a directory, and
+  // nothing under what is not one.
+  for (const std::string& path : differing) {
+    const Entry* e = out->Find(path);
+    if (e) {
+      size_t slash = path.rfind('/');
+      if (slash != std::string::npos) {
+        const Entry* parent = out->Find(std::string_view(path).substr(0, slash));
+        if (!parent || parent->type != EntryType::kDir) return false;
+      }
+    }
+    if ((!e || e->type != EntryType::kDir) && out->HasChildren(path)) return false;
+  }
+  return true;
 }
 
 }  // namespace hubsync

@@ -50,7 +50,7 @@ Status PrimaryEngine::Start() {
     Log(LogLevel::kWarn, "manifest cache not saved: " + saved.ToString());
   }
   Log(LogLevel::kInfo, "scanned data_dir: " + std::to_string(current_->size()) + " entries, " +
-                           std::to_string(ManifestBytes(*current_)) + " bytes in " +
+                           std::to_string(current_->bytes()) + " bytes in " +
                            std::to_string(env_.clock->NowMs() - t0) + " ms");
   RevokeRemovedBackups();
   return Status::Ok();
@@ -111,10 +111,9 @@ void PrimaryEngine::OnConnection(bool connected) {
 
 void PrimaryEngine::Adopt(std::shared_ptr<const Manifest> m) {
   current_ = std::move(m);
-  root_ = ManifestRoot(*current_);
-  current_files_ = 0;
-  for (const Entry& e : *current_) current_files_ += e.type == EntryType::kFile;
-  current_bytes_ = ManifestBytes(*current_);
+  root_ = current_->root();
+  current_files_ = static_cast<int64_t>(current_->files());
+  current_bytes_ = current_->bytes();
 }
 
 bool PrimaryEngine::Rescan(const std::set<std::string>& changed, bool everywhere) {
@@ -377,8 +376,8 @@ void PrimaryEngine::OnManifestChunk(Peer& p, const Opened& o) {
 void PrimaryEngine::HoldBack(Peer& p, const Manifest& theirs) {
   Manifest due;
   if (!DueTree(*p.snapshot, theirs, policies_, &due)) return;
+  p.snapshot_root = due.root();
   p.snapshot = std::make_shared<const Manifest>(std::move(due));
-  p.snapshot_root = ManifestRoot(*p.snapshot);
 }
 
 void PrimaryEngine::StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,

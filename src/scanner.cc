@@ -16,11 +16,6 @@ std::string Join(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
 }
 
-bool IsUnder(const std::string& path, const std::string& dir) {
-  return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-         path[dir.size()] == '/';
-}
-
 }  // namespace
 
 Status HashFile(FileSystem* fs, const std::string& path, uint64_t size, Digest* digest,
@@ -90,7 +85,7 @@ Status Scanner::MakeEntry(const std::string& path, const FileInfo& fi, bool forc
   return Status::Ok();
 }
 
-Status Scanner::ScanDir(const std::string& dir, Manifest* out, int64_t now_ns) {
+Status Scanner::ScanDir(const std::string& dir, std::vector<Entry>* out, int64_t now_ns) {
   auto list = fs_->ListDir(dir);
   if (!list.ok()) {
     // A directory removed while scanning is simply gone.
@@ -112,9 +107,9 @@ Status Scanner::ScanDir(const std::string& dir, Manifest* out, int64_t now_ns) {
 }
 
 Result<Manifest> Scanner::Scan(int64_t now_ns) {
-  Manifest m;
-  HUBSYNC_RETURN_IF_ERROR(ScanDir("", &m, now_ns));
-  SortManifest(&m);
+  std::vector<Entry> entries;
+  HUBSYNC_RETURN_IF_ERROR(ScanDir("", &entries, now_ns));
+  Manifest m(std::move(entries));
   // Forget cache entries of files that are gone.
   if (cache_.size() > m.size()) {
     std::unordered_map<std::string, CacheEntry> kept;
@@ -140,10 +135,6 @@ Status Scanner::Remember(const std::string& path, const Digest& digest,
 
 Status Scanner::Update(Manifest* m, const std::vector<std::string>& paths, int64_t now_ns,
                        bool trust_cache) {
-  auto find = [&](const std::string& p) {
-    return std::lower_bound(m->begin(), m->end(), p,
-                            [](const Entry& e, const std::string& k) { return e.path < k; });
-  };
   for (std::string path : paths) {
     if (path.empty()) return Status::InvalidArgument("use Scan for the root");
     if (!ValidateRelativePath(path).ok()) continue;
@@ -151,38 +142,33 @@ Status Scanner::Update(Manifest* m, const std::vector<std::string>& paths, int64
     for (size_t slash = path.find('/'); slash != std::string::npos;
          slash = path.find('/', slash + 1)) {
       std::string parent = path.substr(0, slash);
-      auto it = find(parent);
-      if (it == m->end() || it->path != parent || it->type != EntryType::kDir) {
+      const Entry* known = m->Find(parent);
+      if (!known || known->type != EntryType::kDir) {
         path = parent;
         break;
       }
     }
-    // Drop the old entry and its subtree.
-    auto first = find(path);
-    auto last = first;
-    if (last != m->end() && last->path == path) ++last;
-    while (last != m->end() && IsUnder(last->path, path)) ++last;
-    first = m->erase(first, last);
-
+    // What is there now replaces the old entry and its subtree.
     auto fi = fs_->Stat(path);
     if (!fi.ok()) {
       if (fi.status().code() == Status::Code::kNotFound ||
           fi.status().code() == Status::Code::kRejected) {
-        continue;  // gone (or its parent became a symlink): stays removed
+        m->ReplaceSubtree(path, {});  // gone (or its parent became a symlink)
+        continue;
       }
       return fi.status();
     }
-    if (!fi->supported || filter_->Excluded(path, fi->type == EntryType::kDir)) continue;
-    Manifest fresh;
-    Entry e;
-    Status s = MakeEntry(path, *fi, !trust_cache, now_ns, &e);
-    if (s.code() == Status::Code::kNotFound || s.code() == Status::Code::kAborted) continue;
-    HUBSYNC_RETURN_IF_ERROR(s);
-    fresh.push_back(std::move(e));
-    if (fi->type == EntryType::kDir) HUBSYNC_RETURN_IF_ERROR(ScanDir(path, &fresh, now_ns));
-    SortManifest(&fresh);
-    m->insert(find(path), std::make_move_iterator(fresh.begin()),
-              std::make_move_iterator(fresh.end()));
+    std::vector<Entry> fresh;
+    if (fi->supported && !filter_->Excluded(path, fi->type == EntryType::kDir)) {
+      Entry e;
+      Status s = MakeEntry(path, *fi, !trust_cache, now_ns, &e);
+      if (s.code() != Status::Code::kNotFound && s.code() != Status::Code::kAborted) {
+        HUBSYNC_RETURN_IF_ERROR(s);
+        fresh.push_back(std::move(e));
+        if (fi->type == EntryType::kDir) HUBSYNC_RETURN_IF_ERROR(ScanDir(path, &fresh, now_ns));
+      }
+    }
+    m->ReplaceSubtree(path, std::move(fresh));
   }
   return Status::Ok();
 }

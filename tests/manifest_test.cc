@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+
 namespace hubsync {
 namespace {
 
@@ -50,9 +53,9 @@ TEST(ManifestTest, RootIgnoresDirectoryMtimeButNotFileMtime) {
   Manifest a = {Dir("d", 1), File("d/x", "1", 5)};
   Manifest b = {Dir("d", 99), File("d/x", "1", 5)};
   Manifest c = {Dir("d", 1), File("d/x", "1", 6)};
-  EXPECT_EQ(ManifestRoot(a), ManifestRoot(b));
-  EXPECT_NE(ManifestRoot(a), ManifestRoot(c));
-  EXPECT_NE(ManifestRoot(a), ManifestRoot(Manifest{}));
+  EXPECT_EQ(a.root(), b.root());
+  EXPECT_NE(a.root(), c.root());
+  EXPECT_NE(a.root(), Manifest{}.root());
 }
 
 struct DiffCase {
@@ -98,16 +101,15 @@ TEST(ManifestTest, DiffTable) {
 // first path (in path order) that holds it.
 TEST(ManifestTest, LocalCopiesAreFoundWithAndWithoutTheIndex) {
   for (int renamed : {1, 40}) {
-    Manifest primary, backup;
+    std::vector<Entry> primary_entries, backup_entries;
     for (int i = 0; i < renamed; ++i) {
       std::string content = "content " + std::to_string(i);
-      backup.push_back(File("a/old-" + std::to_string(100 + i), content));
-      backup.push_back(File("b/twin-" + std::to_string(100 + i), content));
-      primary.push_back(File("c/new-" + std::to_string(100 + i), content));
+      backup_entries.push_back(File("a/old-" + std::to_string(100 + i), content));
+      backup_entries.push_back(File("b/twin-" + std::to_string(100 + i), content));
+      primary_entries.push_back(File("c/new-" + std::to_string(100 + i), content));
     }
-    primary.push_back(File("d/fresh", "nowhere on the backup"));
-    SortManifest(&primary);
-    SortManifest(&backup);
+    primary_entries.push_back(File("d/fresh", "nowhere on the backup"));
+    Manifest primary(std::move(primary_entries)), backup(std::move(backup_entries));
     std::vector<Op> ops = Diff(primary, backup);
     int copies = 0;
     for (const Op& op : ops) {
@@ -154,7 +156,140 @@ TEST(ManifestTest, FilterDropsExcluded) {
   Manifest f = FilterManifest(m, PathFilter({"cache"}));
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].path, "keep.json");
-  EXPECT_EQ(ManifestBytes(m), 2u);
+  EXPECT_EQ(m.bytes(), 2u);
+  EXPECT_EQ(m.files(), 2u);
+}
+
+// Paths after which no leaf is cut (found through the public API: a
+// two-entry manifest has one leaf when the first path does not cut), so
+// that a run of them fills leaves to the size cap.
+std::vector<std::string> PathsThatDoNotCut(const std::string& prefix, size_t n) {
+  std::vector<std::string> out;
+  for (int i = 0; out.size() < n; ++i) {
+    std::string p = prefix + std::to_string(100000 + i);
+    if (Manifest{File(p, "x"), File(p + "~", "x")}.leaves().size() == 1) out.push_back(p);
+  }
+  return out;
+}
+
+void ExpectCutAsFromScratch(const Manifest& m, const std::map<std::string, Entry>& truth) {
+  std::vector<Entry> all;
+  for (const auto& [path, e] : truth) all.push_back(e);
+  Manifest fresh(std::move(all));
+  ASSERT_EQ(m.size(), fresh.size());
+  ASSERT_EQ(m.leaves().size(), fresh.leaves().size());
+  for (size_t i = 0; i < m.leaves().size(); ++i) {
+    ASSERT_EQ(m.leaves()[i]->hash, fresh.leaves()[i]->hash) << "leaf " << i;
+  }
+  EXPECT_EQ(m.root(), fresh.root());
+  EXPECT_EQ(m.files(), fresh.files());
+  EXPECT_EQ(m.bytes(), fresh.bytes());
+  auto it = fresh.begin();
+  for (const Entry& e : m) EXPECT_EQ(e.path, (it++)->path);
+}
+
+// Leaves cut by content: however a manifest got to its entries (built at
+// once, or edited entry by entry and subtree by subtree, inside runs that
+// fill leaves to the cap too), it is cut the same way, so the primary's
+// and the backup's roots agree.
+TEST(ManifestTest, EditsCutLeavesAsBuildingFromScratchDoes) {
+  std::mt19937 rng(7);
+  std::map<std::string, Entry> truth;
+  auto add = [&](Entry e) { truth[e.path] = e; };
+  for (int dir = 0; dir < 20; ++dir) {
+    std::string d = "dev" + std::to_string(dir);
+    add(Dir(d));
+    add(File(d + ".json", d));  // sorts between "devN" and "devN/..."
+    for (int f = 0; f < 150; ++f) add(File(d + "/f" + std::to_string(f), std::to_string(f)));
+  }
+  add(Dir("run"));
+  std::vector<std::string> run = PathsThatDoNotCut("run/", 700);
+  for (const std::string& p : run) add(File(p, p));
+  std::vector<Entry> all;
+  for (const auto& [path, e] : truth) all.push_back(e);
+  Manifest m(std::move(all));
+  size_t capped = 0;
+  for (const auto& leaf : m.leaves()) capped += leaf->entries.size() == Manifest::kMaxLeaf;
+  ASSERT_GE(capped, 2u) << "the run fills leaves to the cap";
+  ExpectCutAsFromScratch(m, truth);
+
+  auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
+  for (int round = 0; round < 400; ++round) {
+    switch (rng() % 4) {
+      case 0: {  // a file changes or appears, in a device dir or in the run
+        std::string p = rng() % 2 ? "dev" + std::to_string(rng() % 20) + "/f" + std::to_string(rng() % 200)
+                                  : pick(run) + (rng() % 2 ? "" : "b");
+        Entry e = File(p, "v" + std::to_string(round), round);
+        add(e);
+        m.Put(e);
+        break;
+      }
+      case 1: {  // a file goes
+        auto it = truth.begin();
+        std::advance(it, rng() % truth.size());
+        if (it->second.type == EntryType::kDir) break;
+        m.Erase(it->first);
+        truth.erase(it);
+        break;
+      }
+      default: {  // a directory is read again: some of it gone, some new
+        std::string d = rng() % 4 ? "dev" + std::to_string(rng() % 20) : "run";
+        auto under = [&](const std::string& p) { return p.compare(0, d.size() + 1, d + "/") == 0; };
+        for (auto it = truth.begin(); it != truth.end();) {
+          it = under(it->first) && rng() % 5 == 0 ? truth.erase(it) : std::next(it);
+        }
+        for (int k = 0; k < 3; ++k) add(File(d + "/n" + std::to_string(rng() % 1000), "n", round));
+        std::vector<Entry> fresh;
+        for (const auto& [path, e] : truth) {
+          if (path == d || under(path)) fresh.push_back(e);
+        }
+        std::shuffle(fresh.begin(), fresh.end(), rng);
+        m.ReplaceSubtree(d, std::move(fresh));
+        break;
+      }
+    }
+    if (round % 20 == 0) ExpectCutAsFromScratch(m, truth);
+  }
+  ExpectCutAsFromScratch(m, truth);
+}
+
+TEST(ManifestTest, ReplacingASubtreeKeepsSiblingsThatSortInsideIt) {
+  Manifest m = {Dir("a"), File("a.b", "1"), File("a/c", "2"), File("a/d", "3"), File("a0", "4")};
+  m.ReplaceSubtree("a", {Dir("a"), File("a/e", "5"), File("elsewhere", "ignored")});
+  std::vector<std::string> paths;
+  for (const Entry& e : m) paths.push_back(e.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"a", "a.b", "a/e", "a0"}));
+  EXPECT_TRUE(m.HasChildren("a"));
+  EXPECT_FALSE(m.HasChildren("a.b"));
+  m.ReplaceSubtree("a", {});
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(m.Find("a"), nullptr);
+  EXPECT_NE(m.Find("a0"), nullptr);
+}
+
+// A copy shares its leaves; after one edit only the leaves around it
+// differ, and only the edited path is reported.
+TEST(ManifestTest, ACopyEditedOnceSharesAllButTheLeavesAroundTheEdit) {
+  std::vector<Entry> all;
+  for (int i = 0; i < 20000; ++i) all.push_back(File("d/" + std::to_string(i), "x"));
+  Manifest a(std::move(all));
+  Manifest b = a;
+  b.Put(File("d/12345", "changed"));
+  size_t shared = 0;
+  for (size_t i = 0; i < a.leaves().size() && i < b.leaves().size(); ++i) {
+    shared += a.leaves()[i] == b.leaves()[i];
+  }
+  EXPECT_EQ(shared + 1, a.leaves().size());
+  EXPECT_GT(a.leaves().size(), 100u);
+  std::vector<std::string> seen;
+  VisitDifferences(a, b, [&](const Entry* x, const Entry* y) {
+    ASSERT_TRUE(x && y);
+    seen.push_back(x->path);
+  });
+  EXPECT_EQ(seen, std::vector<std::string>{"d/12345"});
+  EXPECT_NE(a.root(), b.root());
+  EXPECT_EQ(b.FindContent(7, Sha256Of("changed"))->path, "d/12345");
+  EXPECT_EQ(a.FindContent(7, Sha256Of("changed")), nullptr);
 }
 
 }  // namespace

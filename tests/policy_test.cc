@@ -193,9 +193,8 @@ TEST_F(ScheduleTest, TheDueTreeKeepsTheBackupsVersionOfHeldModules) {
   // A held directory that a due change needs as a parent: the whole tree.
   s_->Set("cfg", Parse(R"({"paths":["cfg"],"delay_ms":5000})"), 0);
   Manifest with_dir = now;
-  with_dir.push_back(entry("cfg", EntryType::kDir, ""));
-  with_dir.push_back(entry("cfg/a.json", EntryType::kFile, "a"));
-  SortManifest(&with_dir);
+  with_dir.Put(entry("cfg", EntryType::kDir, ""));
+  with_dir.Put(entry("cfg/a.json", EntryType::kFile, "a"));
   s_->OnChanged({"cfg", "cfg/a.json"}, 200);
   Poll(200);
   EXPECT_FALSE(DueTree(with_dir, backup, *s_, &out));

@@ -92,8 +92,32 @@ TEST(ScannerTest, UpdatePatchesOnlyWhatChanged) {
   ASSERT_TRUE(s.Update(&*m, {"gone", "new/deep/c", "keep/a"}, kFuture).ok());
   auto full = s.Scan(kFuture);
   ASSERT_TRUE(full.ok());
-  EXPECT_EQ(ManifestRoot(*m), ManifestRoot(*full));
+  EXPECT_EQ(m->root(), full->root());
   EXPECT_NE(Find(*m, "new/deep"), nullptr);
+}
+
+// "d-x.json" and "d.old" sort between "d" and "d/...": re-reading "d"
+// must still drop what left it (a manifest that kept "d/y" would never
+// send its deletion).
+TEST(ScannerTest, AnUpdatedDirectoryDropsWhatLeftItEvenWithSiblingsSortingBetween) {
+  TempDir d;
+  WriteFile(d.Sub("d/y"), "y");
+  WriteFile(d.Sub("d/z"), "z");
+  WriteFile(d.Sub("d-x.json"), "x");
+  WriteFile(d.Sub("d.old"), "o");
+  auto fs = NewPosixFileSystem(d.path());
+  PathFilter filter;
+  Scanner s(fs.get(), &filter);
+  auto m = s.Scan(kFuture);
+  ASSERT_TRUE(m.ok());
+  std::remove(d.Sub("d/y").c_str());
+  ASSERT_TRUE(s.Update(&*m, {"d"}, kFuture).ok());
+  auto full = s.Scan(kFuture);
+  ASSERT_TRUE(full.ok());
+  std::vector<std::string> paths;
+  for (const Entry& e : *m) paths.push_back(e.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"d", "d-x.json", "d.old", "d/z"}));
+  EXPECT_EQ(m->root(), full->root());
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ namespace hubsync {
 namespace {
 
 Manifest Sample(int n) {
-  Manifest m;
+  std::vector<Entry> m;
   for (int i = 0; i < n; ++i) {
     Entry e;
     e.path = "dir/file-" + std::to_string(1000 + i) + ".json";
@@ -26,14 +26,13 @@ Manifest Sample(int n) {
     }
     m.push_back(e);
   }
-  SortManifest(&m);
-  return m;
+  return Manifest(std::move(m));
 }
 
 TEST(WireTest, ManifestChunksRoundTripWithinTheLimit) {
   Manifest m = Sample(500);
   ManifestHeader h;
-  h.root = ManifestRoot(m);
+  h.root = m.root();
   h.count = static_cast<uint32_t>(m.size());
   auto chunks = EncodeManifestChunks(h, m, 4096);
   EXPECT_GT(chunks.size(), 5u);
@@ -44,7 +43,7 @@ TEST(WireTest, ManifestChunksRoundTripWithinTheLimit) {
   }
   ASSERT_TRUE(a.done());
   Manifest back = a.Take();
-  EXPECT_EQ(ManifestRoot(back), h.root);
+  EXPECT_EQ(back.root(), h.root);
   EXPECT_EQ(back[0].blocks, m[0].blocks);
 }
 

@@ -24,7 +24,7 @@ class DeltaWriter {
   // With `precondition`, the first chunk starts with a kBase record naming
   // it: the backup applies the delta only if that is its root.
   // `target_root`, when the caller has it, spares hashing `target` again
-  // (it must be ManifestRoot(*target)).
+  // (it must be target->root()).
   DeltaWriter(FileSystem* fs, std::shared_ptr<const Manifest> target,
               std::shared_ptr<const Manifest> base_manifest, std::vector<Op> ops, size_t max_plain,
               std::optional<Digest> precondition = std::nullopt,

@@ -3,8 +3,14 @@
 #ifndef HUBSYNC_MANIFEST_H_
 #define HUBSYNC_MANIFEST_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hubsync/crypto.h"
@@ -41,16 +47,119 @@ struct Entry {
   std::string blocks;     // chunk list (chunker.h; files >= kBlockDigestMinSize only)
 };
 
-// Sorted by path in byte order; paths unique. Parents sort before children.
-using Manifest = std::vector<Entry>;
+// A data directory's entries, sorted by path in byte order (parents before
+// children), paths unique.
+//
+// The entries are cut into leaves after every path whose hash says so
+// (content-defined: on average every kLeafAverage entries, at most
+// kMaxLeaf), so two manifests holding the same entries are cut the same
+// way however they were built, and an edit changes only the leaves around
+// it. A leaf is immutable and shared by every copy holding it: copying a
+// manifest copies pointers to its leaves, never entries. Each leaf carries
+// the hash of its entries (path, type, mode, size, digest, target and,
+// except for directories, mtime; not chunk lists); the root is the hash of
+// the leaves' hashes, so equal roots mean equal trees, and Diff skips equal
+// leaves without looking inside. An edit costs O(leaves) pointer moves plus
+// re-cutting and re-hashing the few leaves it touches.
+//
+// Thread rule: leaves are never modified once built, so copies may be read
+// on different threads; a manifest edited since its last root() call fills
+// its root cache on the next one (call root() before sharing it).
+class Manifest {
+ public:
+  static constexpr size_t kLeafAverage = 64;
+  static constexpr size_t kMaxLeaf = 256;
+  struct Leaf {
+    std::vector<Entry> entries;  // at least one
+    Digest hash{};
+    uint64_t files = 0, bytes = 0;
+    // Bits set by the digests of its non-empty files: FindContent skips a
+    // leaf whose bits do not match.
+    uint64_t content_bits[4] = {};
+  };
+  using LeafPtr = std::shared_ptr<const Leaf>;
 
-void SortManifest(Manifest* m);
-// Hash over every entry's path, type, mode, size, digest, target and (except
-// for directories) mtime. Equal roots mean equal trees.
-Digest ManifestRoot(const Manifest& m);
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Entry;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Entry*;
+    using reference = const Entry&;
+    const_iterator() = default;
+    reference operator*() const { return (*leaves_)[leaf_]->entries[at_]; }
+    pointer operator->() const { return &**this; }
+    const_iterator& operator++();
+    const_iterator operator++(int) {
+      const_iterator old = *this;
+      ++*this;
+      return old;
+    }
+    bool operator==(const const_iterator& o) const { return leaf_ == o.leaf_ && at_ == o.at_; }
+    bool operator!=(const const_iterator& o) const { return !(*this == o); }
+
+   private:
+    friend class Manifest;
+    const_iterator(const std::vector<LeafPtr>* leaves, size_t leaf, size_t at)
+        : leaves_(leaves), leaf_(leaf), at_(at) {}
+    const std::vector<LeafPtr>* leaves_ = nullptr;
+    size_t leaf_ = 0, at_ = 0;
+  };
+
+  Manifest();
+  // Sorts `entries` by path; of entries with the same path the first is kept.
+  explicit Manifest(std::vector<Entry> entries);
+  Manifest(std::initializer_list<Entry> entries) : Manifest(std::vector<Entry>(entries)) {}
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const_iterator begin() const { return const_iterator(&leaves_, 0, 0); }
+  const_iterator end() const { return const_iterator(&leaves_, leaves_.size(), 0); }
+  const Entry& operator[](size_t i) const;  // O(leaves): for tests and small lists
+  const std::vector<LeafPtr>& leaves() const { return leaves_; }
+
+  // The entry at `path`, or null. O(log size).
+  const Entry* Find(std::string_view path) const;
+  // Whether any entry lies under directory `path` ("path/..."). O(log size).
+  bool HasChildren(std::string_view path) const;
+  // The first file in path order holding `size` (> 0) bytes with `digest`,
+  // or null. Reads only the leaves whose content bits match.
+  const Entry* FindContent(uint64_t size, const Digest& digest) const;
+
+  // Removes `path` and everything under it, then adds `fresh`: entries at
+  // or under `path` (others are ignored), in any order.
+  void ReplaceSubtree(const std::string& path, std::vector<Entry> fresh);
+  // Adds or replaces the one entry at e.path (nothing under it changes).
+  void Put(Entry e);
+  // Removes the one entry at `path`, if any (nothing under it changes).
+  void Erase(const std::string& path);
+
+  // Computed on first use after an edit (O(leaves)), then cached.
+  const Digest& root() const;
+  uint64_t files() const { return files_; }  // regular files
+  uint64_t bytes() const { return bytes_; }  // sum of file sizes
+
+ private:
+  // Rebuilds the leaves holding paths in [lo, hi) from what they hold,
+  // minus what `drop` says, plus `add` (sorted, unique, all in [lo, hi)).
+  template <typename Drop>
+  void Splice(std::string_view lo, std::string_view hi, Drop drop, std::vector<Entry> add);
+
+  std::vector<LeafPtr> leaves_;
+  size_t size_ = 0;
+  uint64_t files_ = 0, bytes_ = 0;
+  mutable Digest root_{};
+  mutable bool root_stale_ = true;
+};
+
 // Drops entries the filter excludes.
 Manifest FilterManifest(const Manifest& m, const PathFilter& filter);
-uint64_t ManifestBytes(const Manifest& m);  // sum of file sizes
+
+// Calls visit(a, b) in path order for every path where `a` and `b` differ
+// (either pointer null when only the other holds the path; both set when
+// the entries differ in what the root covers), skipping equal leaves.
+void VisitDifferences(const Manifest& a, const Manifest& b,
+                      const std::function<void(const Entry* a, const Entry* b)>& visit);
 
 // One step of a delta, in apply order.
 struct Op {
@@ -76,8 +185,9 @@ struct DiffOptions {
 };
 
 // What `backup` lacks to equal `primary`: deletions first (children before
-// parents), then creations and updates (parents before children). Both
-// manifests must be sorted; the returned Ops point into them.
+// parents), then creations and updates (parents before children). The
+// Ops point into the manifests' leaves (keep them alive). Equal leaves are
+// skipped, so a small change to a big tree costs O(leaves + change).
 std::vector<Op> Diff(const Manifest& primary, const Manifest& backup,
                      const DiffOptions& opts = {});
 

@@ -58,7 +58,7 @@ class Scanner {
     Digest digest;
     std::string blocks;
   };
-  Status ScanDir(const std::string& dir, Manifest* out, int64_t now_ns);
+  Status ScanDir(const std::string& dir, std::vector<Entry>* out, int64_t now_ns);
   Status MakeEntry(const std::string& path, const FileInfo& fi, bool force_hash, int64_t now_ns,
                    Entry* e);
 

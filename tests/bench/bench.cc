@@ -68,7 +68,7 @@ std::string TreeRoot(const std::string& dir) {
   PathFilter none;
   Scanner scanner(fs.get(), &none);
   auto m = scanner.Scan(RealClock()->WallNs());
-  return m.ok() ? ToHex(ManifestRoot(*m)) : "";
+  return m.ok() ? ToHex(m->root()) : "";
 }
 
 // Counts every byte hubsync puts on the broker (payload + topic), by kind,

@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     Put("wire", "delta-" + name, std::string(1, '\0') + bytes);
   }
   // Manifests and acks.
-  Manifest m;
+  std::vector<Entry> m;
   for (const char* p : {"a", "dev", "dev/lamp.json", "link"}) {
     Entry e;
     e.path = p;
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   ManifestHeader h;
   h.count = static_cast<uint32_t>(m.size());
   std::string stream;
-  auto chunks = EncodeManifestChunks(h, m, 80);
+  auto chunks = EncodeManifestChunks(h, Manifest(m), 80);
   for (size_t i = 0; i < chunks.size(); ++i) stream += (i ? "\xff\xfe" : "") + chunks[i];
   Put("wire", "manifest", std::string(1, '\1') + stream);
   // A large file's chunk list (content-defined chunks).
