@@ -345,8 +345,10 @@ Status Applier::WriteJournal() {
   auto f = fs_->Create(kJournalTmp);
   if (!f.ok()) return f.status();
   HUBSYNC_RETURN_IF_ERROR((*f)->Append(body));
-  HUBSYNC_RETURN_IF_ERROR((*f)->Sync());
   HUBSYNC_RETURN_IF_ERROR((*f)->Close());
+  // One barrier for the staged data, their names and the journal's content;
+  // only then may the journal get its name.
+  HUBSYNC_RETURN_IF_ERROR(fs_->SyncAll());  // staged data and the journal are durable
   HUBSYNC_RETURN_IF_ERROR(fs_->Rename(kJournalTmp, kJournal));
   return fs_->SyncDir(kStagingDirName);  // the journal is durable: committed
 }
@@ -476,16 +478,18 @@ Status Applier::Commit() {
   if (!active_) return Status::InvalidArgument("commit outside a transfer");
   HUBSYNC_RETURN_IF_ERROR(FinishFile());
   HUBSYNC_RETURN_IF_ERROR(CheckPostState());
-  HUBSYNC_RETURN_IF_ERROR(fs_->SyncAll());  // staged data and names are durable
   // From here on the staged files may be the delta's: once the journal's
   // rename has happened (even if the directory sync after it then fails) a
   // restart replays it. Abort keeps them; Recover decides (replay if the
   // journal is there, discard if not).
   journal_pending_ = true;
   HUBSYNC_RETURN_IF_ERROR(WriteJournal());  // committed: from here on only forward
-  HUBSYNC_RETURN_IF_ERROR(RunSteps(steps_, StagingDir()));
+  HUBSYNC_RETURN_IF_ERROR(RunSteps(steps_, StagingDir()));  // durable when it returns
+  // The journal's removal needs no barrier of its own: a power cut that
+  // brings it back only replays steps already done (each is idempotent),
+  // and the next commit's SyncAll makes the removal durable before that
+  // commit changes anything.
   HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournal));
-  HUBSYNC_RETURN_IF_ERROR(fs_->SyncDir(kStagingDirName));
   journal_pending_ = false;
   fs_->RemoveTree(StagingDir());
   steps_.clear();

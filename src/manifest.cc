@@ -42,7 +42,9 @@ bool SameForRoot(const Entry& a, const Entry& b) {
          (a.type == EntryType::kDir || a.mtime_ns == b.mtime_ns);
 }
 
-int ContentBit(const Digest& d, int which) { return d[which]; }
+// Two of a leaf's 1,024 content bits per digest: a lookup of a content
+// no leaf holds reads one leaf in ~70 (64 entries a leaf).
+int ContentBit(const Digest& d, int which) { return (d[2 * which] << 8 | d[2 * which + 1]) & 1023; }
 
 bool HasContentBits(const Manifest::Leaf& leaf, const Digest& d) {
   for (int k = 0; k < 2; ++k) {

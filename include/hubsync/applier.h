@@ -8,6 +8,13 @@
 // step is idempotent. Readers of data_dir never see a partial file: targets
 // only ever change by rename().
 //
+// Barriers per commit: one SyncAll (staged data, their names and the
+// journal's content), one directory sync naming the journal, and the
+// syncs of what the steps changed. A commit returns once its steps are
+// durable; the journal's removal is not waited for (a power cut that
+// brings it back replays steps already done, and the next commit's SyncAll
+// makes the removal durable before it changes anything).
+//
 // Refusal: a record with an illegal path, a path whose parent would be a
 // symlink or a non-directory after the delta, a digest mismatch, or records
 // out of order make the whole delta fail with nothing applied. Paths the

@@ -75,7 +75,7 @@ class Manifest {
     uint64_t files = 0, bytes = 0;
     // Bits set by the digests of its non-empty files: FindContent skips a
     // leaf whose bits do not match.
-    uint64_t content_bits[4] = {};
+    uint64_t content_bits[16] = {};
   };
   using LeafPtr = std::shared_ptr<const Leaf>;
 

@@ -433,6 +433,7 @@ int Main(int argc, char** argv) {
   inotify_add_watch(in, (b + "/data/devices/group-0").c_str(), IN_MOVED_TO);
   std::vector<double> lat;
   std::mt19937 rng(7);
+  double primary_cpu0 = CpuMs(primary.pid()), backup_cpu0 = CpuMs(backup.pid());
   for (int i = 0; i < changes; ++i) {
     std::string name = "new-" + std::to_string(i) + ".json";
     std::string j = Json(rng, 100000 + i);
@@ -459,6 +460,8 @@ int Main(int argc, char** argv) {
     lat.push_back(Ms(Clock::now() - t));
   }
   close(in);
+  double primary_cpu = (CpuMs(primary.pid()) - primary_cpu0) / changes,
+         backup_cpu = (CpuMs(backup.pid()) - backup_cpu0) / changes;
   // Every sync done (the last acks landed) before the next step is timed.
   auto settled = [&](const char* step) {
     std::string root = TreeRoot(p + "/data");
@@ -573,6 +576,8 @@ int Main(int argc, char** argv) {
   row("  the same against rsync -z", initial_bytes / 1024.0, r_init_z.bytes / 1024.0, "KiB");
   row("new small file latency p50", Percentile(lat, 0.5), 0, "ms");
   row("new small file latency p99", Percentile(lat, 0.99), 0, "ms");
+  row("  primary CPU per new small file", primary_cpu, 0, "ms");
+  row("  backup CPU per new small file", backup_cpu, 0, "ms");
   if (lsyncd_lat.empty()) {
     std::printf("%-40s %14s\n", "  lsyncd (delay 0) latency", "not measured (lsyncd missing or failed)");
   } else {
