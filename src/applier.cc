@@ -131,8 +131,8 @@ Status Applier::FinishFile() {
     retry_plain_ = f->reused_local;
     return Status::Corruption("received file does not match its digest");
   }
-  // Made durable together with every other staged file by one SyncAll in
-  // Commit, before the journal is written.
+  // Made durable together with every other staged file by the one SyncAll
+  // in Commit, before the journal is named.
   HUBSYNC_RETURN_IF_ERROR(f->out->SetAttrs(f->mode, f->mtime_ns));
   HUBSYNC_RETURN_IF_ERROR(f->out->Close());
   steps_.push_back({Step::Kind::kRename, f->path, f->staged, 0, 0, 0});
@@ -492,7 +492,7 @@ Status Applier::Commit() {
   HUBSYNC_RETURN_IF_ERROR(fs_->Remove(kJournal));
   journal_pending_ = false;
   fs_->RemoveTree(StagingDir());
-  steps_.clear();
+  std::vector<Step>().swap(steps_);  // as long as the tree after an initial sync
   active_ = false;
   return Status::Ok();
 }

@@ -153,6 +153,8 @@ std::optional<Opened> BackupEngine::OpenWithCandidate(const Message& m) {
 }
 
 Status BackupEngine::Rescan() {
+  manifest_ = Manifest();  // not kept alive beside the new one
+  manifest_valid_ = false;
   auto m = scanner_->Scan(env_.clock->WallNs());
   if (!m.ok()) {
     manifest_valid_ = false;
@@ -459,15 +461,19 @@ void BackupEngine::OnDelta(const Message& m) {
   if (!s.ok()) return FailTransfer(s.Reason(), applier_->retry_plain(), s.ToString());
   ApplyStats stats = applier_->stats();
   int64_t commit_ms = env_.clock->NowMs() - commit_start;
-  for (const auto& w : applier_->written()) scanner_->Remember(w.path, w.digest, w.blocks);
-  if (touched_.size() > kMaxIncrementalPaths || !manifest_valid_) {
+  for (const auto& w : applier_->TakeWritten()) scanner_->Remember(w.path, w.digest, w.blocks);
+  // Held no longer than needed: after an initial sync these lists are as
+  // long as the tree, and the rescan below builds another that long.
+  bool rescan = touched_.size() > kMaxIncrementalPaths || !manifest_valid_;
+  std::vector<std::string> paths;
+  if (!rescan) paths.assign(touched_.begin(), touched_.end());
+  touched_.clear();
+  if (rescan) {
     s = Rescan();
   } else {
-    std::vector<std::string> paths(touched_.begin(), touched_.end());
     s = scanner_->Update(&manifest_, paths, env_.clock->WallNs(), /*trust_cache=*/true);
     Recount();
   }
-  touched_.clear();
   if (!s.ok()) manifest_valid_ = false;
   Log(LogLevel::kDebug, "commit took " + std::to_string(commit_ms) + " ms, manifest update " +
                             std::to_string(env_.clock->NowMs() - commit_start - commit_ms) +

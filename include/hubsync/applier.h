@@ -25,6 +25,7 @@
 #define HUBSYNC_APPLIER_H_
 
 #include <cstdint>
+#include <utility>
 #include <memory>
 #include <set>
 #include <string>
@@ -89,6 +90,9 @@ class Applier {
     std::string blocks;
   };
   const std::vector<WrittenFile>& written() const { return written_; }
+  // The same, handed over (the applier keeps none: an initial sync's list
+  // is as long as the tree).
+  std::vector<WrittenFile> TakeWritten() { return std::exchange(written_, {}); }
 
   // Test hook: stop (as if the process died) after this many journal steps.
   void set_crash_after_steps_for_test(int n) { crash_after_steps_ = n; }

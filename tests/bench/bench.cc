@@ -328,7 +328,12 @@ std::vector<double> LsyncdLatency(const std::string& base, const std::string& sr
   lsyncd.Start();
   // Its start is a full rsync; a first file tells when it watches.
   WriteFile(src + "/devices/group-0/lsyncd-ready.json", "{}");
-  if (AwaitRename(in, "lsyncd-ready.json", 120000)) {
+  // (The startup rsync itself may carry that file; at 100,000 files it
+  // runs for seconds after, and changes wait for it.)
+  auto started = [&] {
+    return testing::ReadFile(base + "/lsyncd.log").find("Startup of") != std::string::npos;
+  };
+  if (AwaitRename(in, "lsyncd-ready.json", 120000) && WaitFor(started, 300000)) {
     std::mt19937 rng(11);
     for (int i = 0; i < changes; ++i) {
       std::string name = "lsyncd-" + std::to_string(i) + ".json";
