@@ -277,7 +277,7 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   }
   ManifestHeader h;
   h.root = root_;
-  h.same = !req->expect.empty() && req->expect == ToHex(root_);
+  h.same = !req->expect.empty() && (req->expect == ToHex(root_) || req->also == ToHex(root_));
   h.count = static_cast<uint32_t>(manifest_.size());
   size_t max_plain = static_cast<size_t>(env_.config.max_message_bytes) - kEnvelopeOverhead - 1024;
   std::vector<std::string> chunks = EncodeManifestChunks(h, manifest_, max_plain);

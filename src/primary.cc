@@ -327,6 +327,7 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
   req.primary = env_.config.gateway_id;
   req.root = ToHex(root_);
   req.expect = p.known ? ToHex(p.known_root) : "";
+  req.also = p.known && p.sent ? ToHex(p.sent_root) : "";
   req.rescan = p.rescan;
   p.request = EncodeManifestRequest(req);
   if (!SendRequest(p)) return;
@@ -362,9 +363,15 @@ void PrimaryEngine::OnManifestChunk(Peer& p, const Opened& o) {
   p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
   if (!p.assembler.done()) return;
   std::shared_ptr<const Manifest> theirs;
+  std::shared_ptr<const Manifest> sent = std::move(p.sent);
   if (p.assembler.header().same) {
-    if (!p.known) return FailSync(p, "backup claims a manifest we do not know", false);
-    theirs = p.known;
+    if (p.known && p.assembler.header().root == p.known_root) {
+      theirs = p.known;
+    } else if (p.known && sent && p.assembler.header().root == p.sent_root) {
+      theirs = sent;  // the unanswered delta was applied after all
+    } else {
+      return FailSync(p, "backup claims a manifest we do not know", false);
+    }
   } else {
     theirs = std::make_shared<const Manifest>(FilterManifest(p.assembler.Take(), filter_));
   }
@@ -567,6 +574,8 @@ int64_t PrimaryEngine::Tick(int64_t now) {
       // nothing is sent again.
       Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
                                 ": no answer to the delta yet, asking for its manifest");
+      p.sent = p.snapshot;
+      p.sent_root = p.snapshot_root;
       AbandonSync(p);
       p.ask_next = true;
     }

@@ -40,6 +40,10 @@ struct PrimaryEngine::Peer {
   // that has just reconnected), so the exchange follows (`ask_next`).
   bool direct = false;
   bool ask_next = false;
+  // The tree such a delta brought the backup to, if it was applied after
+  // all: the next request names it as `also`.
+  std::shared_ptr<const Manifest> sent;
+  Digest sent_root{};
   int64_t started_ms = 0;
   int64_t last_progress_log_ms = 0;
   uint64_t wire_bytes = 0;

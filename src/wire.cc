@@ -321,6 +321,7 @@ std::string EncodeManifestRequest(const ManifestRequest& r) {
   w.Str(r.root);
   w.Str(r.expect);
   w.U8(r.rescan ? 1 : 0);
+  w.Str(r.also);
   return out;
 }
 
@@ -329,13 +330,14 @@ Result<ManifestRequest> DecodeManifestRequest(std::string_view plain, uint64_t t
   ManifestRequest req;
   uint8_t rescan;
   if (!r.Str(&req.primary) || !r.Str(&req.root) || !r.Str(&req.expect) || !r.U8(&rescan) ||
-      !r.done() || rescan > 1) {
+      !r.Str(&req.also) || !r.done() || rescan > 1) {
     return Status::Corruption("malformed manifest request");
   }
   req.transfer = transfer;
   req.rescan = rescan == 1;
   if (transfer == 0 || !IsValidId(req.primary) || !IsHexRoot(req.root) ||
-      (!req.expect.empty() && !IsHexRoot(req.expect))) {
+      (!req.expect.empty() && !IsHexRoot(req.expect)) ||
+      (!req.also.empty() && (req.expect.empty() || !IsHexRoot(req.also)))) {
     return Status::Corruption("bad manifest request");
   }
   return req;

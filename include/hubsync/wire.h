@@ -150,6 +150,10 @@ struct ManifestRequest {
   std::string root;         // the primary's manifest root (hex)
   std::string expect;       // root the primary believes the backup has ("" unknown)
   bool rescan = false;      // re-read the disk before answering (drift repair)
+  // A tree the backup may hold besides `expect` ("" none): a delta sent at
+  // once that got no answer in time (missed, or applied slowly). Either
+  // root answers "same", so a slow apply costs no whole manifest.
+  std::string also;
 };
 std::string EncodeManifestRequest(const ManifestRequest& r);
 // Corruption on anything malformed (a bad id, a root that is not 64 hex

@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
   req.primary = "hub-p";
   req.root = std::string(64, 'a');
   req.expect = std::string(64, 'b');
+  req.also = std::string(64, 'c');
   Put("wire", "request", std::string(1, '\3') + EncodeManifestRequest(req));
   Put("json", "override", std::string(1, '\1') + "policy.delay_ms=5");
   Put("json", "hello", std::string(1, '\2') +
