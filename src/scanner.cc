@@ -66,23 +66,49 @@ Status Scanner::MakeEntry(const std::string& path, const FileInfo& fi, bool forc
     }
     case EntryType::kFile: break;
   }
-  auto it = cache_.find(path);
-  if (!force_hash && it != cache_.end() && it->second.size == fi.size &&
-      it->second.mtime_ns == fi.mtime_ns && it->second.ctime_ns == fi.ctime_ns &&
-      it->second.inode == fi.inode) {
-    e->digest = it->second.digest;
-    e->blocks = it->second.blocks;
+  e->ctime_ns = fi.ctime_ns;
+  e->inode = 0;
+  if (!force_hash && Cached(path, fi, e)) {
+    e->inode = fi.inode;
     return Status::Ok();
   }
   HUBSYNC_RETURN_IF_ERROR(HashFile(fs_, path, fi.size, &e->digest, &e->blocks));
   hashed_bytes_ += fi.size;
-  if (now_ns - fi.mtime_ns > kRacyWindowNs && now_ns - fi.ctime_ns > kRacyWindowNs) {
-    cache_[path] = {fi.size, fi.mtime_ns, fi.ctime_ns, fi.inode, e->digest, e->blocks};
-  } else if (it != cache_.end()) {
-    cache_.erase(it);
-  }
+  bool settled = now_ns - fi.mtime_ns > kRacyWindowNs && now_ns - fi.ctime_ns > kRacyWindowNs;
+  e->inode = settled ? fi.inode : 0;
   cache_dirty_ = true;
   return Status::Ok();
+}
+
+bool Scanner::Cached(const std::string& path, const FileInfo& fi, Entry* e) const {
+  for (const auto* map : {&remembered_, &loaded_}) {
+    auto it = map->find(path);
+    if (it == map->end()) continue;
+    const CacheEntry& c = it->second;
+    if (c.size != fi.size || c.mtime_ns != fi.mtime_ns || c.ctime_ns != fi.ctime_ns ||
+        c.inode != fi.inode) {
+      continue;
+    }
+    e->digest = c.digest;
+    e->blocks = c.blocks;
+    return true;
+  }
+  const Entry* old = known_.Find(path);
+  if (!old || old->type != EntryType::kFile || old->inode == 0 || old->inode != fi.inode ||
+      old->size != fi.size || old->mtime_ns != fi.mtime_ns || old->ctime_ns != fi.ctime_ns) {
+    return false;
+  }
+  e->digest = old->digest;
+  e->blocks = old->blocks;
+  return true;
+}
+
+void Scanner::Known(const Manifest& m) {
+  if (m.root() != known_.root()) cache_dirty_ = true;
+  known_ = m;
+  // Both are in the manifest now (or were not wanted).
+  std::unordered_map<std::string, CacheEntry>().swap(loaded_);
+  std::unordered_map<std::string, CacheEntry>().swap(remembered_);
 }
 
 Status Scanner::ScanDir(const std::string& dir, std::vector<Entry>* out, int64_t now_ns) {
@@ -110,16 +136,7 @@ Result<Manifest> Scanner::Scan(int64_t now_ns) {
   std::vector<Entry> entries;
   HUBSYNC_RETURN_IF_ERROR(ScanDir("", &entries, now_ns));
   Manifest m(std::move(entries));
-  // Forget cache entries of files that are gone.
-  if (cache_.size() > m.size()) {
-    std::unordered_map<std::string, CacheEntry> kept;
-    for (const Entry& e : m) {
-      auto it = cache_.find(e.path);
-      if (it != cache_.end()) kept.emplace(e.path, std::move(it->second));
-    }
-    cache_.swap(kept);
-    cache_dirty_ = true;
-  }
+  Known(m);
   return m;
 }
 
@@ -128,8 +145,7 @@ Status Scanner::Remember(const std::string& path, const Digest& digest,
   auto fi = fs_->Stat(path);
   if (!fi.ok()) return fi.status();
   if (fi->type != EntryType::kFile) return Status::Ok();
-  cache_[path] = {fi->size, fi->mtime_ns, fi->ctime_ns, fi->inode, digest, blocks};
-  cache_dirty_ = true;
+  remembered_[path] = {fi->size, fi->mtime_ns, fi->ctime_ns, fi->inode, digest, blocks};
   return Status::Ok();
 }
 
@@ -170,6 +186,7 @@ Status Scanner::Update(Manifest* m, const std::vector<std::string>& paths, int64
     }
     m->ReplaceSubtree(path, std::move(fresh));
   }
+  Known(*m);
   return Status::Ok();
 }
 
@@ -201,7 +218,7 @@ Status Scanner::LoadCache() {
     c.blocks.assign(blocks);
     loaded.emplace(std::move(path), std::move(c));
   }
-  cache_.swap(loaded);
+  loaded_.swap(loaded);
   return Status::Ok();
 }
 
@@ -209,14 +226,15 @@ Status Scanner::SaveCache() {
   if (!cache_dirty_ || !cache_store_) return Status::Ok();
   std::string out = kCacheMagic;
   WireWriter w(&out);
-  for (const auto& [path, c] : cache_) {
-    w.Str(path);
-    w.U64(c.size);
-    w.U64(static_cast<uint64_t>(c.mtime_ns));
-    w.U64(static_cast<uint64_t>(c.ctime_ns));
-    w.U64(c.inode);
-    w.Raw(c.digest.data(), c.digest.size());
-    w.LongStr(c.blocks);
+  for (const Entry& e : known_) {
+    if (e.type != EntryType::kFile || e.inode == 0) continue;
+    w.Str(e.path);
+    w.U64(e.size);
+    w.U64(static_cast<uint64_t>(e.mtime_ns));
+    w.U64(static_cast<uint64_t>(e.ctime_ns));
+    w.U64(e.inode);
+    w.Raw(e.digest.data(), e.digest.size());
+    w.LongStr(e.blocks);
   }
   HUBSYNC_RETURN_IF_ERROR(cache_store_->Put(kCacheRecord, out));
   cache_dirty_ = false;

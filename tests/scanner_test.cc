@@ -1,6 +1,7 @@
 #include "hubsync/scanner.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "hubsync/clock.h"
@@ -118,6 +119,32 @@ TEST(ScannerTest, AnUpdatedDirectoryDropsWhatLeftItEvenWithSiblingsSortingBetwee
   for (const Entry& e : *m) paths.push_back(e.path);
   EXPECT_EQ(paths, (std::vector<std::string>{"d", "d-x.json", "d.old", "d/z"}));
   EXPECT_EQ(m->root(), full->root());
+}
+
+// The last result is the cache: scanning again reads only what changed,
+// and a file swapped for another of the same size and mtime (a new inode,
+// as an editor's save-by-rename makes) is read again.
+TEST(ScannerTest, ScanningAgainReadsOnlyWhatChanged) {
+  TempDir d;
+  WriteFile(d.Sub("a"), std::string(1000, 'a'));
+  WriteFile(d.Sub("b"), std::string(2000, 'b'));
+  auto fs = NewPosixFileSystem(d.path());
+  PathFilter filter;
+  Scanner s(fs.get(), &filter);
+  ASSERT_TRUE(s.Scan(kFuture).ok());
+  EXPECT_EQ(s.hashed_bytes(), 3000u);
+  ASSERT_TRUE(s.Scan(kFuture).ok());
+  EXPECT_EQ(s.hashed_bytes(), 3000u) << "nothing read again";
+  struct stat old_b;
+  ASSERT_EQ(stat(d.Sub("b").c_str(), &old_b), 0);
+  WriteFile(d.Sub("b.new"), std::string(2000, 'c'));
+  struct timespec times[2] = {old_b.st_atim, old_b.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, d.Sub("b.new").c_str(), times, 0), 0);
+  ASSERT_EQ(std::rename(d.Sub("b.new").c_str(), d.Sub("b").c_str()), 0);
+  auto m = s.Scan(kFuture);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(s.hashed_bytes(), 5000u);
+  EXPECT_EQ(Find(*m, "b")->digest, Sha256Of(std::string(2000, 'c')));
 }
 
 }  // namespace

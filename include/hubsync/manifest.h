@@ -45,6 +45,11 @@ struct Entry {
   Digest digest{};        // files: SHA-256 of content; symlinks: of the target
   std::string target;     // symlinks only
   std::string blocks;     // chunk list (chunker.h; files >= kBlockDigestMinSize only)
+  // Local only (never sent, not in the root): the stat the digest was read
+  // under, so that the next scan may trust it (scanner.h). inode 0: not to
+  // be trusted (written within the racy window, or not read from this disk).
+  int64_t ctime_ns = 0;
+  uint64_t inode = 0;
 };
 
 // A data directory's entries, sorted by path in byte order (parents before

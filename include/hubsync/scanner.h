@@ -2,10 +2,14 @@
 // file content (SHA-256, plus block digests for large files) while reading
 // at most one buffer at a time.
 //
-// A digest cache keyed by path and (size, mtime, ctime, inode) spares a
-// restart from re-hashing unchanged files. It is persisted as the record
-// "manifest.cache" of the StateStore given (atomically) by SaveCache. Files modified within kRacyWindowNs of a scan are
-// not cached, because a later write in the same timestamp tick could leave
+// A file whose (size, mtime, ctime, inode) is what it was when last read
+// keeps its digest without being read again. The manifest this scanner
+// last produced is that cache (its entries carry the stat; it shares its
+// leaves with the caller's copy, so it costs no memory of its own); it is
+// persisted as the record "manifest.cache" of the StateStore given
+// (atomically) by SaveCache and read back by LoadCache for the first scan
+// after a restart. Files modified within kRacyWindowNs of a scan are not
+// trusted, because a later write in the same timestamp tick could leave
 // size and mtime unchanged ("racily clean", as git calls it).
 //
 // Thread rule: one thread. Owns neither the FileSystem, the filter nor the store.
@@ -38,7 +42,8 @@ class Scanner {
   // Scans everything. `now_ns` is the wall clock (for the racy window).
   Result<Manifest> Scan(int64_t now_ns);
   // Re-reads only `paths` (and whole subtrees for directories) and patches
-  // `m`. Explicitly changed files are re-hashed unless `trust_cache`.
+  // `m`, which must be this scanner's last result (patched since by Update
+  // only). Explicitly changed files are re-hashed unless `trust_cache`.
   Status Update(Manifest* m, const std::vector<std::string>& paths, int64_t now_ns,
                 bool trust_cache = false);
   // Records the digest of a file this process has just written and verified
@@ -61,11 +66,17 @@ class Scanner {
   Status ScanDir(const std::string& dir, std::vector<Entry>* out, int64_t now_ns);
   Status MakeEntry(const std::string& path, const FileInfo& fi, bool force_hash, int64_t now_ns,
                    Entry* e);
+  // A digest that may be used for `fi` without reading the file, or null.
+  bool Cached(const std::string& path, const FileInfo& fi, Entry* e) const;
+  void Known(const Manifest& m);  // the result of a scan or update
 
   FileSystem* fs_;
   const PathFilter* filter_;
   StateStore* cache_store_;
-  std::unordered_map<std::string, CacheEntry> cache_;
+  Manifest known_;  // the last result
+  // From LoadCache, until the first scan; and files Remember()ed since the
+  // last scan or update.
+  std::unordered_map<std::string, CacheEntry> loaded_, remembered_;
   bool cache_dirty_ = false;
   uint64_t hashed_bytes_ = 0;
 };
