@@ -1,6 +1,7 @@
 #include "hubsync/manifest.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace hubsync {
 namespace {
@@ -292,13 +293,36 @@ const Digest& Manifest::root() const {
   return root_;
 }
 
+bool ManifestBuilder::Add(Entry e) {
+  const std::string* last = !leaf_.empty()          ? &leaf_.back().path
+                            : !m_.leaves_.empty() ? &m_.leaves_.back()->entries.back().path
+                                                  : nullptr;
+  if (last && !(*last < e.path)) return false;
+  bool cut = CutAfter(e.path);
+  leaf_.push_back(std::move(e));
+  if (cut || leaf_.size() == Manifest::kMaxLeaf) CutLeaf();
+  return true;
+}
+
+void ManifestBuilder::CutLeaf() {
+  m_.size_ += leaf_.size();
+  m_.leaves_.push_back(MakeLeaf(std::exchange(leaf_, {})));
+  m_.files_ += m_.leaves_.back()->files;
+  m_.bytes_ += m_.leaves_.back()->bytes;
+}
+
+Manifest ManifestBuilder::Finish() {
+  if (!leaf_.empty()) CutLeaf();
+  m_.root_stale_ = true;
+  return std::exchange(m_, Manifest());
+}
+
 Manifest FilterManifest(const Manifest& m, const PathFilter& filter) {
-  std::vector<Entry> kept;
-  kept.reserve(m.size());
+  ManifestBuilder kept;
   for (const Entry& e : m) {
-    if (!filter.Excluded(e.path, e.type == EntryType::kDir)) kept.push_back(e);
+    if (!filter.Excluded(e.path, e.type == EntryType::kDir)) kept.Add(e);
   }
-  return Manifest(std::move(kept));
+  return kept.Finish();
 }
 
 void VisitDifferences(const Manifest& a, const Manifest& b,

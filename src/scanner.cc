@@ -111,31 +111,59 @@ void Scanner::Known(const Manifest& m) {
   std::unordered_map<std::string, CacheEntry>().swap(remembered_);
 }
 
-Status Scanner::ScanDir(const std::string& dir, std::vector<Entry>* out, int64_t now_ns) {
+Status Scanner::ScanDir(const std::string& dir, const EntrySink& add, int64_t now_ns) {
   auto list = fs_->ListDir(dir);
   if (!list.ok()) {
     // A directory removed while scanning is simply gone.
     return list.status().code() == Status::Code::kNotFound ? Status::Ok() : list.status();
   }
-  for (const DirEntry& de : *list) {
+  // In path order: a directory's own entry sorts by its name, what it holds
+  // by its name and '/' ("a", then "a.b", then "a/c").
+  struct Item {
+    std::string key;
+    size_t at;  // in *list
+    bool subtree;
+  };
+  std::vector<Item> items;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const DirEntry& de = (*list)[i];
     if (!de.info.supported) continue;
     std::string path = Join(dir, de.name);
     if (!ValidateRelativePath(path).ok()) continue;
-    if (filter_->Excluded(path, de.info.type == EntryType::kDir)) continue;
+    bool is_dir = de.info.type == EntryType::kDir;
+    if (filter_->Excluded(path, is_dir)) continue;
+    items.push_back({de.name, i, false});
+    if (is_dir) items.push_back({de.name + "/", i, true});
+  }
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.key < b.key; });
+  std::vector<char> added(list->size(), 0);  // a directory's entry was: descend
+  for (const Item& item : items) {
+    const DirEntry& de = (*list)[item.at];
+    std::string path = Join(dir, de.name);
+    if (item.subtree) {
+      if (added[item.at]) HUBSYNC_RETURN_IF_ERROR(ScanDir(path, add, now_ns));
+      continue;
+    }
     Entry e;
     Status s = MakeEntry(path, de.info, false, now_ns, &e);
     if (s.code() == Status::Code::kNotFound || s.code() == Status::Code::kAborted) continue;
     HUBSYNC_RETURN_IF_ERROR(s);
-    out->push_back(std::move(e));
-    if (de.info.type == EntryType::kDir) HUBSYNC_RETURN_IF_ERROR(ScanDir(path, out, now_ns));
+    HUBSYNC_RETURN_IF_ERROR(add(std::move(e)));
+    added[item.at] = 1;
   }
   return Status::Ok();
 }
 
 Result<Manifest> Scanner::Scan(int64_t now_ns) {
-  std::vector<Entry> entries;
-  HUBSYNC_RETURN_IF_ERROR(ScanDir("", &entries, now_ns));
-  Manifest m(std::move(entries));
+  ManifestBuilder built;
+  HUBSYNC_RETURN_IF_ERROR(ScanDir(
+      "",
+      [&](Entry&& e) {
+        return built.Add(std::move(e)) ? Status::Ok()
+                                       : Status::Corruption("scan out of path order");
+      },
+      now_ns));
+  Manifest m = built.Finish();
   Known(m);
   return m;
 }
@@ -181,7 +209,15 @@ Status Scanner::Update(Manifest* m, const std::vector<std::string>& paths, int64
       if (s.code() != Status::Code::kNotFound && s.code() != Status::Code::kAborted) {
         HUBSYNC_RETURN_IF_ERROR(s);
         fresh.push_back(std::move(e));
-        if (fi->type == EntryType::kDir) HUBSYNC_RETURN_IF_ERROR(ScanDir(path, &fresh, now_ns));
+        if (fi->type == EntryType::kDir) {
+          HUBSYNC_RETURN_IF_ERROR(ScanDir(
+              path,
+              [&](Entry&& sub) {
+                fresh.push_back(std::move(sub));
+                return Status::Ok();
+              },
+              now_ns));
+        }
       }
     }
     m->ReplaceSubtree(path, std::move(fresh));

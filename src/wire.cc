@@ -142,8 +142,6 @@ Status ManifestAssembler::Add(uint32_t chunk, bool last, std::string_view plain)
                                 " entries, more than the limit of " +
                                 std::to_string(limits_.max_entries));
     }
-    // Reserve only what the first chunk can hold: the count is a claim.
-    entries_.reserve(std::min<size_t>(header_.count, plain.size() / 64 + 1));
   } else if (r.done()) {
     return Status::Corruption("empty manifest chunk");
   }
@@ -155,14 +153,11 @@ Status ManifestAssembler::Add(uint32_t chunk, bool last, std::string_view plain)
       return Status::Corruption("manifest larger than the limit of " +
                                 std::to_string(limits_.max_bytes >> 20) + " MiB");
     }
-    if (!entries_.empty() && !(entries_.back().path < e.path)) {
-      return Status::Corruption("manifest not sorted");
-    }
-    entries_.push_back(std::move(e));
-    if (entries_.size() > header_.count) return Status::Corruption("manifest longer than said");
+    if (!entries_.Add(std::move(e))) return Status::Corruption("manifest not sorted");
+    if (++count_ > header_.count) return Status::Corruption("manifest longer than said");
   }
   if (last) {
-    if (!header_.same && entries_.size() != header_.count) {
+    if (!header_.same && count_ != header_.count) {
       return Status::Corruption("manifest shorter than said");
     }
     done_ = true;

@@ -1,6 +1,7 @@
 #include "hubsync/scanner.h"
 
 #include <gtest/gtest.h>
+#include <algorithm>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -145,6 +146,25 @@ TEST(ScannerTest, ScanningAgainReadsOnlyWhatChanged) {
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(s.hashed_bytes(), 5000u);
   EXPECT_EQ(Find(*m, "b")->digest, Sha256Of(std::string(2000, 'c')));
+}
+
+// A scan builds its manifest as it reads (no list of every entry beside
+// it), so it must come out in path order whatever the names.
+TEST(ScannerTest, AScanComesOutInPathOrderWhateverTheNames) {
+  TempDir d;
+  std::vector<std::string> files = {"a.b", "a/c/d", "a-", "a0", "a/c.e", "b", "\xc3\xa9", "A",
+                                    "a/c/d.x", "a/c-/y", "z/a/b/c"};
+  for (const std::string& f : files) WriteFile(d.Sub(f), f);
+  auto fs = NewPosixFileSystem(d.path());
+  PathFilter filter;
+  Scanner s(fs.get(), &filter);
+  auto m = s.Scan(kFuture);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  std::vector<std::string> got, want = {"a", "a/c", "a/c-", "z", "z/a", "z/a/b"};
+  want.insert(want.end(), files.begin(), files.end());
+  std::sort(want.begin(), want.end());
+  for (const Entry& e : *m) got.push_back(e.path);
+  EXPECT_EQ(got, want);
 }
 
 }  // namespace

@@ -150,11 +150,28 @@ class Manifest {
   template <typename Drop>
   void Splice(std::string_view lo, std::string_view hi, Drop drop, std::vector<Entry> add);
 
+  friend class ManifestBuilder;
+
   std::vector<LeafPtr> leaves_;
   size_t size_ = 0;
   uint64_t files_ = 0, bytes_ = 0;
   mutable Digest root_{};
   mutable bool root_stale_ = true;
+};
+
+// Builds a manifest from entries given in path order, cutting leaves as
+// they come: no list of every entry is held beside the leaves (at 100,000
+// files that list is as big as the manifest).
+class ManifestBuilder {
+ public:
+  // False, and `e` dropped, unless e.path sorts after the last path added.
+  bool Add(Entry e);
+  Manifest Finish();  // the builder is empty afterwards
+
+ private:
+  void CutLeaf();
+  Manifest m_;
+  std::vector<Entry> leaf_;
 };
 
 // Drops entries the filter excludes.

@@ -16,6 +16,7 @@
 #ifndef HUBSYNC_SCANNER_H_
 #define HUBSYNC_SCANNER_H_
 
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -63,7 +64,9 @@ class Scanner {
     Digest digest;
     std::string blocks;
   };
-  Status ScanDir(const std::string& dir, std::vector<Entry>* out, int64_t now_ns);
+  using EntrySink = std::function<Status(Entry&&)>;
+  // Adds what is under `dir` in path order.
+  Status ScanDir(const std::string& dir, const EntrySink& add, int64_t now_ns);
   Status MakeEntry(const std::string& path, const FileInfo& fi, bool force_hash, int64_t now_ns,
                    Entry* e);
   // A digest that may be used for `fi` without reading the file, or null.

@@ -81,7 +81,7 @@ class ManifestAssembler {
   Status Add(uint32_t chunk, bool last, std::string_view plain);
   bool done() const { return done_; }
   const ManifestHeader& header() const { return header_; }
-  Manifest Take() { return Manifest(std::move(entries_)); }
+  Manifest Take() { return entries_.Finish(); }
 
  private:
   ManifestLimits limits_;
@@ -89,7 +89,8 @@ class ManifestAssembler {
   uint64_t bytes_ = 0;
   bool done_ = false;
   ManifestHeader header_;
-  std::vector<Entry> entries_;
+  ManifestBuilder entries_;
+  uint32_t count_ = 0;
 };
 
 void EncodeEntry(const Entry& e, std::string* out);
