@@ -184,7 +184,7 @@ Result<std::string> DeltaWriter::Next(bool* last) {
       bool needs_data = std::any_of(segments_.begin(), segments_.end(),
                                     [](const Segment& s) { return !s.copy; });
       if (needs_data) {
-        auto f = fs_->OpenRead(op.path);
+        auto f = fs_->OpenRead(std::string(op.path));
         if (!f.ok()) {
           if (f.status().code() == Status::Code::kNotFound) {
             return Status::Aborted("file vanished while being sent");

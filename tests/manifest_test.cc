@@ -41,8 +41,8 @@ std::vector<std::string> Describe(const std::vector<Op>& ops) {
   static const char* kNames[] = {"", "del", "mkdir", "put", "link", "attr"};
   std::vector<std::string> out;
   for (const Op& op : ops) {
-    std::string s = std::string(kNames[static_cast<int>(op.kind)]) + " " + op.path;
-    if (!op.local_source.empty()) s += " <" + op.local_source;
+    std::string s = std::string(kNames[static_cast<int>(op.kind)]) + " " + std::string(op.path);
+    if (!op.local_source.empty()) s += " <" + std::string(op.local_source);
     if (op.base) s += " +blocks";
     out.push_back(s);
   }
@@ -118,7 +118,7 @@ TEST(ManifestTest, LocalCopiesAreFoundWithAndWithoutTheIndex) {
         EXPECT_TRUE(op.local_source.empty());
         continue;
       }
-      EXPECT_EQ(op.local_source, "a/old-" + op.path.substr(6)) << op.path;
+      EXPECT_EQ(op.local_source, "a/old-" + std::string(op.path.substr(6))) << op.path;
       ++copies;
     }
     EXPECT_EQ(copies, renamed);

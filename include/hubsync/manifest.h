@@ -194,9 +194,11 @@ struct Op {
   };
   Kind kind;
   const Entry* entry = nullptr;  // the primary's entry (not for kDelete)
-  std::string path;
+  // Views of the manifests' paths (an initial sync has an Op per file):
+  // valid while the manifests Diff was given are.
+  std::string_view path;
   // kPutFile sources besides shipped bytes:
-  std::string local_source;      // a backup path already holding this digest
+  std::string_view local_source;  // a backup path already holding this digest
   const Entry* base = nullptr;   // a backup file sharing chunks with it (its old
                                  // version, or another path): those are copied there
 };
