@@ -433,7 +433,9 @@ void BackupEngine::OnDelta(const Message& m) {
       saw_end = true;
       continue;
     }
-    if (!r.path.empty()) touched_.insert(r.path);
+    // Beyond kMaxIncrementalPaths the tree is scanned again whole: no need
+    // to remember more (an initial sync would list every path).
+    if (!r.path.empty() && touched_.size() <= kMaxIncrementalPaths) touched_.insert(r.path);
     if (r.kind != RecKind::kData && r.kind != RecKind::kCopy) ++progress_files_done_;
     s = applier_->Record(r);
     if (!s.ok()) return FailTransfer(s.Reason(), applier_->retry_plain(), s.ToString());
@@ -461,7 +463,9 @@ void BackupEngine::OnDelta(const Message& m) {
   if (!s.ok()) return FailTransfer(s.Reason(), applier_->retry_plain(), s.ToString());
   ApplyStats stats = applier_->stats();
   int64_t commit_ms = env_.clock->NowMs() - commit_start;
-  for (const auto& w : applier_->TakeWritten()) scanner_->Remember(w.path, w.digest, w.blocks);
+  for (auto& w : applier_->TakeWritten()) {
+    scanner_->Remember(std::move(w.path), w.digest, std::move(w.blocks));
+  }
   // Held no longer than needed: after an initial sync these lists are as
   // long as the tree, and the rescan below builds another that long.
   bool rescan = touched_.size() > kMaxIncrementalPaths || !manifest_valid_;

@@ -168,12 +168,12 @@ Result<Manifest> Scanner::Scan(int64_t now_ns) {
   return m;
 }
 
-Status Scanner::Remember(const std::string& path, const Digest& digest,
-                         const std::string& blocks) {
+Status Scanner::Remember(std::string path, const Digest& digest, std::string blocks) {
   auto fi = fs_->Stat(path);
   if (!fi.ok()) return fi.status();
   if (fi->type != EntryType::kFile) return Status::Ok();
-  remembered_[path] = {fi->size, fi->mtime_ns, fi->ctime_ns, fi->inode, digest, blocks};
+  remembered_[std::move(path)] = {fi->size, fi->mtime_ns, fi->ctime_ns, fi->inode, digest,
+                                  std::move(blocks)};
   return Status::Ok();
 }
 

@@ -50,7 +50,7 @@ class Scanner {
   // Records the digest of a file this process has just written and verified
   // (the backup after a commit), keyed by its current stat, so the next scan
   // does not re-read it.
-  Status Remember(const std::string& path, const Digest& digest, const std::string& blocks);
+  Status Remember(std::string path, const Digest& digest, std::string blocks);
 
   Status LoadCache();
   Status SaveCache();  // no-op when nothing changed
