@@ -173,6 +173,20 @@ std::pair<size_t, size_t> LowerBound(const std::vector<Manifest::LeafPtr>& leave
   return {leaf, at};
 }
 
+// Equal in every field, the local ones (the stat a digest was read
+// under) too: then one may stand for the other.
+bool SameLeaf(const Manifest::Leaf& a, const Manifest::Leaf& b) {
+  if (a.hash != b.hash || a.entries.size() != b.entries.size()) return false;
+  for (size_t i = 0; i < a.entries.size(); ++i) {
+    const Entry& x = a.entries[i];
+    const Entry& y = b.entries[i];
+    if (x.path != y.path || x.ctime_ns != y.ctime_ns || x.inode != y.inode || x.blocks != y.blocks) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 const Entry* Manifest::Find(std::string_view path) const {
@@ -306,7 +320,13 @@ bool ManifestBuilder::Add(Entry e) {
 
 void ManifestBuilder::CutLeaf() {
   m_.size_ += leaf_.size();
-  m_.leaves_.push_back(MakeLeaf(std::exchange(leaf_, {})));
+  Manifest::LeafPtr leaf = MakeLeaf(std::exchange(leaf_, {}));
+  if (like_) {
+    const auto& old = like_->leaves_;
+    size_t at = LowerBound(old, leaf->entries.front().path).first;
+    if (at < old.size() && SameLeaf(*old[at], *leaf)) leaf = old[at];
+  }
+  m_.leaves_.push_back(std::move(leaf));
   m_.files_ += m_.leaves_.back()->files;
   m_.bytes_ += m_.leaves_.back()->bytes;
 }

@@ -155,7 +155,7 @@ Status Scanner::ScanDir(const std::string& dir, const EntrySink& add, int64_t no
 }
 
 Result<Manifest> Scanner::Scan(int64_t now_ns) {
-  ManifestBuilder built;
+  ManifestBuilder built(&known_);  // what did not change shares its leaves
   HUBSYNC_RETURN_IF_ERROR(ScanDir(
       "",
       [&](Entry&& e) {

@@ -146,6 +146,15 @@ TEST(ScannerTest, ScanningAgainReadsOnlyWhatChanged) {
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(s.hashed_bytes(), 5000u);
   EXPECT_EQ(Find(*m, "b")->digest, Sha256Of(std::string(2000, 'c')));
+  // The same bytes under a new inode: read once, then trusted (the
+  // manifest keeps the new stat, not a shared leaf's old one).
+  WriteFile(d.Sub("b.new"), std::string(2000, 'c'));
+  ASSERT_EQ(utimensat(AT_FDCWD, d.Sub("b.new").c_str(), times, 0), 0);
+  ASSERT_EQ(std::rename(d.Sub("b.new").c_str(), d.Sub("b").c_str()), 0);
+  ASSERT_TRUE(s.Scan(kFuture).ok());
+  EXPECT_EQ(s.hashed_bytes(), 7000u);
+  ASSERT_TRUE(s.Scan(kFuture).ok());
+  EXPECT_EQ(s.hashed_bytes(), 7000u);
 }
 
 // A scan builds its manifest as it reads (no list of every entry beside
@@ -165,6 +174,29 @@ TEST(ScannerTest, AScanComesOutInPathOrderWhateverTheNames) {
   std::sort(want.begin(), want.end());
   for (const Entry& e : *m) got.push_back(e.path);
   EXPECT_EQ(got, want);
+}
+
+// Memory that does not grow with checks: scanning again shares the last
+// result's leaves wherever nothing changed.
+TEST(ScannerTest, ScanningAgainSharesTheLeavesOfWhatDidNotChange) {
+  TempDir d;
+  for (int i = 0; i < 600; ++i) WriteFile(d.Sub("dev/" + std::to_string(i) + ".json"), "x");
+  auto fs = NewPosixFileSystem(d.path());
+  PathFilter filter;
+  Scanner s(fs.get(), &filter);
+  auto first = s.Scan(kFuture);
+  ASSERT_TRUE(first.ok());
+  ASSERT_GT(first->leaves().size(), 4u);
+  auto same = s.Scan(kFuture);
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->leaves(), first->leaves()) << "every leaf shared";
+  WriteFile(d.Sub("dev/300.json"), "changed");
+  auto changed = s.Scan(kFuture);
+  ASSERT_TRUE(changed.ok());
+  ASSERT_EQ(changed->leaves().size(), first->leaves().size());
+  size_t shared = 0;
+  for (size_t i = 0; i < first->leaves().size(); ++i) shared += changed->leaves()[i] == first->leaves()[i];
+  EXPECT_EQ(shared + 1, first->leaves().size());
 }
 
 }  // namespace

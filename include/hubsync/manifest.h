@@ -161,15 +161,20 @@ class Manifest {
 
 // Builds a manifest from entries given in path order, cutting leaves as
 // they come: no list of every entry is held beside the leaves (at 100,000
-// files that list is as big as the manifest).
+// files that list is as big as the manifest). A leaf equal to one of
+// `like`'s (every field, the local ones too) is taken from there, so a
+// rescan that finds little changed shares the old manifest's leaves
+// instead of holding a second copy.
 class ManifestBuilder {
  public:
+  explicit ManifestBuilder(const Manifest* like = nullptr) : like_(like) {}
   // False, and `e` dropped, unless e.path sorts after the last path added.
   bool Add(Entry e);
   Manifest Finish();  // the builder is empty afterwards
 
  private:
   void CutLeaf();
+  const Manifest* like_;
   Manifest m_;
   std::vector<Entry> leaf_;
 };
