@@ -23,7 +23,7 @@ Status SyncDir(const std::string& path) {
   return Status::Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& data, int mode) {
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
   std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return Status::IoError("create " + tmp + ": " + ErrnoText(errno));

@@ -4,6 +4,7 @@
 #define HUBSYNC_SRC_FILE_UTIL_H_
 
 #include <string>
+#include <string_view>
 
 #include "hubsync/status.h"
 
@@ -12,7 +13,7 @@ namespace hubsync {
 // Writes `data` to `path` atomically the way leveldb writes CURRENT: a temp
 // file beside it, fsync, rename over, fsync of the directory; the temp file is
 // removed on failure. `mode` applies to the new file (e.g. 0600 for keys).
-Status WriteFileAtomic(const std::string& path, const std::string& data, int mode);
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode);
 
 // Reads a whole (small) file. NotFound when it does not exist.
 Result<std::string> ReadSmallFile(const std::string& path);

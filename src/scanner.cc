@@ -80,17 +80,21 @@ Status Scanner::MakeEntry(const std::string& path, const FileInfo& fi, bool forc
   return Status::Ok();
 }
 
-bool Scanner::Cached(const std::string& path, const FileInfo& fi, Entry* e) const {
-  for (const auto* map : {&remembered_, &loaded_}) {
+bool Scanner::Cached(const std::string& path, const FileInfo& fi, Entry* e) {
+  // Each path is asked for once per scan: an answer is used up, so these
+  // maps shrink as the manifest they feed grows (at 100,000 files each
+  // is as large as the manifest).
+  for (auto* map : {&remembered_, &loaded_}) {
     auto it = map->find(path);
     if (it == map->end()) continue;
-    const CacheEntry& c = it->second;
+    CacheEntry c = std::move(it->second);
+    map->erase(it);
     if (c.size != fi.size || c.mtime_ns != fi.mtime_ns || c.ctime_ns != fi.ctime_ns ||
         c.inode != fi.inode) {
       continue;
     }
     e->digest = c.digest;
-    e->blocks = c.blocks;
+    e->blocks = std::move(c.blocks);
     return true;
   }
   const Entry* old = known_.Find(path);
@@ -260,10 +264,17 @@ Status Scanner::LoadCache() {
 
 Status Scanner::SaveCache() {
   if (!cache_dirty_ || !cache_store_) return Status::Ok();
-  std::string out = kCacheMagic;
+  auto cached = [](const Entry& e) { return e.type == EntryType::kFile && e.inode != 0; };
+  size_t size = sizeof kCacheMagic;  // sized first: at 100,000 files this is ~10 MiB
+  for (const Entry& e : known_) {
+    if (cached(e)) size += 2 + e.path.size() + 4 * 8 + e.digest.size() + 4 + e.blocks.size();
+  }
+  std::string out;
+  out.reserve(size);
+  out = kCacheMagic;
   WireWriter w(&out);
   for (const Entry& e : known_) {
-    if (e.type != EntryType::kFile || e.inode == 0) continue;
+    if (!cached(e)) continue;
     w.Str(e.path);
     w.U64(e.size);
     w.U64(static_cast<uint64_t>(e.mtime_ns));

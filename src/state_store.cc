@@ -81,7 +81,7 @@ class PosixStateStore : public StateStore {
     if (!ValidName(name)) return BadName(name);
     HUBSYNC_RETURN_IF_ERROR(MakeParent(name));
     Forget(name);  // an open descriptor would go on writing the replaced file
-    return WriteFileAtomic(Path(name), std::string(data), 0600);
+    return WriteFileAtomic(Path(name), data, 0600);
   }
 
   Status Overwrite(const std::string& name, std::string_view data) override {

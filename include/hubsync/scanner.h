@@ -70,7 +70,7 @@ class Scanner {
   Status MakeEntry(const std::string& path, const FileInfo& fi, bool force_hash, int64_t now_ns,
                    Entry* e);
   // A digest that may be used for `fi` without reading the file, or null.
-  bool Cached(const std::string& path, const FileInfo& fi, Entry* e) const;
+  bool Cached(const std::string& path, const FileInfo& fi, Entry* e);
   void Known(const Manifest& m);  // the result of a scan or update
 
   FileSystem* fs_;
