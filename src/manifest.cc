@@ -175,14 +175,13 @@ std::pair<size_t, size_t> LowerBound(const std::vector<Manifest::LeafPtr>& leave
 
 // Equal in every field, the local ones (the stat a digest was read
 // under) too: then one may stand for the other.
-bool SameLeaf(const Manifest::Leaf& a, const Manifest::Leaf& b) {
+bool SameLeaf(const Manifest::Leaf& a, const Manifest::Leaf& b, bool local) {
   if (a.hash != b.hash || a.entries.size() != b.entries.size()) return false;
   for (size_t i = 0; i < a.entries.size(); ++i) {
     const Entry& x = a.entries[i];
     const Entry& y = b.entries[i];
-    if (x.path != y.path || x.ctime_ns != y.ctime_ns || x.inode != y.inode || x.blocks != y.blocks) {
-      return false;
-    }
+    if (x.path != y.path || x.blocks != y.blocks) return false;
+    if (local && (x.ctime_ns != y.ctime_ns || x.inode != y.inode)) return false;
   }
   return true;
 }
@@ -324,7 +323,7 @@ void ManifestBuilder::CutLeaf() {
   if (like_) {
     const auto& old = like_->leaves_;
     size_t at = LowerBound(old, leaf->entries.front().path).first;
-    if (at < old.size() && SameLeaf(*old[at], *leaf)) leaf = old[at];
+    if (at < old.size() && SameLeaf(*old[at], *leaf, local_)) leaf = old[at];
   }
   m_.leaves_.push_back(std::move(leaf));
   m_.files_ += m_.leaves_.back()->files;
@@ -338,9 +337,11 @@ Manifest ManifestBuilder::Finish() {
 }
 
 Manifest FilterManifest(const Manifest& m, const PathFilter& filter) {
-  ManifestBuilder kept;
+  auto excluded = [&](const Entry& e) { return filter.Excluded(e.path, e.type == EntryType::kDir); };
+  if (std::none_of(m.begin(), m.end(), excluded)) return m;  // every leaf shared
+  ManifestBuilder kept(&m);
   for (const Entry& e : m) {
-    if (!filter.Excluded(e.path, e.type == EntryType::kDir)) kept.Add(e);
+    if (!excluded(e)) kept.Add(e);
   }
   return kept.Finish();
 }

@@ -322,7 +322,7 @@ void PrimaryEngine::StartSync(Peer& p, int64_t now) {
     return;
   }
   p.phase = Peer::Phase::kAwaitManifest;
-  p.assembler = ManifestAssembler();
+  p.assembler = ManifestAssembler({}, current_);  // a backup's tree is mostly ours
   ManifestRequest req;
   req.primary = env_.config.gateway_id;
   req.root = ToHex(root_);

@@ -107,11 +107,12 @@ std::vector<std::string> EncodeManifestChunks(const ManifestHeader& h, const Man
   w.Raw(h.root.data(), h.root.size());
   w.U32(h.count);
   if (h.same) return chunks;
+  const size_t header = chunks.front().size();
   std::string one;
   for (const Entry& e : m) {
     one.clear();
     EncodeEntry(e, &one);
-    if (one.size() > max_plain - chunks.front().size()) {
+    if (one.size() > max_plain - header) {
       // A chunk list too long for a message this small (max_message_bytes):
       // the entry goes without it, and the file is shipped whole.
       Entry lean = e;

@@ -44,7 +44,10 @@ TEST(WireTest, ManifestChunksRoundTripWithinTheLimit) {
   ASSERT_TRUE(a.done());
   Manifest back = a.Take();
   EXPECT_EQ(back.root(), h.root);
-  EXPECT_EQ(back[0].blocks, m[0].blocks);
+  // Chunk lists arrive with every entry, not only those in the first message
+  // (a lean entry would make the primary ship the whole file).
+  auto it = back.begin();
+  for (const Entry& e : m) EXPECT_EQ((it++)->blocks, e.blocks) << e.path;
 }
 
 TEST(WireTest, ManifestAssemblerRefusesDisorderAndLies) {
@@ -283,6 +286,38 @@ TEST(WireTest, AckRoundTrip) {
   EXPECT_EQ(b->files, 3u);
   EXPECT_FALSE(DecodeAck("x").ok());
   EXPECT_FALSE(DecodeAck(EncodeAck(a) + "trailing").ok());
+}
+
+// A backup's manifest that is mostly ours shares our leaves (the local
+// stat fields never travel, so they do not count), and filtering it
+// without excluding anything copies nothing.
+TEST(WireTest, AManifestLikeOursSharesItsLeaves) {
+  std::vector<Entry> ours_entries;
+  for (const Entry& e : Sample(2000)) {
+    Entry local = e;
+    local.inode = 42;  // read from this disk
+    ours_entries.push_back(local);
+  }
+  auto ours = std::make_shared<const Manifest>(std::move(ours_entries));
+  Manifest theirs = *ours;
+  Entry changed = theirs[1000];
+  changed.digest = Sha256Of("changed");
+  theirs.Put(changed);
+  ManifestHeader h;
+  h.root = theirs.root();
+  h.count = static_cast<uint32_t>(theirs.size());
+  auto chunks = EncodeManifestChunks(h, theirs, 4096);
+  ManifestAssembler a({}, ours);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    ASSERT_TRUE(a.Add(static_cast<uint32_t>(i), i + 1 == chunks.size(), chunks[i]).ok());
+  }
+  Manifest back = a.Take();
+  EXPECT_EQ(back.root(), theirs.root());
+  size_t shared = 0;
+  for (size_t i = 0; i < back.leaves().size(); ++i) shared += back.leaves()[i] == ours->leaves()[i];
+  EXPECT_EQ(shared + 1, ours->leaves().size()) << "chunk lists after the first message kept";
+  Manifest filtered = FilterManifest(back, PathFilter({"elsewhere/**"}));
+  EXPECT_EQ(filtered.leaves(), back.leaves());
 }
 
 }  // namespace

@@ -162,12 +162,15 @@ class Manifest {
 // Builds a manifest from entries given in path order, cutting leaves as
 // they come: no list of every entry is held beside the leaves (at 100,000
 // files that list is as big as the manifest). A leaf equal to one of
-// `like`'s (every field, the local ones too) is taken from there, so a
-// rescan that finds little changed shares the old manifest's leaves
-// instead of holding a second copy.
+// `like`'s (`like` must outlive the builder) is taken from there, so a
+// rescan that finds little changed, or a backup's manifest much like ours,
+// shares leaves instead of holding a second copy. Equal means in every
+// field that is sent (chunk lists too), and with `local` in the local
+// ones as well (a scan: the stat a digest was read under must be kept).
 class ManifestBuilder {
  public:
-  explicit ManifestBuilder(const Manifest* like = nullptr) : like_(like) {}
+  explicit ManifestBuilder(const Manifest* like = nullptr, bool local = true)
+      : like_(like), local_(local) {}
   // False, and `e` dropped, unless e.path sorts after the last path added.
   bool Add(Entry e);
   Manifest Finish();  // the builder is empty afterwards
@@ -175,6 +178,7 @@ class ManifestBuilder {
  private:
   void CutLeaf();
   const Manifest* like_;
+  bool local_;
   Manifest m_;
   std::vector<Entry> leaf_;
 };

@@ -8,6 +8,7 @@
 #define HUBSYNC_WIRE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,7 +78,10 @@ struct ManifestLimits {
 // so a stream has at most one chunk per entry and cannot go on for ever.
 class ManifestAssembler {
  public:
-  explicit ManifestAssembler(ManifestLimits limits = {}) : limits_(limits) {}
+  // `like`: a manifest whose equal leaves the result may share (ManifestBuilder).
+  explicit ManifestAssembler(ManifestLimits limits = {},
+                             std::shared_ptr<const Manifest> like = nullptr)
+      : limits_(limits), like_(std::move(like)), entries_(like_.get(), /*local=*/false) {}
   Status Add(uint32_t chunk, bool last, std::string_view plain);
   bool done() const { return done_; }
   const ManifestHeader& header() const { return header_; }
@@ -85,6 +89,7 @@ class ManifestAssembler {
 
  private:
   ManifestLimits limits_;
+  std::shared_ptr<const Manifest> like_;
   uint32_t next_chunk_ = 0;
   uint64_t bytes_ = 0;
   bool done_ = false;
