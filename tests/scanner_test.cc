@@ -16,6 +16,14 @@ using testing::WriteFile;
 
 constexpr int64_t kFuture = 4'000'000'000'000'000'000;
 
+// A scanner over a temporary directory, nothing excluded.
+struct Scanned {
+  TempDir d;
+  std::unique_ptr<FileSystem> fs = NewPosixFileSystem(d.path());
+  PathFilter filter;
+  Scanner s{fs.get(), &filter};
+};
+
 const Entry* Find(const Manifest& m, const std::string& p) {
   for (const Entry& e : m) {
     if (e.path == p) return &e;
@@ -68,11 +76,10 @@ TEST(ScannerTest, CacheSparesRehashingAcrossRestarts) {
 }
 
 TEST(ScannerTest, RecentlyModifiedFilesAreNotTrustedFromTheCache) {
-  TempDir d;
+  Scanned t;
+  TempDir& d = t.d;
+  Scanner& s = t.s;
   WriteFile(d.Sub("f"), "x");
-  auto fs = NewPosixFileSystem(d.path());
-  PathFilter filter;
-  Scanner s(fs.get(), &filter);
   int64_t now = RealClock()->WallNs();
   ASSERT_TRUE(s.Scan(now).ok());
   ASSERT_TRUE(s.Scan(now).ok());
@@ -80,12 +87,11 @@ TEST(ScannerTest, RecentlyModifiedFilesAreNotTrustedFromTheCache) {
 }
 
 TEST(ScannerTest, UpdatePatchesOnlyWhatChanged) {
-  TempDir d;
+  Scanned t;
+  TempDir& d = t.d;
+  Scanner& s = t.s;
   WriteFile(d.Sub("keep/a"), "a");
   WriteFile(d.Sub("gone/b"), "b");
-  auto fs = NewPosixFileSystem(d.path());
-  PathFilter filter;
-  Scanner s(fs.get(), &filter);
   auto m = s.Scan(kFuture);
   ASSERT_TRUE(m.ok());
   std::system(("rm -rf '" + d.Sub("gone") + "'").c_str());
@@ -102,14 +108,13 @@ TEST(ScannerTest, UpdatePatchesOnlyWhatChanged) {
 // must still drop what left it (a manifest that kept "d/y" would never
 // send its deletion).
 TEST(ScannerTest, AnUpdatedDirectoryDropsWhatLeftItEvenWithSiblingsSortingBetween) {
-  TempDir d;
+  Scanned t;
+  TempDir& d = t.d;
+  Scanner& s = t.s;
   WriteFile(d.Sub("d/y"), "y");
   WriteFile(d.Sub("d/z"), "z");
   WriteFile(d.Sub("d-x.json"), "x");
   WriteFile(d.Sub("d.old"), "o");
-  auto fs = NewPosixFileSystem(d.path());
-  PathFilter filter;
-  Scanner s(fs.get(), &filter);
   auto m = s.Scan(kFuture);
   ASSERT_TRUE(m.ok());
   std::remove(d.Sub("d/y").c_str());
@@ -126,12 +131,11 @@ TEST(ScannerTest, AnUpdatedDirectoryDropsWhatLeftItEvenWithSiblingsSortingBetwee
 // and a file swapped for another of the same size and mtime (a new inode,
 // as an editor's save-by-rename makes) is read again.
 TEST(ScannerTest, ScanningAgainReadsOnlyWhatChanged) {
-  TempDir d;
+  Scanned t;
+  TempDir& d = t.d;
+  Scanner& s = t.s;
   WriteFile(d.Sub("a"), std::string(1000, 'a'));
   WriteFile(d.Sub("b"), std::string(2000, 'b'));
-  auto fs = NewPosixFileSystem(d.path());
-  PathFilter filter;
-  Scanner s(fs.get(), &filter);
   ASSERT_TRUE(s.Scan(kFuture).ok());
   EXPECT_EQ(s.hashed_bytes(), 3000u);
   ASSERT_TRUE(s.Scan(kFuture).ok());
@@ -160,13 +164,12 @@ TEST(ScannerTest, ScanningAgainReadsOnlyWhatChanged) {
 // A scan builds its manifest as it reads (no list of every entry beside
 // it), so it must come out in path order whatever the names.
 TEST(ScannerTest, AScanComesOutInPathOrderWhateverTheNames) {
-  TempDir d;
+  Scanned t;
+  TempDir& d = t.d;
+  Scanner& s = t.s;
   std::vector<std::string> files = {"a.b", "a/c/d", "a-", "a0", "a/c.e", "b", "\xc3\xa9", "A",
                                     "a/c/d.x", "a/c-/y", "z/a/b/c"};
   for (const std::string& f : files) WriteFile(d.Sub(f), f);
-  auto fs = NewPosixFileSystem(d.path());
-  PathFilter filter;
-  Scanner s(fs.get(), &filter);
   auto m = s.Scan(kFuture);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   std::vector<std::string> got, want = {"a", "a/c", "a/c-", "z", "z/a", "z/a/b"};
@@ -179,11 +182,10 @@ TEST(ScannerTest, AScanComesOutInPathOrderWhateverTheNames) {
 // Memory that does not grow with checks: scanning again shares the last
 // result's leaves wherever nothing changed.
 TEST(ScannerTest, ScanningAgainSharesTheLeavesOfWhatDidNotChange) {
-  TempDir d;
+  Scanned t;
+  TempDir& d = t.d;
+  Scanner& s = t.s;
   for (int i = 0; i < 600; ++i) WriteFile(d.Sub("dev/" + std::to_string(i) + ".json"), "x");
-  auto fs = NewPosixFileSystem(d.path());
-  PathFilter filter;
-  Scanner s(fs.get(), &filter);
   auto first = s.Scan(kFuture);
   ASSERT_TRUE(first.ok());
   ASSERT_GT(first->leaves().size(), 4u);
