@@ -65,25 +65,41 @@ Chunker::Chunker(uint64_t size) : sizes_(ChunkSizesFor(size)) {
 
 void Chunker::Update(std::string_view data) {
   const auto& gear = Gear();
-  size_t start = 0, i = 0;
-  while (i < data.size()) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+  size_t start = 0, i = 0, n = data.size();
+  while (i < n) {
     if (len_ < sizes_.min) {  // no cut this early: skip the hashing
-      size_t skip = static_cast<size_t>(std::min<uint64_t>(data.size() - i, sizes_.min - len_));
+      size_t skip = static_cast<size_t>(std::min<uint64_t>(n - i, sizes_.min - len_));
       len_ += skip;
       i += skip;
       continue;
     }
-    fp_ = (fp_ << 1) + gear[static_cast<unsigned char>(data[i])];
-    ++len_;
-    ++i;
-    uint64_t mask = len_ < sizes_.avg ? mask_small_ : mask_large_;
-    if ((fp_ & mask) == 0 || len_ >= sizes_.max) {
+    // A byte that leaves the chunk shorter than the average is checked
+    // with the strict mask, later ones with the loose mask up to the
+    // maximum: one tight loop per stretch.
+    bool small = len_ + 1 < sizes_.avg;
+    uint64_t mask = small ? mask_small_ : mask_large_;
+    uint64_t limit = small ? sizes_.avg - 1 : sizes_.max;
+    size_t end = static_cast<size_t>(std::min<uint64_t>(n, i + (limit - len_)));
+    uint64_t fp = fp_;
+    size_t from = i;
+    bool cut = false;
+    while (i < end) {
+      fp = (fp << 1) + gear[bytes[i++]];
+      if ((fp & mask) == 0) {
+        cut = true;
+        break;
+      }
+    }
+    fp_ = fp;
+    len_ += i - from;
+    if (cut || len_ >= sizes_.max) {
       hash_.Update(data.data() + start, i - start);
       start = i;
       Cut();
     }
   }
-  hash_.Update(data.data() + start, data.size() - start);
+  hash_.Update(data.data() + start, n - start);
 }
 
 void Chunker::Cut() {
