@@ -539,7 +539,7 @@ void BackupEngine::PublishStatus() {
   std::string payload = EncodeStatus(s);
   if (payload == last_status_) return;
   last_status_ = payload;
-  next_status_ms_ = now + 30000;
+  next_status_ms_ = now + kStatusRefreshMs;
   Message m;
   m.topic = topics_.Status(env_.config.gateway_id);
   m.payload = payload;
@@ -557,6 +557,9 @@ int64_t BackupEngine::Tick(int64_t now) {
   if (now >= next_status_ms_) {
     last_status_.clear();  // refresh (lag grows while behind)
     PublishStatus();
+    // Not announced (no subscriptions yet): OnConnection announces it, so
+    // nothing is due before the next refresh (else this loop would spin).
+    if (next_status_ms_ <= now) next_status_ms_ = now + kStatusRefreshMs;
   }
   int64_t next = next_status_ms_;
   if (resubscribe_at_ms_ >= 0) next = std::min(next, resubscribe_at_ms_);

@@ -99,6 +99,29 @@ TEST_F(EngineTest, ABackupSaysNothingBeforeItsSubscriptionsEvenIfTheConnectionIs
   EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
 }
 
+// A daemon whose broker is away sleeps until something is due: neither
+// engine asks its event loop to call again at once (a backup did, and spun
+// at 100 % CPU for as long as the broker could not be reached).
+TEST_F(EngineTest, WithoutABrokerNeitherEngineAsksToBeCalledAgainAtOnce) {
+  WriteFile(primary_dir_.Sub("a.json"), "1");
+  Build(Policy{true, 0, 0});
+  Settle();
+  bt_->connected_ = false;
+  old_transports_.push_back(std::move(bt_));
+  backup_.reset();
+  bt_ = broker_.NewClient();  // never connected
+  backup_ = std::make_unique<BackupEngine>(Env(backup_config_, bt_.get(), bfs_.get(), &backup_state_));
+  ASSERT_TRUE(backup_->Start().ok());
+  pt_->connected_ = false;
+  primary_->OnConnection(false);
+  for (int i = 0; i < 3; ++i) {
+    int64_t now = clock_.NowMs();
+    EXPECT_GT(backup_->Tick(now), now) << "round " << i;
+    EXPECT_GT(primary_->Tick(now), now) << "round " << i;
+    clock_.Advance(kStatusRefreshMs);
+  }
+}
+
 // A delta sent at once to a backup that misses it (it has just reconnected;
 // seen once in CI's kill campaign) is not waited on for the phase timeout:
 // after kRequestRepeatMs with no answer the exchange follows.

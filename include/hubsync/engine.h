@@ -90,6 +90,9 @@ class Outbox {
   uint64_t dropped_ = 0;
 };
 
+// A status is published again this often even if nothing changed.
+constexpr int64_t kStatusRefreshMs = 30000;
+
 // Subscribes to each filter in turn (QoS 1), stopping at the first the
 // broker does not grant; the engines retry a failed set (kResubscribeMs).
 Status SubscribeAll(Transport* t, const std::vector<std::string>& filters);
