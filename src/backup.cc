@@ -442,9 +442,10 @@ void BackupEngine::OnDelta(const Message& m) {
   }
   if (saw_end != h.last) return FailTransfer("delta end does not match the last flag", false);
   if (!h.last) {
-    // Long transfers show their progress in the status, about once a second.
+    // Transfers of more than one message show their progress in the status:
+    // from the first (its total), then about once a second.
     int64_t now = env_.clock->NowMs();
-    if (now - last_progress_ms_ >= 1000) {
+    if (h.chunk == 0 || now - last_progress_ms_ >= 1000) {
       last_progress_ms_ = now;
       PublishStatus();
     }

@@ -197,4 +197,78 @@ Result<std::string> DeltaWriter::Next(bool* last) {
   }
 }
 
+SharedDelta::SharedDelta(std::unique_ptr<DeltaWriter> writer, bool compress)
+    : writer_(std::move(writer)), compress_(compress) {}
+
+std::unique_ptr<DeltaReader> SharedDelta::Join() {
+  if (first_ != 0) return nullptr;
+  cursors_.push_back(0);
+  return std::unique_ptr<DeltaReader>(new DeltaReader(shared_from_this(), cursors_.size() - 1));
+}
+
+Result<std::shared_ptr<const PackedChunk>> SharedDelta::Next(size_t r) {
+  size_t at = cursors_[r];
+  if (at == kGone) return Status::Unavailable("fell too far behind the other backups");
+  if (at == first_ + held_.size()) {
+    if (writer_->done()) return Status::InvalidArgument("read past the last chunk");
+    if (Full()) {
+      Trim(true);  // no more joining
+      // Whoever still needs the oldest chunk is that far behind: let go.
+      if (Full()) {
+        for (size_t& c : cursors_) {
+          if (c == first_) c = kGone;
+        }
+        Trim(true);
+      }
+    }
+    bool last = false;
+    auto plain = writer_->Next(&last);
+    if (!plain.ok()) return plain.status();
+    auto chunk = std::make_shared<const PackedChunk>(Pack(*plain, compress_, last));
+    held_bytes_ += chunk->bytes.size();
+    held_.push_back(std::move(chunk));
+  }
+  std::shared_ptr<const PackedChunk> out = held_[at - first_];
+  ++cursors_[r];
+  Trim(false);
+  return out;
+}
+
+void SharedDelta::Leave(size_t r) {
+  cursors_[r] = kGone;
+  Trim(false);
+}
+
+bool SharedDelta::Full() const {
+  return held_.size() >= kMaxHeld || held_bytes_ >= kMaxHeldBytes;
+}
+
+void SharedDelta::Trim(bool closing) {
+  // While the first chunk is held and there is room, others may join.
+  if (!closing && first_ == 0 && !Full()) return;
+  size_t min = kGone;
+  for (size_t c : cursors_) min = std::min(min, c);
+  while (!held_.empty() && first_ < min) {
+    held_bytes_ -= held_.front()->bytes.size();
+    held_.pop_front();
+    ++first_;
+  }
+}
+
+DeltaReader::~DeltaReader() { stream_->Leave(slot_); }
+
+Result<std::unique_ptr<DeltaReader>> DeltaReader::Alone(std::unique_ptr<DeltaWriter> writer,
+                                                        bool compress, size_t at) {
+  for (size_t i = 0; i < at; ++i) {
+    bool last = false;
+    auto skipped = writer->Next(&last);
+    if (!skipped.ok()) return skipped.status();
+    if (last) return Status::InvalidArgument("the delta ended before the reader's place");
+  }
+  auto stream = std::make_shared<SharedDelta>(std::move(writer), compress);
+  stream->first_ = at;
+  stream->cursors_.push_back(at);
+  return std::unique_ptr<DeltaReader>(new DeltaReader(std::move(stream), 0));
+}
+
 }  // namespace hubsync

@@ -151,24 +151,42 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::CreateFrom(
   return ch;
 }
 
+PackedChunk Pack(std::string_view plain, bool compress, bool last) {
+  PackedChunk p;
+  p.last = last;
+  p.compressed = compress && Compress(plain, &p.bytes);
+  if (!p.compressed) p.bytes.assign(plain);
+  return p;
+}
+
 Result<std::string> SecureChannel::Seal(MsgKind kind, uint64_t transfer, uint32_t chunk,
                                         bool last, std::string_view plain) {
+  std::string packed;
+  bool compressed = compress_ && Compress(plain, &packed);
+  return SealBytes(kind, transfer, chunk, last, compressed, compressed ? packed : plain);
+}
+
+Result<std::string> SecureChannel::SealPacked(MsgKind kind, uint64_t transfer, uint32_t chunk,
+                                              const PackedChunk& packed) {
+  return SealBytes(kind, transfer, chunk, packed.last, packed.compressed, packed.bytes);
+}
+
+Result<std::string> SecureChannel::SealBytes(MsgKind kind, uint64_t transfer, uint32_t chunk,
+                                             bool last, bool compressed, std::string_view bytes) {
   if (SentByPrimary(kind) != is_primary_) return Status::InvalidArgument("wrong direction");
   auto counter = tx_->Next();
   if (!counter.ok()) return counter.status();
   EnvelopeHeader h;
   h.kind = kind;
   h.last = last;
+  h.compressed = compressed;
   h.epoch = current_epoch_;
   h.session = tx_session_;
   h.counter = *counter;
   h.transfer = transfer;
   h.chunk = chunk;
-  std::string packed;
-  h.compressed = compress_ && Compress(plain, &packed);
   std::string out;
-  HUBSYNC_RETURN_IF_ERROR(
-      SealEnvelope(*tx_aead_, home_, backup_, h, h.compressed ? packed : plain, &out));
+  HUBSYNC_RETURN_IF_ERROR(SealEnvelope(*tx_aead_, home_, backup_, h, bytes, &out));
   return out;
 }
 

@@ -103,7 +103,7 @@ void PrimaryEngine::OnConnection(bool connected) {
   for (auto& [id, p] : peers_) {
     p->online = false;
     p->phase = Peer::Phase::kIdle;
-    p->writer.reset();
+    p->delta.reset();
     p->wanted = true;
     p->retry_at_ms = 0;
   }
@@ -223,7 +223,7 @@ void PrimaryEngine::OnMessage(const Message& m) {
       // Its half of the transfer is gone; start over when it is back.
       Log(LogLevel::kInfo, "backup " + gw + " went offline during a sync");
       p->phase = Peer::Phase::kIdle;
-      p->writer.reset();
+      p->delta.reset();
       p->snapshot.reset();
       p->wanted = true;
       p->retry_at_ms = 0;
@@ -389,34 +389,58 @@ void PrimaryEngine::HoldBack(Peer& p, const Manifest& theirs) {
 
 void PrimaryEngine::StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,
                                std::optional<Digest> precondition) {
-  DiffOptions opts;
-  opts.allow_block_reuse = opts.allow_local_source = !p.plain_next;
-  std::vector<Op> ops = Diff(*p.snapshot, *theirs, opts);
   p.backup_manifest = theirs;
-  if (ops.empty()) return FinishSync(p, true, nullptr);
-  size_t max_plain = static_cast<size_t>(env_.config.max_message_bytes) - kEnvelopeOverhead - 1024;
-  p.writer = std::make_unique<DeltaWriter>(env_.fs, p.snapshot, theirs, std::move(ops), max_plain,
-                                           precondition, p.snapshot_root);
+  p.delta_key = Peer::DeltaKey{p.snapshot_root, theirs->root(), precondition, p.plain_next};
+  // Another backup just sent the same delta (same trees): share its chunks.
+  for (auto& [id, q] : peers_) {
+    if (q.get() == &p || !q->delta || !(q->delta_key == p.delta_key)) continue;
+    p.delta = q->delta->Join();
+    if (p.delta) break;
+  }
+  if (!p.delta) {
+    std::unique_ptr<DeltaWriter> writer = WriteDelta(p);
+    if (!writer) return FinishSync(p, true, nullptr);  // nothing differs
+    p.delta = std::make_shared<SharedDelta>(std::move(writer), env_.config.compress)->Join();
+  }
   p.phase = Peer::Phase::kSending;
   p.next_chunk = 0;
   p.acked_chunk = -1;
   Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id + ": " +
-                            std::to_string(p.writer->op_count()) + " ops, " +
-                            std::to_string(p.writer->total_bytes()) + " bytes to ship");
+                            std::to_string(p.delta->writer().op_count()) + " ops, " +
+                            std::to_string(p.delta->writer().total_bytes()) + " bytes to ship" +
+                            (p.delta->shared() ? " (shared with another backup)" : ""));
   Pump(p);
 }
 
+std::unique_ptr<DeltaWriter> PrimaryEngine::WriteDelta(const Peer& p) {
+  DiffOptions opts;
+  opts.allow_block_reuse = opts.allow_local_source = !p.delta_key.plain;
+  std::vector<Op> ops = Diff(*p.snapshot, *p.backup_manifest, opts);
+  if (ops.empty()) return nullptr;
+  size_t max_plain = static_cast<size_t>(env_.config.max_message_bytes) - kEnvelopeOverhead - 1024;
+  return std::make_unique<DeltaWriter>(env_.fs, p.snapshot, p.backup_manifest, std::move(ops),
+                                       max_plain, p.delta_key.precondition, p.snapshot_root);
+}
+
 void PrimaryEngine::Pump(Peer& p) {
-  while (p.phase == Peer::Phase::kSending && !p.writer->done() &&
-         static_cast<int64_t>(p.next_chunk) - p.acked_chunk <= kWindow &&
-         outbox_.size() < 2) {
-    bool last = false;
-    auto chunk = p.writer->Next(&last);
+  while (p.phase == Peer::Phase::kSending &&
+         static_cast<int64_t>(p.next_chunk) - p.acked_chunk <= kWindow && outbox_.size() < 2) {
+    auto chunk = p.delta->Next();
+    if (!chunk.ok() && chunk.status().code() == Status::Code::kUnavailable) {
+      // Let go by the backups it shared with: the same delta, written again
+      // for this one alone from where it is.
+      Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
+                                ": behind the other backups, reading on alone");
+      auto alone = DeltaReader::Alone(WriteDelta(p), env_.config.compress, p.next_chunk);
+      if (!alone.ok()) return FailSync(p, "cannot read data_dir: " + alone.status().Reason(), false);
+      p.delta = std::move(alone).value();
+      continue;
+    }
     if (!chunk.ok()) {
       Log(LogLevel::kWarn, "reading what to send failed: " + chunk.status().ToString());
       return FailSync(p, "cannot read data_dir: " + chunk.status().Reason(), false);
     }
-    auto sealed = p.channel->Seal(MsgKind::kDelta, p.transfer, p.next_chunk, last, *chunk);
+    auto sealed = p.channel->SealPacked(MsgKind::kDelta, p.transfer, p.next_chunk, **chunk);
     if (!sealed.ok()) return FailSync(p, sealed.status().ToString(), false);
     Message msg;
     msg.topic = topics_.Delta(p.id);
@@ -424,14 +448,15 @@ void PrimaryEngine::Pump(Peer& p) {
     p.wire_bytes += msg.payload.size();
     outbox_.Send(std::move(msg));
     ++p.next_chunk;
-    if (last) p.phase = Peer::Phase::kAwaitAck;
+    if ((*chunk)->last) p.phase = Peer::Phase::kAwaitAck;
     int64_t now = env_.clock->NowMs();
     if (now - p.last_progress_log_ms >= 5000) {
       p.last_progress_log_ms = now;
       if (now - p.started_ms >= 5000) {
         Log(LogLevel::kInfo, "sync to " + p.id + ": " +
-                                 std::to_string(p.writer->shipped_bytes() >> 20) + " of " +
-                                 std::to_string(p.writer->total_bytes() >> 20) + " MiB sent");
+                                 std::to_string(p.delta->writer().shipped_bytes() >> 20) + " of " +
+                                 std::to_string(p.delta->writer().total_bytes() >> 20) +
+                                 " MiB sent");
       }
     }
   }
@@ -491,12 +516,12 @@ void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
   e.gw = env_.config.gateway_id;
   e.fields["backup"] = p.id;
   e.fields["result"] = in_sync ? "in_sync" : "differs";
-  e.counts["ops"] = p.writer ? static_cast<int64_t>(p.writer->op_count()) : 0;
-  e.counts["bytes"] = p.writer ? static_cast<int64_t>(p.writer->shipped_bytes()) : 0;
+  e.counts["ops"] = p.delta ? static_cast<int64_t>(p.delta->writer().op_count()) : 0;
+  e.counts["bytes"] = p.delta ? static_cast<int64_t>(p.delta->writer().total_bytes()) : 0;
   e.counts["wire_bytes"] = static_cast<int64_t>(p.wire_bytes);
   e.counts["duration_ms"] = now - p.started_ms;
   if (ack) e.counts["files"] = ack->files;
-  p.writer.reset();
+  p.delta.reset();
   p.snapshot.reset();
   p.backup_manifest.reset();
   Emit(std::move(e));
@@ -514,7 +539,7 @@ void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
 void PrimaryEngine::AbandonSync(Peer& p) {
   p.phase = Peer::Phase::kIdle;
   p.transfer = 0;  // its late answers are stale now
-  p.writer.reset();
+  p.delta.reset();
   p.snapshot.reset();
   p.wanted = true;
   p.retry_at_ms = 0;
@@ -529,7 +554,7 @@ void PrimaryEngine::FailSync(Peer& p, const std::string& why, bool retry_plain) 
   p.phase = Peer::Phase::kIdle;
   p.transfer = 0;  // its late answers are stale now
   p.error = why;
-  p.writer.reset();
+  p.delta.reset();
   p.snapshot.reset();
   p.known.reset();
   p.rescan = true;
@@ -687,7 +712,7 @@ void PrimaryEngine::PublishStatus() {
   std::string payload = EncodeStatus(s);
   int64_t now = env_.clock->NowMs();
   if (payload == last_status_ && now < next_status_ms_) return;
-  next_status_ms_ = now + 30000;
+  next_status_ms_ = now + kStatusRefreshMs;
   last_status_ = payload;
   if (!connected_) return;
   Message m;

@@ -5,6 +5,7 @@
 #define HUBSYNC_SRC_PRIMARY_PEER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "hubsync/engine.h"
@@ -51,7 +52,18 @@ struct PrimaryEngine::Peer {
   Digest snapshot_root{};
   ManifestAssembler assembler;
   std::shared_ptr<const Manifest> backup_manifest;
-  std::unique_ptr<DeltaWriter> writer;
+  // The delta being sent: its place in a stream other backups at the same
+  // tree may share, and what makes two deltas the same.
+  std::unique_ptr<DeltaReader> delta;
+  struct DeltaKey {
+    Digest target{}, base{};
+    std::optional<Digest> precondition;
+    bool plain = false;
+    bool operator==(const DeltaKey& o) const {
+      return target == o.target && base == o.base && precondition == o.precondition &&
+             plain == o.plain;
+    }
+  } delta_key;
   uint32_t next_chunk = 0;
   int64_t acked_chunk = -1;
   // What the backup is known to hold after its last successful sync.

@@ -7,11 +7,13 @@
 #define HUBSYNC_DELTA_WRITER_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "hubsync/envelope.h"
 #include "hubsync/filesystem.h"
 #include "hubsync/manifest.h"
 #include "hubsync/wire.h"
@@ -65,6 +67,72 @@ class DeltaWriter {
   uint64_t seg_done_ = 0;
   std::unique_ptr<ReadableFile> reader_;
   std::string buf_;
+};
+
+class DeltaReader;
+
+// A delta read, cut and compressed once for every backup it goes to: the
+// backups a change finds at the same tree get the same chunks, and each
+// seals them under its own key. Chunks are held from the first until
+// kMaxHeld (or kMaxHeldBytes) are, so backups whose syncs start meanwhile
+// can join; after that a chunk is dropped once every reader has taken it.
+// When the held chunks reach the limit again, the readers still needing the
+// oldest are let go (their Next says so) and go on alone
+// (DeltaReader::Alone): a slow backup never holds up the rest, and memory
+// stays within the limit.
+//
+// Thread rule: one thread.
+class SharedDelta : public std::enable_shared_from_this<SharedDelta> {
+ public:
+  static constexpr size_t kMaxHeld = 24;
+  static constexpr size_t kMaxHeldBytes = 8 << 20;
+
+  SharedDelta(std::unique_ptr<DeltaWriter> writer, bool compress);
+  // A reader at the first chunk; null once that chunk is gone.
+  std::unique_ptr<DeltaReader> Join();
+  const DeltaWriter& writer() const { return *writer_; }
+
+ private:
+  friend class DeltaReader;
+  static constexpr size_t kGone = SIZE_MAX;
+  // Reader r's next chunk; Unavailable if r was let go.
+  Result<std::shared_ptr<const PackedChunk>> Next(size_t r);
+  void Leave(size_t r);
+  bool Full() const;
+  // Drops the chunks every reader has taken, unless others may still join
+  // and `closing` is false.
+  void Trim(bool closing);
+
+  std::unique_ptr<DeltaWriter> writer_;
+  bool compress_;
+  std::deque<std::shared_ptr<const PackedChunk>> held_;
+  size_t held_bytes_ = 0;
+  size_t first_ = 0;             // the index of held_.front()
+  std::vector<size_t> cursors_;  // per reader: the next index it takes, or kGone
+};
+
+// One backup's place in a SharedDelta; leaves it when destroyed.
+class DeltaReader {
+ public:
+  ~DeltaReader();
+  // The next chunk (DeltaWriter::Next's errors); Unavailable once this
+  // reader has been let go for falling kMaxHeld chunks behind.
+  Result<std::shared_ptr<const PackedChunk>> Next() { return stream_->Next(slot_); }
+  // A reader on a stream of its own over `writer` (the same delta written
+  // again), at chunk `at`: the chunks before are cut and dropped unpacked.
+  static Result<std::unique_ptr<DeltaReader>> Alone(std::unique_ptr<DeltaWriter> writer,
+                                                    bool compress, size_t at);
+  // Another reader of the same stream at its first chunk; null once that
+  // chunk is gone.
+  std::unique_ptr<DeltaReader> Join() { return stream_->Join(); }
+  const DeltaWriter& writer() const { return stream_->writer(); }
+  bool shared() const { return stream_.use_count() > 1; }
+
+ private:
+  friend class SharedDelta;
+  DeltaReader(std::shared_ptr<SharedDelta> s, size_t slot) : stream_(std::move(s)), slot_(slot) {}
+  std::shared_ptr<SharedDelta> stream_;
+  size_t slot_;
 };
 
 }  // namespace hubsync

@@ -147,6 +147,9 @@ class PrimaryEngine {
   void AbandonSync(Peer& p);
   void FailSync(Peer& p, const std::string& why, bool retry_plain);
   void FinishSync(Peer& p, bool in_sync, const Ack* ack);
+  // The delta from p.snapshot to p.backup_manifest as p.delta_key says;
+  // null if they do not differ.
+  std::unique_ptr<DeltaWriter> WriteDelta(const Peer& p);
   void OnManifestChunk(Peer& p, const Opened& o);
   void OnAck(Peer& p, const Opened& o);
   void Pump(Peer& p);

@@ -73,6 +73,15 @@ Status OpenEnvelope(AesGcm& aead, const std::string& home, const std::string& ba
 Status OpenEnvelopeUnder(const Key& key, const std::string& home, const std::string& backup,
                          std::string_view msg, EnvelopeHeader* h, std::string* plain);
 
+// What goes into an envelope: the plaintext, or its zstd frame when that is
+// smaller and compression is on (compress.h).
+struct PackedChunk {
+  std::string bytes;
+  bool compressed = false;
+  bool last = false;
+};
+PackedChunk Pack(std::string_view plain, bool compress, bool last = false);
+
 struct Opened {
   EnvelopeHeader header;
   std::string plain;
@@ -108,6 +117,9 @@ class SecureChannel {
   // (the header says so).
   Result<std::string> Seal(MsgKind kind, uint64_t transfer, uint32_t chunk, bool last,
                            std::string_view plain);
+  // Seals what Pack made (compressed once for several channels).
+  Result<std::string> SealPacked(MsgKind kind, uint64_t transfer, uint32_t chunk,
+                                 const PackedChunk& packed);
   // Opened.plain is decompressed; a compressed message that is malformed or
   // would exceed max_plain() is Corruption (counters untouched).
   Result<Opened> Open(std::string_view msg);
@@ -135,6 +147,8 @@ class SecureChannel {
     std::map<uint64_t, std::unique_ptr<AesGcm>> peer_sessions;
   };
   SecureChannel() = default;
+  Result<std::string> SealBytes(MsgKind kind, uint64_t transfer, uint32_t chunk, bool last,
+                                bool compressed, std::string_view bytes);
   std::string home_, backup_;
   StateStore* store_ = nullptr;
   bool retire_in_store_ = false;  // made by Create: the store's keys are this channel's

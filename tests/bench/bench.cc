@@ -53,13 +53,14 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 
 constexpr char kUsage[] =
     "usage: hubsync_bench [--files N] [--db-mib M] [--changes K] [--backups B] [--dir DIR]\n"
-    "                     [--broker stock]\n"
+    "                     [--broker stock] [--only fanout]\n"
     "  --files N      JSON files in the generated tree (default 5000)\n"
     "  --db-mib M     size of the generated database file in MiB (default 50)\n"
     "  --changes K    new small files for the latency figure (default 100)\n"
     "  --backups B    backups for the fan-out figure (default 10)\n"
     "  --dir DIR      work directory (default: a temporary one, removed after)\n"
-    "  --broker stock Mosquitto as a hub ships it (Nagle on); default: with set_tcp_nodelay\n";
+    "  --broker stock Mosquitto as a hub ships it (Nagle on); default: with set_tcp_nodelay\n"
+    "  --only fanout  only the fan-out figure (no tree, no anchors)\n";
 
 // The manifest root of `dir` as the primary computes it (no exclusions):
 // what its status says once every backup holds that tree.
@@ -228,7 +229,7 @@ std::string WriteConfig(const std::string& dir, const std::string& id, const std
   WriteFile(path, R"({"home":"bench","gateway_id":")" + id + R"(","broker":{"uri":")" + uri +
                       R"("},"data_dir":")" + dir + R"(/data","state_dir":")" + dir +
                       R"(/state","backups":[)" + backups +
-                      R"(],"policy":{"on_change":true,"delay_ms":0,"period_s":0},"log_level":"info"})");
+                      R"(],"policy":{"on_change":true,"delay_ms":0,"period_s":0},"log_level":")" + std::string(getenv("BENCH_LOG") ? getenv("BENCH_LOG") : "info") + R"("})");
   return path;
 }
 
@@ -252,6 +253,7 @@ double CpuMs(pid_t pid) {
 struct FanOutRun {
   double ms = -1;      // new file written -> every backup holds it (primary says in_sync)
   double cpu_ms = -1;  // the primary's CPU time for it
+  double backups_cpu_ms = -1;  // every backup's, together
 };
 
 // One primary and `n` backups on a small tree, in sync; then a new `mib` MiB
@@ -280,16 +282,47 @@ FanOutRun FanOut(const std::string& bin, const std::string& uri, const std::stri
   Process primary({bin, "primary", "-c", pc}, pdir + "/log");
   primary.Start();
   if (!WaitFor([&] { return meter.PrimaryInSyncAt(TreeRoot(pdir + "/data")); }, 60000)) return run;
-  double cpu0 = CpuMs(primary.pid());
+  double cpu0 = CpuMs(primary.pid()), backups_cpu0 = 0;
+  for (auto& b : backups) backups_cpu0 += CpuMs(b->pid());
+  std::string content = testing::RandomBytesString(size_t(mib) << 20, 99);
   auto t0 = Clock::now();
-  WriteFile(pdir + "/data/db/new.bin", testing::RandomBytesString(size_t(mib) << 20, 99));
+  WriteFile(pdir + "/data/db/new.bin", content);
   std::string root = TreeRoot(pdir + "/data");
   if (!WaitFor([&] { return meter.PrimaryInSyncAt(root); }, 300000)) return run;
   run.ms = Ms(Clock::now() - t0);
   run.cpu_ms = CpuMs(primary.pid()) - cpu0;
+  run.backups_cpu_ms = -backups_cpu0;
+  for (auto& b : backups) run.backups_cpu_ms += CpuMs(b->pid());
   primary.Stop();
   for (auto& b : backups) b->Stop();
   return run;
+}
+
+// FanOut to one backup, then to `fan`; false (said why) if either never
+// converged.
+bool FanOutBoth(const std::string& bin, const std::string& uri, const std::string& base, int fan,
+                FanOutRun* one, FanOutRun* many) {
+  std::printf("a new 20 MiB file to 1 backup, then to %d...\n", fan);
+  *one = FanOut(bin, uri, base, 1, 20);
+  *many = FanOut(bin, uri, base, fan, 20);
+  if (one->ms >= 0 && many->ms >= 0) return true;
+  std::fprintf(stderr, "fan-out: the backups never all held the new file (logs in %s/fan-*)\n",
+               base.c_str());
+  return false;
+}
+
+void PrintFanOut(int fan, const FanOutRun& one, const FanOutRun& many) {
+  char label[64];
+  std::snprintf(label, sizeof label, "new 20 MiB file, %d backups: time", fan);
+  std::printf("%-40s %11.1f ms %14s %10s\n", "new 20 MiB file, 1 backup: time", one.ms, "-", "-");
+  std::printf("%-40s %11.1f ms %14s %9.2fx\n", label, many.ms, "-", many.ms / one.ms);
+  std::printf("%-40s %11.1f ms %14s %10s\n", "  primary CPU, 1 backup", one.cpu_ms, "-", "-");
+  std::snprintf(label, sizeof label, "  primary CPU, %d backups", fan);
+  std::printf("%-40s %11.1f ms %14s %9.2fx\n", label, many.cpu_ms, "-", many.cpu_ms / one.cpu_ms);
+  std::printf("%-40s %11.1f ms %14s %10s\n", "  backup CPU, 1 backup", one.backups_cpu_ms, "-", "-");
+  std::snprintf(label, sizeof label, "  backups' CPU, %d backups", fan);
+  std::printf("%-40s %11.1f ms %14s %9.2fx\n", label, many.backups_cpu_ms, "-",
+              many.backups_cpu_ms / one.backups_cpu_ms);
 }
 
 // Waits (up to timeout_ms) for `name` to be renamed into the directory
@@ -357,7 +390,7 @@ double Percentile(std::vector<double> v, double p) {
 
 int Main(int argc, char** argv) {
   int files = 5000, db_mib = 50, changes = 100, fan = 10;
-  bool stock = false;
+  bool stock = false, only_fanout = false;
   std::string base;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -366,7 +399,7 @@ int Main(int argc, char** argv) {
       return 0;
     }
     bool known = a == "--files" || a == "--db-mib" || a == "--changes" || a == "--dir" ||
-                 a == "--broker" || a == "--backups";
+                 a == "--broker" || a == "--backups" || a == "--only";
     if (!known || i + 1 == argc) {
       std::fprintf(stderr, "hubsync_bench: %s %s\n%s", known ? "missing a value after" : "unknown option",
                    a.c_str(), kUsage);
@@ -376,6 +409,12 @@ int Main(int argc, char** argv) {
     int n = std::atoi(v.c_str());
     if (a == "--dir") {
       base = v;
+    } else if (a == "--only") {
+      if (v != "fanout") {
+        std::fprintf(stderr, "hubsync_bench: --only takes \"fanout\"\n%s", kUsage);
+        return 2;
+      }
+      only_fanout = true;
     } else if (a == "--broker") {
       if (v != "stock") {
         std::fprintf(stderr, "hubsync_bench: --broker takes \"stock\"\n%s", kUsage);
@@ -398,8 +437,10 @@ int Main(int argc, char** argv) {
   testing::MkdirP(b + "/data");
   testing::MkdirP(r);
   testing::MkdirP(r + "-z");
-  std::printf("generating %d JSON files + a %d MiB database...\n", files, db_mib);
-  GenerateTree(p + "/data", files, db_mib);
+  if (!only_fanout) {
+    std::printf("generating %d JSON files + a %d MiB database...\n", files, db_mib);
+    GenerateTree(p + "/data", files, db_mib);
+  }
 
   const int broker_port = testing::FreePort();
   Broker broker = stock ? Broker(base + "/broker", broker_port,
@@ -415,6 +456,12 @@ int Main(int argc, char** argv) {
               bc = WriteConfig(b, "hub-backup", broker.uri(), "");
   Sh(bin + " keygen -c " + pc + " --backup hub-backup --out " + base + "/k 2>/dev/null");
   Sh(bin + " keyimport -c " + bc + " " + base + "/k 2>/dev/null");
+  if (only_fanout) {
+    FanOutRun one, many;
+    if (!FanOutBoth(bin, broker.uri(), base, fan, &one, &many)) return 1;
+    PrintFanOut(fan, one, many);
+    return 0;
+  }
   WireMeter meter(broker.uri());
 
   // 1. Initial sync.
@@ -526,14 +573,8 @@ int Main(int argc, char** argv) {
   std::vector<double> lsyncd_lat = LsyncdLatency(base, p + "/data", changes);
 
   // 6. Fan-out: a new 20 MiB file to one backup, then to `backups`.
-  std::printf("a new 20 MiB file to 1 backup, then to %d...\n", fan);
-  FanOutRun one = FanOut(bin, broker.uri(), base, 1, 20);
-  FanOutRun many = FanOut(bin, broker.uri(), base, fan, 20);
-  if (one.ms < 0 || many.ms < 0) {
-    std::fprintf(stderr, "fan-out: the backups never all held the new file (logs in %s/fan-*)\n",
-                 base.c_str());
-    return 1;
-  }
+  FanOutRun one, many;
+  if (!FanOutBoth(bin, broker.uri(), base, fan, &one, &many)) return 1;
 
   // rsync on the same tree (the edit above is already in it).
   std::printf("rsync baseline...\n");
@@ -597,14 +638,7 @@ int Main(int argc, char** argv) {
   row("100 B inserted at 4 KiB: bytes on the wire", insert_bytes / 1024.0,
       r_insert.bytes / 1024.0, "KiB");
   row("no-change check: bytes on the wire", check_bytes / 1024.0, r_none.bytes / 1024.0, "KiB");
-  char fan_label[64];
-  std::snprintf(fan_label, sizeof fan_label, "new 20 MiB file, %d backups: time", fan);
-  std::printf("%-40s %11.1f ms %14s %10s\n", "new 20 MiB file, 1 backup: time", one.ms, "-", "-");
-  std::printf("%-40s %11.1f ms %14s %9.2fx\n", fan_label, many.ms, "-", many.ms / one.ms);
-  std::printf("%-40s %11.1f ms %14s %10s\n", "  primary CPU, 1 backup", one.cpu_ms, "-", "-");
-  std::snprintf(fan_label, sizeof fan_label, "  primary CPU, %d backups", fan);
-  std::printf("%-40s %11.1f ms %14s %9.2fx\n", fan_label, many.cpu_ms, "-",
-              many.cpu_ms / one.cpu_ms);
+  PrintFanOut(fan, one, many);
   row("peak RSS primary", primary_rss / 1024.0, 0, "MiB");
   row("peak RSS backup", backup_rss / 1024.0, 0, "MiB");
   std::printf("(latency: %zu changes; close() on the primary to rename() on the backup)\n",
