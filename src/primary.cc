@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "hubsync/ha_discovery.h"
-#include "primary_peer.h"
+#include "sync_session.h"
 
 namespace hubsync {
 
@@ -24,16 +24,30 @@ PrimaryEngine::PrimaryEngine(EngineEnv env)
 
 PrimaryEngine::~PrimaryEngine() = default;
 
-PrimaryEngine::Peer& PrimaryEngine::AddPeer(const std::string& id) {
-  auto p = std::make_unique<Peer>();
-  p->id = id;
-  Peer& ref = *p;
-  peers_[id] = std::move(p);
+SyncSession& PrimaryEngine::AddPeer(const std::string& id) {
+  SyncSession::Context ctx;
+  ctx.env = &env_;
+  ctx.topics = &topics_;
+  ctx.outbox = &outbox_;
+  ctx.filter = &filter_;
+  ctx.policies = &policies_;
+  ctx.current = &current_;
+  ctx.status_changed = [this] { PublishStatus(); };
+  ctx.emit = [this](Event e) { Emit(std::move(e)); };
+  ctx.join = [this](const SyncSession::DeltaKey& key) -> std::unique_ptr<DeltaReader> {
+    for (auto& [other, session] : peers_) {
+      if (auto reader = session->Join(key)) return reader;
+    }
+    return nullptr;
+  };
+  auto session = std::make_unique<SyncSession>(id, std::move(ctx));
+  SyncSession& ref = *session;
+  peers_[id] = std::move(session);
   if (connected_) PublishDiscovery(id);
   return ref;
 }
 
-PrimaryEngine::Peer* PrimaryEngine::FindPeer(const std::string& id) {
+SyncSession* PrimaryEngine::FindPeer(const std::string& id) {
   auto it = peers_.find(id);
   return it == peers_.end() ? nullptr : it->second.get();
 }
@@ -100,13 +114,7 @@ void PrimaryEngine::OnConnection(bool connected) {
   // Whatever was in flight may be lost with the old connection: restart,
   // once each backup's status (retained, or its birth after a broker
   // restart) shows it is there to answer.
-  for (auto& [id, p] : peers_) {
-    p->online = false;
-    p->phase = Peer::Phase::kIdle;
-    p->delta.reset();
-    p->wanted = true;
-    p->retry_at_ms = 0;
-  }
+  for (auto& [id, session] : peers_) session->Reconnected();
 }
 
 void PrimaryEngine::Adopt(std::shared_ptr<const Manifest> m) {
@@ -209,360 +217,19 @@ void PrimaryEngine::OnMessage(const Message& m) {
       return;
     }
     if (st->role != "backup") return;
-    Peer* p = FindPeer(gw);
-    if (!p) {
+    SyncSession* session = FindPeer(gw);
+    if (!session) {
       // A backup not in the config is served once it holds a key (paired).
       if (!IsValidId(gw) || !keys_.Load(gw).ok()) return;
       Log(LogLevel::kInfo, "backup " + gw + " announced itself and has a key: serving it");
-      p = &AddPeer(gw);
+      session = &AddPeer(gw);
     }
-    bool was_online = p->online;
-    p->online = st->state != "offline";
-    if (!p->online) p->error.clear();  // its failures are no longer ours to report
-    if (!p->online && p->phase != Peer::Phase::kIdle) {
-      // Its half of the transfer is gone; start over when it is back.
-      Log(LogLevel::kInfo, "backup " + gw + " went offline during a sync");
-      p->phase = Peer::Phase::kIdle;
-      p->delta.reset();
-      p->snapshot.reset();
-      p->wanted = true;
-      p->retry_at_ms = 0;
-    }
-    bool differs = st->state != "syncing" && p->phase == Peer::Phase::kIdle &&
-                   st->root != ToHex(p->known_root);
-    if (p->online && (!was_online || differs)) {
-      // A backup that (re)appeared or differs: catch it up now.
-      if (!was_online) Log(LogLevel::kInfo, "backup " + gw + " is online: syncing it");
-      p->wanted = true;
-      // At once, unless it is failing: its own "error" status after each
-      // failed sync must not turn the growing delay into a tight loop.
-      if (p->phase == Peer::Phase::kIdle && (!was_online || p->backoff_ms == 0)) p->retry_at_ms = 0;
-    }
+    session->OnPresence(st->state != "offline", st->state, st->root);
     return;
   }
   if (kind == "ack" && TryConfirm(gw, m)) return;
-  Peer* p = FindPeer(gw);
-  if (!p || !p->channel) return;
   if (kind != "manifest/res" && kind != "ack") return;
-  auto opened = p->channel->Open(m.payload);
-  if (!opened.ok() && opened.status().code() == Status::Code::kIoError) {
-    // Authentic, but our own state_dir could not record its counter (disk
-    // full, EIO): not the message's fault. Nothing is acted on; the sync
-    // fails now, with the cause, instead of at the timeout.
-    Log(LogLevel::kError, "cannot record the counter of a message from " + gw + ": " +
-                              opened.status().ToString());
-    if (p->phase != Peer::Phase::kIdle) {
-      FailSync(*p, "cannot record a message counter: " + opened.status().Reason(), false);
-    }
-    return;
-  }
-  if (!opened.ok()) {
-    Log(LogLevel::kWarn, "refused a message from " + gw + ": " + opened.status().ToString());
-    Event e{"rejected", env_.config.gateway_id, {{"bytes", static_cast<int64_t>(m.payload.size())}},
-            {{"backup", gw}, {"reason", opened.status().message()}}};
-    Emit(std::move(e));
-    return;
-  }
-  MsgKind expected = kind == "ack" ? MsgKind::kAck : MsgKind::kManifestRes;
-  if (opened->header.kind != expected || opened->header.transfer != p->transfer) {
-    return;  // a stale answer to a sync that was given up
-  }
-  p->wire_bytes += m.payload.size();
-  if (expected == MsgKind::kManifestRes) OnManifestChunk(*p, *opened);
-  else OnAck(*p, *opened);
-}
-
-void PrimaryEngine::StartSync(Peer& p, int64_t now) {
-  // A key made since (keygen for a new epoch) takes effect at the next sync.
-  if (p.channel) {
-    auto keys = keys_.Load(p.id);
-    if (!keys.ok() || keys->back().epoch != p.channel->epoch()) p.channel.reset();
-  }
-  if (!p.channel) {
-    auto ch = SecureChannel::Create(env_.state, env_.config.home, p.id, true);
-    if (!ch.ok()) {
-      if (now >= p.next_key_log_ms) {
-        Log(LogLevel::kWarn, "no usable key for backup " + p.id + " (" + ch.status().ToString() +
-                                 "); it gets one by pairing or hubsync keygen");
-        p.next_key_log_ms = now + 60000;
-      }
-      p.retry_at_ms = now + 2000;
-      return;
-    }
-    p.channel = std::move(ch).value();
-    p.channel->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
-    p.channel->set_compress(env_.config.compress);
-  }
-  p.wanted = false;
-  // Nothing in doubt (the backup's last sync left it at a tree we know, and
-  // no check or plain resend is asked for): the difference goes at once,
-  // applied only if that tree is still the backup's (one round trip).
-  bool direct = p.known && !p.rescan && !p.plain_next && !p.ask_next;
-  if (direct && p.known_root == root_) return;  // it holds this tree already
-  p.ask_next = false;
-  p.direct = direct;
-  p.answered = false;
-  p.transfer = static_cast<uint64_t>(env_.clock->WallNs() / 1000000) * 1000 + (++transfer_seq_ % 1000);
-  p.started_ms = now;
-  p.wire_bytes = 0;
-  p.snapshot = current_;
-  p.snapshot_root = root_;
-  if (direct) {
-    HoldBack(p, *p.known);
-    if (p.snapshot_root == p.known_root) {  // what changed is all held back
-      p.snapshot.reset();
-      return;
-    }
-    p.deadline_ms = now + kPhaseTimeoutMs;
-    p.repeat_at_ms = now + kRequestRepeatMs;
-    Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
-                              " started against its known tree");
-    StartDelta(p, p.known, p.known_root);
-    PublishStatus();
-    return;
-  }
-  p.phase = Peer::Phase::kAwaitManifest;
-  p.assembler = ManifestAssembler({}, current_);  // a backup's tree is mostly ours
-  ManifestRequest req;
-  req.primary = env_.config.gateway_id;
-  req.root = ToHex(root_);
-  req.expect = p.known ? ToHex(p.known_root) : "";
-  req.also = p.known && p.sent ? ToHex(p.sent_root) : "";
-  req.rescan = p.rescan;
-  p.request = EncodeManifestRequest(req);
-  if (!SendRequest(p)) return;
-  // From the request's departure (sealing may have waited on the disk).
-  p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
-  p.repeat_gap_ms = kRequestRepeatMs;
-  p.repeat_at_ms = env_.clock->NowMs() + p.repeat_gap_ms;
-  Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id + " started");
-  PublishStatus();
-}
-
-bool PrimaryEngine::SendRequest(Peer& p) {
-  auto sealed = p.channel->Seal(MsgKind::kRequest, p.transfer, 0, true, p.request);
-  if (!sealed.ok()) {
-    FailSync(p, "cannot seal the request: " + sealed.status().ToString(), false);
-    return false;
-  }
-  Message msg;
-  msg.topic = topics_.ManifestReq(p.id);
-  msg.payload = std::move(sealed).value();
-  msg.response_topic = topics_.ManifestRes(p.id);
-  msg.correlation = std::to_string(p.transfer);
-  p.wire_bytes += msg.payload.size();
-  outbox_.Send(std::move(msg));
-  return true;
-}
-
-void PrimaryEngine::OnManifestChunk(Peer& p, const Opened& o) {
-  if (p.phase != Peer::Phase::kAwaitManifest) return;
-  p.answered = true;
-  Status s = p.assembler.Add(o.header.chunk, o.header.last, o.plain);
-  if (!s.ok()) return FailSync(p, "bad manifest: " + s.message(), false);
-  p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
-  if (!p.assembler.done()) return;
-  std::shared_ptr<const Manifest> theirs;
-  std::shared_ptr<const Manifest> sent = std::move(p.sent);
-  if (p.assembler.header().same) {
-    if (p.known && p.assembler.header().root == p.known_root) {
-      theirs = p.known;
-    } else if (p.known && sent && p.assembler.header().root == p.sent_root) {
-      theirs = sent;  // the unanswered delta was applied after all
-    } else {
-      return FailSync(p, "backup claims a manifest we do not know", false);
-    }
-  } else {
-    theirs = std::make_shared<const Manifest>(FilterManifest(p.assembler.Take(), filter_));
-  }
-  p.rescan = false;
-  HoldBack(p, *theirs);
-  StartDelta(p, theirs, std::nullopt);
-}
-
-void PrimaryEngine::HoldBack(Peer& p, const Manifest& theirs) {
-  Manifest due;
-  if (!DueTree(*p.snapshot, theirs, policies_, &due)) return;
-  p.snapshot_root = due.root();
-  p.snapshot = std::make_shared<const Manifest>(std::move(due));
-}
-
-void PrimaryEngine::StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,
-                               std::optional<Digest> precondition) {
-  p.backup_manifest = theirs;
-  p.delta_key = Peer::DeltaKey{p.snapshot_root, theirs->root(), precondition, p.plain_next};
-  // Another backup just sent the same delta (same trees): share its chunks.
-  for (auto& [id, q] : peers_) {
-    if (q.get() == &p || !q->delta || !(q->delta_key == p.delta_key)) continue;
-    p.delta = q->delta->Join();
-    if (p.delta) break;
-  }
-  if (!p.delta) {
-    std::unique_ptr<DeltaWriter> writer = WriteDelta(p);
-    if (!writer) return FinishSync(p, true, nullptr);  // nothing differs
-    p.delta = std::make_shared<SharedDelta>(std::move(writer), env_.config.compress)->Join();
-  }
-  p.phase = Peer::Phase::kSending;
-  p.next_chunk = 0;
-  p.acked_chunk = -1;
-  Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id + ": " +
-                            std::to_string(p.delta->writer().op_count()) + " ops, " +
-                            std::to_string(p.delta->writer().total_bytes()) + " bytes to ship" +
-                            (p.delta->shared() ? " (shared with another backup)" : ""));
-  Pump(p);
-}
-
-std::unique_ptr<DeltaWriter> PrimaryEngine::WriteDelta(const Peer& p) {
-  DiffOptions opts;
-  opts.allow_block_reuse = opts.allow_local_source = !p.delta_key.plain;
-  std::vector<Op> ops = Diff(*p.snapshot, *p.backup_manifest, opts);
-  if (ops.empty()) return nullptr;
-  size_t max_plain = static_cast<size_t>(env_.config.max_message_bytes) - kEnvelopeOverhead - 1024;
-  return std::make_unique<DeltaWriter>(env_.fs, p.snapshot, p.backup_manifest, std::move(ops),
-                                       max_plain, p.delta_key.precondition, p.snapshot_root);
-}
-
-void PrimaryEngine::Pump(Peer& p) {
-  while (p.phase == Peer::Phase::kSending &&
-         static_cast<int64_t>(p.next_chunk) - p.acked_chunk <= kWindow && outbox_.size() < 2) {
-    auto chunk = p.delta->Next();
-    if (!chunk.ok() && chunk.status().code() == Status::Code::kUnavailable) {
-      // Let go by the backups it shared with: the same delta, written again
-      // for this one alone from where it is.
-      Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
-                                ": behind the other backups, reading on alone");
-      auto alone = DeltaReader::Alone(WriteDelta(p), env_.config.compress, p.next_chunk);
-      if (!alone.ok()) return FailSync(p, "cannot read data_dir: " + alone.status().Reason(), false);
-      p.delta = std::move(alone).value();
-      continue;
-    }
-    if (!chunk.ok()) {
-      Log(LogLevel::kWarn, "reading what to send failed: " + chunk.status().ToString());
-      return FailSync(p, "cannot read data_dir: " + chunk.status().Reason(), false);
-    }
-    auto sealed = p.channel->SealPacked(MsgKind::kDelta, p.transfer, p.next_chunk, **chunk);
-    if (!sealed.ok()) return FailSync(p, sealed.status().ToString(), false);
-    Message msg;
-    msg.topic = topics_.Delta(p.id);
-    msg.payload = std::move(sealed).value();
-    p.wire_bytes += msg.payload.size();
-    outbox_.Send(std::move(msg));
-    ++p.next_chunk;
-    if ((*chunk)->last) p.phase = Peer::Phase::kAwaitAck;
-    int64_t now = env_.clock->NowMs();
-    if (now - p.last_progress_log_ms >= 5000) {
-      p.last_progress_log_ms = now;
-      if (now - p.started_ms >= 5000) {
-        Log(LogLevel::kInfo, "sync to " + p.id + ": " +
-                                 std::to_string(p.delta->writer().shipped_bytes() >> 20) + " of " +
-                                 std::to_string(p.delta->writer().total_bytes() >> 20) +
-                                 " MiB sent");
-      }
-    }
-  }
-}
-
-void PrimaryEngine::OnAck(Peer& p, const Opened& o) {
-  auto ack = DecodeAck(o.plain);
-  if (!ack.ok()) return FailSync(p, "bad ack", false);
-  p.answered = true;
-  p.deadline_ms = env_.clock->NowMs() + kPhaseTimeoutMs;
-  switch (ack->kind) {
-    case Ack::Kind::kProgress:
-      p.acked_chunk = std::max<int64_t>(p.acked_chunk, ack->chunk);
-      Pump(p);
-      return;
-    case Ack::Kind::kError:
-      return FailSync(p, "backup refused the delta: " + ack->error, ack->retry_plain);
-    case Ack::Kind::kConfirm:
-      return;  // a repeated confirmation of a key already installed
-    case Ack::Kind::kStale:
-      // The backup is not at the tree the delta was computed against (it
-      // restarted after a crash, was checked or edited): nothing was
-      // applied. Ask for its manifest now; not a failure.
-      Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
-                                ": it holds another tree than we knew; asking for its manifest");
-      AbandonSync(p);
-      p.known.reset();
-      return;
-    case Ack::Kind::kDone:
-      if (p.phase != Peer::Phase::kAwaitAck) return FailSync(p, "early final ack", false);
-      return FinishSync(p, ack->root == p.snapshot_root, &*ack);
-  }
-}
-
-void PrimaryEngine::FinishSync(Peer& p, bool in_sync, const Ack* ack) {
-  int64_t now = env_.clock->NowMs();
-  // Replayed acks or manifests must stay refused after a power loss too.
-  Status synced = p.channel->SyncCounters();
-  if (!synced.ok()) Log(LogLevel::kWarn, "counters not made durable: " + synced.ToString());
-  p.phase = Peer::Phase::kIdle;
-  p.plain_next = false;
-  p.error.clear();
-  p.backoff_ms = 0;
-  p.retry_at_ms = 0;
-  if (in_sync) {
-    p.known = p.snapshot;
-    p.known_root = p.snapshot_root;
-    p.last_sync_ns = env_.clock->WallNs();
-  } else {
-    // The backup holds something else (e.g. its own exclusions differ):
-    // next time ask for its whole manifest.
-    p.known.reset();
-    p.rescan = true;
-  }
-  Event e;
-  e.type = "sync";
-  e.gw = env_.config.gateway_id;
-  e.fields["backup"] = p.id;
-  e.fields["result"] = in_sync ? "in_sync" : "differs";
-  e.counts["ops"] = p.delta ? static_cast<int64_t>(p.delta->writer().op_count()) : 0;
-  e.counts["bytes"] = p.delta ? static_cast<int64_t>(p.delta->writer().total_bytes()) : 0;
-  e.counts["wire_bytes"] = static_cast<int64_t>(p.wire_bytes);
-  e.counts["duration_ms"] = now - p.started_ms;
-  if (ack) e.counts["files"] = ack->files;
-  p.delta.reset();
-  p.snapshot.reset();
-  p.backup_manifest.reset();
-  Emit(std::move(e));
-  Log(LogLevel::kInfo, "sync to " + p.id + (in_sync ? " done" : " ended with differences") +
-                           " in " + std::to_string(now - p.started_ms) + " ms (" +
-                           std::to_string(p.wire_bytes) + " bytes on the wire)");
-  // A sync that did not leave the backup at its snapshot goes again. Changes
-  // made meanwhile are the policy schedule's to time (Tick marks every peer
-  // wanted when a module is due, busy or not): forcing a sync here carried a
-  // delayed module's change early.
-  if (!in_sync) p.wanted = true;
-  PublishStatus();
-}
-
-void PrimaryEngine::AbandonSync(Peer& p) {
-  p.phase = Peer::Phase::kIdle;
-  p.transfer = 0;  // its late answers are stale now
-  p.delta.reset();
-  p.snapshot.reset();
-  p.wanted = true;
-  p.retry_at_ms = 0;
-}
-
-void PrimaryEngine::FailSync(Peer& p, const std::string& why, bool retry_plain) {
-  int64_t now = env_.clock->NowMs();
-  Log(LogLevel::kWarn, "sync to " + p.id + " failed: " + why);
-  Event e{"error", env_.config.gateway_id, {{"duration_ms", now - p.started_ms}},
-          {{"backup", p.id}, {"error", why}}};
-  Emit(std::move(e));
-  p.phase = Peer::Phase::kIdle;
-  p.transfer = 0;  // its late answers are stale now
-  p.error = why;
-  p.delta.reset();
-  p.snapshot.reset();
-  p.known.reset();
-  p.rescan = true;
-  p.plain_next = retry_plain;
-  p.wanted = true;
-  p.backoff_ms = p.backoff_ms == 0 ? 200 : std::min(kMaxBackoffMs, p.backoff_ms * 2);
-  p.retry_at_ms = now + p.backoff_ms;
-  PublishStatus();
+  if (SyncSession* session = FindPeer(gw)) session->OnSealed(kind == "ack", m);
 }
 
 int64_t PrimaryEngine::Tick(int64_t now) {
@@ -576,45 +243,11 @@ int64_t PrimaryEngine::Tick(int64_t now) {
     Log(LogLevel::kInfo, "periodic check of every backup");
     CheckAll();
   } else if (due.sync) {
-    for (auto& [id, p] : peers_) p->wanted = true;
+    for (auto& [id, session] : peers_) session->Want();
   }
-  for (auto& [id, pp] : peers_) {
-    Peer& p = *pp;
-    if (p.phase != Peer::Phase::kIdle && now >= p.deadline_ms) {
-      FailSync(p, "timed out waiting for the backup", false);
-    }
-    if (p.phase == Peer::Phase::kAwaitManifest && !p.answered && now >= p.repeat_at_ms) {
-      Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
-                                ": no answer yet, request repeated");
-      if (SendRequest(p)) {
-        p.repeat_gap_ms = std::min(p.repeat_gap_ms * 2, kPhaseTimeoutMs);
-        p.repeat_at_ms = now + p.repeat_gap_ms;
-      }
-    }
-    bool delta_unanswered = p.direct && !p.answered && (p.phase == Peer::Phase::kSending ||
-                                                         p.phase == Peer::Phase::kAwaitAck);
-    if (delta_unanswered && now >= p.repeat_at_ms) {
-      // Missed, or still being applied (a slow disk): either way the
-      // exchange tells. If it was applied, the backup's root says so and
-      // nothing is sent again.
-      Log(LogLevel::kDebug, "sync " + std::to_string(p.transfer) + " to " + p.id +
-                                ": no answer to the delta yet, asking for its manifest");
-      p.sent = p.snapshot;
-      p.sent_root = p.snapshot_root;
-      AbandonSync(p);
-      p.ask_next = true;
-    }
-    if ((p.phase == Peer::Phase::kAwaitManifest && !p.answered) || delta_unanswered) {
-      next = std::min(next, p.repeat_at_ms);
-    }
-    bool due = p.phase == Peer::Phase::kIdle && p.wanted && p.online && connected_;
-    if (due && now >= p.retry_at_ms) StartSync(p, now);
-    if (p.phase == Peer::Phase::kSending) Pump(p);
-    if (p.phase != Peer::Phase::kIdle) next = std::min(next, p.deadline_ms);
-    else if (p.wanted && p.online && connected_) next = std::min(next, p.retry_at_ms);
-  }
+  for (auto& [id, session] : peers_) next = session->Tick(now, connected_, next);
   if (outbox_.size() > 0 || std::any_of(peers_.begin(), peers_.end(), [](const auto& kv) {
-        return kv.second->phase == Peer::Phase::kSending;
+        return kv.second->sending();
       })) {
     next = std::min(next, now + 5);  // waiting for in-flight room
   }
@@ -667,7 +300,7 @@ void PrimaryEngine::OnPolicy(const std::string& module, const std::string& paylo
     filter_ = PathFilter(excludes);
     // What each backup was known to hold was seen through the old filter:
     // ask for full manifests, read through the new one.
-    for (auto& [id, p] : peers_) p->known.reset();
+    for (auto& [id, session] : peers_) session->Forget();
     CheckAll();
   }
   PublishStatus();
@@ -675,17 +308,12 @@ void PrimaryEngine::OnPolicy(const std::string& module, const std::string& paylo
 
 void PrimaryEngine::CheckAll() {
   Rescan();
-  for (auto& [id, p] : peers_) {
-    p->wanted = true;
-    p->rescan = true;
-  }
+  for (auto& [id, session] : peers_) session->Want(/*check=*/true);
 }
 
 bool PrimaryEngine::AllInSync() const {
-  for (const auto& [id, p] : peers_) {
-    if (!p->known || p->known_root != root_) return false;
-  }
-  return true;
+  return std::all_of(peers_.begin(), peers_.end(),
+                     [&](const auto& kv) { return kv.second->Holds(root_); });
 }
 
 void PrimaryEngine::PublishStatus() {
@@ -693,15 +321,17 @@ void PrimaryEngine::PublishStatus() {
   s.role = "primary";
   bool syncing = false;
   int64_t last_ns = 0;
-  for (const auto& [id, p] : peers_) {
-    syncing |= p->phase != Peer::Phase::kIdle;
-    last_ns = std::max(last_ns, p->last_sync_ns);
+  for (const auto& [id, session] : peers_) {
+    syncing |= session->busy();
+    last_ns = std::max(last_ns, session->last_sync_ns());
   }
   // The first cause found: the tree cannot be read, or a backup's last
   // sync failed.
   s.error = scan_fault_.error;
-  for (const auto& [id, p] : peers_) {
-    if (s.error.empty() && !p->error.empty()) s.error = "backup " + id + ": " + p->error;
+  for (const auto& [id, session] : peers_) {
+    if (s.error.empty() && !session->error().empty()) {
+      s.error = "backup " + id + ": " + session->error();
+    }
   }
   s.state = !s.error.empty() ? "error" : AllInSync() ? "in_sync" : (syncing ? "syncing" : "behind");
   s.root = ToHex(root_);

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "hubsync/engine.h"
-#include "primary_peer.h"
+#include "sync_session.h"
 
 namespace hubsync {
 
@@ -134,12 +134,9 @@ bool PrimaryEngine::TryConfirm(const std::string& b, const Message& m) {
   if (Status admitted = Admit(env_.state, b, by_window); !admitted.ok()) {
     Log(LogLevel::kWarn, "cannot record the admission of " + b + ": " + admitted.ToString());
   }
-  Peer* p = FindPeer(b);
-  if (!p) p = &AddPeer(b);
-  p->wanted = true;
-  p->rescan = true;
-  p->online = true;
-  p->retry_at_ms = 0;
+  SyncSession* session = FindPeer(b);
+  if (!session) session = &AddPeer(b);
+  session->Paired();
   Log(LogLevel::kInfo, "paired with " + b + " (key epoch " + std::to_string(epoch) + ")");
   Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", epoch}},
              {{"backup", b}, {"result", "confirmed"}}});

@@ -98,8 +98,11 @@ constexpr int64_t kStatusRefreshMs = 30000;
 Status SubscribeAll(Transport* t, const std::vector<std::string>& filters);
 constexpr int64_t kResubscribeMs = 1000;
 
+class SyncSession;  // one backup as the primary serves it (src/sync_session.h)
+
 // ---------------------------------------------------------------------------
-// The primary: keeps every backup's copy equal to data_dir.
+// The primary: keeps every backup's copy equal to data_dir, one SyncSession
+// per backup.
 class PrimaryEngine {
  public:
   static constexpr uint32_t kWindow = 8;           // delta chunks ahead of the last ack
@@ -132,27 +135,6 @@ class PrimaryEngine {
   bool AllInSync() const;
 
  private:
-  struct Peer;
-  void StartSync(Peer& p, int64_t now);
-  bool SendRequest(Peer& p);  // seals p.request anew; false: the sync failed
-  // Narrows p.snapshot to what is due: a module still holding its changes
-  // back (policy) keeps the backup's version in it (DueTree).
-  void HoldBack(Peer& p, const Manifest& theirs);
-  // Diffs the snapshot against `theirs` and starts sending; with a
-  // precondition the backup applies it only onto that root.
-  void StartDelta(Peer& p, std::shared_ptr<const Manifest> theirs,
-                  std::optional<Digest> precondition);
-  // Drops the sync in progress without blaming anyone (its late answers are
-  // ignored) and asks for another at once.
-  void AbandonSync(Peer& p);
-  void FailSync(Peer& p, const std::string& why, bool retry_plain);
-  void FinishSync(Peer& p, bool in_sync, const Ack* ack);
-  // The delta from p.snapshot to p.backup_manifest as p.delta_key says;
-  // null if they do not differ.
-  std::unique_ptr<DeltaWriter> WriteDelta(const Peer& p);
-  void OnManifestChunk(Peer& p, const Opened& o);
-  void OnAck(Peer& p, const Opened& o);
-  void Pump(Peer& p);
   // Re-reads the whole tree. On failure (EIO, a vanished mount) what was
   // known stays current, the status says why, and Tick tries again with a
   // growing delay; `changed` (or everything) is then handed to the policy
@@ -168,8 +150,8 @@ class PrimaryEngine {
   void RevokeRemovedBackups();
   void OnPolicy(const std::string& module, const std::string& payload);
   bool TryConfirm(const std::string& backup, const Message& m);
-  Peer* FindPeer(const std::string& id);
-  Peer& AddPeer(const std::string& id);
+  SyncSession* FindPeer(const std::string& id);
+  SyncSession& AddPeer(const std::string& id);
   void Log(LogLevel l, const std::string& s) { if (env_.log) env_.log(l, s); }
 
   EngineEnv env_;
@@ -186,9 +168,8 @@ class PrimaryEngine {
   PolicySchedule policies_;
   int64_t next_status_ms_ = 0;
   int64_t resubscribe_at_ms_ = -1;  // >= 0: subscribing failed, try again then
-  uint64_t transfer_seq_ = 0;
   std::string last_status_;
-  std::map<std::string, std::unique_ptr<Peer>> peers_;
+  std::map<std::string, std::unique_ptr<SyncSession>> peers_;  // by backup
   // data_dir could not be read: why, when to try again, and what changed
   // meanwhile (for the policy schedule once the tree is read).
   struct ScanFault {
