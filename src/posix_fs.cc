@@ -1,13 +1,19 @@
 // PosixFileSystem: the FileSystem seam on Linux. Every path is resolved from
 // a descriptor of the root, one component at a time with O_NOFOLLOW, so a
-// symlink anywhere on the way is refused instead of followed.
+// symlink anywhere on the way is refused instead of followed. Directories
+// opened that way are kept a moment (DirCache), so a run of operations in
+// one directory does not walk the path again each time.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include "file_util.h"
 #include "hubsync/filesystem.h"
@@ -41,6 +47,65 @@ class Fd {
 
  private:
   int fd_;
+};
+
+// A directory descriptor shared by the cache and whoever is using it: an
+// entry evicted mid-operation stays open until the operation is done.
+using DirFd = std::shared_ptr<const Fd>;
+
+// The directories opened lately, by path relative to the root ("" = the
+// root itself), at most kEntries, each for at most kMaxAgeNs. A descriptor
+// names the very directory it opened, so a symlink swapped in at its path
+// afterwards is still never followed; renaming or removing a path through
+// this file system forgets it and everything under it at once, and a change
+// made by anyone else is seen within kMaxAgeNs.
+class DirCache {
+ public:
+  static constexpr size_t kEntries = 8;
+  static constexpr int64_t kMaxAgeNs = 200'000'000;
+
+  DirFd Find(const std::string& path) {
+    int64_t now = Now();
+    for (Entry& e : entries_) {
+      if (e.fd && e.path == path && now - e.opened_ns < kMaxAgeNs) {
+        e.used = ++clock_;
+        return e.fd;
+      }
+    }
+    return nullptr;
+  }
+  void Put(const std::string& path, DirFd fd) {
+    Entry* slot = nullptr;
+    for (Entry& e : entries_) {
+      if (!slot || !e.fd || (slot->fd && e.used < slot->used)) slot = &e;
+    }
+    if (entries_.size() < kEntries) slot = &entries_.emplace_back();
+    *slot = Entry{path, std::move(fd), Now(), ++clock_};
+  }
+  // Forgets `path` and everything under it.
+  void Forget(const std::string& path) {
+    for (Entry& e : entries_) {
+      bool under = path.empty() || e.path == path ||
+                   (e.path.size() > path.size() && e.path.compare(0, path.size(), path) == 0 &&
+                    e.path[path.size()] == '/');
+      if (under) e.fd.reset();
+    }
+  }
+
+ private:
+  struct Entry {
+    std::string path;
+    DirFd fd;
+    int64_t opened_ns = 0;
+    uint64_t used = 0;
+  };
+  static int64_t Now() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+  std::vector<Entry> entries_;
+  uint64_t clock_ = 0;
 };
 
 Status Errno(const std::string& what, int err) {
@@ -136,7 +201,7 @@ class PosixFileSystem : public FileSystem {
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
     struct stat st;
-    if (fstatat(dir->get(), leaf.empty() ? "." : leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (fstatat((*dir)->get(), leaf.empty() ? "." : leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       return Errno("stat", errno);
     }
     return InfoFromStat(st);
@@ -145,7 +210,10 @@ class PosixFileSystem : public FileSystem {
   Result<std::vector<DirEntry>> ListDir(const std::string& path) override {
     auto dfd = OpenDir(path);
     if (!dfd.ok()) return dfd.status();
-    int fd = dfd->release();
+    // A descriptor of its own (readdir moves its offset): the same
+    // directory, no path walked.
+    int fd = openat((*dfd)->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Errno("opendir", errno);
     DIR* d = fdopendir(fd);
     if (!d) {
       int err = errno;
@@ -174,7 +242,7 @@ class PosixFileSystem : public FileSystem {
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
     char buf[4096];
-    ssize_t n = readlinkat(dir->get(), leaf.c_str(), buf, sizeof buf);
+    ssize_t n = readlinkat((*dir)->get(), leaf.c_str(), buf, sizeof buf);
     if (n < 0) return Errno("readlink", errno);
     return std::string(buf, static_cast<size_t>(n));
   }
@@ -184,7 +252,7 @@ class PosixFileSystem : public FileSystem {
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
     // O_NONBLOCK: a FIFO swapped in after the scan must not hang the open.
-    Fd fd(openat(dir->get(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    Fd fd(openat((*dir)->get(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (fd.get() < 0) return Errno("open", errno);
     struct stat st;
     if (fstat(fd.get(), &st) != 0) return Errno("stat", errno);
@@ -196,7 +264,7 @@ class PosixFileSystem : public FileSystem {
     std::string leaf;
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
-    int fd = openat(dir->get(), leaf.c_str(),
+    int fd = openat((*dir)->get(), leaf.c_str(),
                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return Errno("create", errno);
     return std::unique_ptr<WritableFile>(new PosixWritable(Fd(fd), "staged file"));
@@ -206,10 +274,10 @@ class PosixFileSystem : public FileSystem {
     std::string leaf;
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
-    if (mkdirat(dir->get(), leaf.c_str(), 0700) != 0 && errno != EEXIST) {
+    if (mkdirat((*dir)->get(), leaf.c_str(), 0700) != 0 && errno != EEXIST) {
       return Errno("mkdir", errno);
     }
-    auto made = OpenLeaf(dir->get(), leaf, EntryType::kDir);
+    auto made = OpenLeaf((*dir)->get(), leaf, EntryType::kDir);
     if (!made.ok()) {
       if (made.status().code() == Status::Code::kRejected) {
         return Status::IoError("mkdir: exists and is not a directory");
@@ -223,7 +291,7 @@ class PosixFileSystem : public FileSystem {
     std::string leaf;
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
-    if (symlinkat(target.c_str(), dir->get(), leaf.c_str()) != 0) return Errno("symlink", errno);
+    if (symlinkat(target.c_str(), (*dir)->get(), leaf.c_str()) != 0) return Errno("symlink", errno);
     return Status::Ok();
   }
 
@@ -233,7 +301,9 @@ class PosixFileSystem : public FileSystem {
     if (!from_dir.ok()) return from_dir.status();
     auto to_dir = OpenParent(to, &to_leaf);
     if (!to_dir.ok()) return to_dir.status();
-    if (renameat(from_dir->get(), from_leaf.c_str(), to_dir->get(), to_leaf.c_str()) != 0) {
+    dirs_.Forget(from);
+    dirs_.Forget(to);
+    if (renameat((*from_dir)->get(), from_leaf.c_str(), (*to_dir)->get(), to_leaf.c_str()) != 0) {
       return Errno("rename", errno);
     }
     return Status::Ok();
@@ -245,9 +315,10 @@ class PosixFileSystem : public FileSystem {
     if (!dir.ok()) {
       return dir.status().code() == Status::Code::kNotFound ? Status::Ok() : dir.status();
     }
-    if (unlinkat(dir->get(), leaf.c_str(), 0) == 0 || errno == ENOENT) return Status::Ok();
+    dirs_.Forget(path);
+    if (unlinkat((*dir)->get(), leaf.c_str(), 0) == 0 || errno == ENOENT) return Status::Ok();
     if (errno == EISDIR || errno == EPERM) {
-      if (unlinkat(dir->get(), leaf.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) {
+      if (unlinkat((*dir)->get(), leaf.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) {
         return Status::Ok();
       }
     }
@@ -264,13 +335,13 @@ class PosixFileSystem : public FileSystem {
     if (type != EntryType::kSymlink) {
       // Through the object's own descriptor, opened without following: a
       // symlink swapped in at `path` is refused, never chmod-ed through.
-      auto fd = OpenLeaf(dir->get(), leaf, type);
+      auto fd = OpenLeaf((*dir)->get(), leaf, type);
       if (!fd.ok()) return fd.status();
       HUBSYNC_RETURN_IF_ERROR(ChmodFd(fd->get(), mode));
     }
     if (type != EntryType::kDir) {
       struct timespec ts[2] = {{0, UTIME_OMIT}, ToTimespec(mtime_ns)};
-      if (utimensat(dir->get(), leaf.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (utimensat((*dir)->get(), leaf.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
         return Errno("utimens", errno);
       }
     }
@@ -280,7 +351,7 @@ class PosixFileSystem : public FileSystem {
   Status SyncAll() override {
     auto dir = OpenDir("");
     if (!dir.ok()) return dir.status();
-    if (syncfs(dir->get()) != 0) return Errno("syncfs", errno);
+    if (syncfs((*dir)->get()) != 0) return Errno("syncfs", errno);
     return Status::Ok();
   }
 
@@ -288,20 +359,20 @@ class PosixFileSystem : public FileSystem {
     std::string leaf;
     auto dir = OpenParent(path, &leaf);
     if (!dir.ok()) return dir.status();
-    auto fd = OpenLeaf(dir->get(), leaf, EntryType::kFile);
+    auto fd = OpenLeaf((*dir)->get(), leaf, EntryType::kFile);
     if (!fd.ok()) return fd.status();
     if (fsync(fd->get()) == 0) return Status::Ok();
     if (errno != EBADF) return Errno("fsync", errno);
     // An O_PATH descriptor (a file this process may not read) cannot be
     // fsynced: sync its whole filesystem instead.
-    if (syncfs(dir->get()) != 0) return Errno("syncfs", errno);
+    if (syncfs((*dir)->get()) != 0) return Errno("syncfs", errno);
     return Status::Ok();
   }
 
   Status SyncDir(const std::string& path) override {
     auto dir = OpenDir(path);
     if (!dir.ok()) return dir.status();
-    if (fsync(dir->get()) != 0) return Errno("fsync dir", errno);
+    if (fsync((*dir)->get()) != 0) return Errno("fsync dir", errno);
     return Status::Ok();
   }
 
@@ -345,26 +416,28 @@ class PosixFileSystem : public FileSystem {
     return Status::Ok();
   }
 
-  // Opens the directory `path` ("" = root) without following any symlink.
-  Result<Fd> OpenDir(const std::string& path) {
-    Fd cur(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (cur.get() < 0) return Errno("open data dir", errno);
-    size_t start = 0;
-    while (start < path.size()) {
-      size_t slash = path.find('/', start);
-      std::string part = path.substr(start, slash == std::string::npos ? std::string::npos
-                                                                        : slash - start);
-      if (part.empty() || part == "." || part == "..") return Status::Rejected("bad path");
-      int fd = openat(cur.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  // The directory `path` ("" = root), each component opened without
+  // following a symlink (or taken from the cache).
+  Result<DirFd> OpenDir(const std::string& path) {
+    if (DirFd cached = dirs_.Find(path)) return cached;
+    int fd;
+    if (path.empty()) {
+      fd = open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return Errno("open data dir", errno);
+    } else {
+      std::string leaf;
+      auto parent = OpenParent(path, &leaf);
+      if (!parent.ok()) return parent.status();
+      if (leaf.empty() || leaf == "." || leaf == "..") return Status::Rejected("bad path");
+      fd = openat((*parent)->get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return Errno("open dir", errno);
-      cur = Fd(fd);
-      if (slash == std::string::npos) break;
-      start = slash + 1;
     }
-    return cur;
+    auto dir = std::make_shared<const Fd>(fd);
+    dirs_.Put(path, dir);
+    return dir;
   }
 
-  Result<Fd> OpenParent(const std::string& path, std::string* leaf) {
+  Result<DirFd> OpenParent(const std::string& path, std::string* leaf) {
     size_t slash = path.rfind('/');
     if (slash == std::string::npos) {
       *leaf = path;
@@ -375,6 +448,7 @@ class PosixFileSystem : public FileSystem {
   }
 
   std::string root_;
+  DirCache dirs_;
 };
 
 }  // namespace

@@ -581,3 +581,49 @@ TEST(ApplierTest, OutOfOrderDataIsRefused) {
 
 }  // namespace
 }  // namespace hubsync
+
+namespace hubsync {
+namespace testing {
+namespace {
+
+// The file system keeps directories it walked open a moment: what it renames
+// or removes itself must never be reached through such a descriptor, and a
+// symlink swapped in meanwhile must still never be followed.
+TEST(PosixFileSystemTest, ADirectoryRenamedOrRemovedIsNotReachedThroughItsOldDescriptor) {
+  TempDir root;
+  auto fs = NewPosixFileSystem(root.path());
+  ASSERT_TRUE(fs->MakeDir("d", 0755).ok());
+  ASSERT_TRUE(fs->Create("d/a").ok());
+  ASSERT_TRUE(fs->Rename("d", "e").ok());
+  ASSERT_TRUE(fs->MakeDir("d", 0755).ok());
+  ASSERT_TRUE(fs->Create("d/b").ok());
+  EXPECT_TRUE(fs->Stat("d/b").ok());
+  EXPECT_EQ(fs->Stat("e/b").status().code(), Status::Code::kNotFound);
+  ASSERT_TRUE(fs->RemoveTree("d").ok());
+  ASSERT_TRUE(fs->MakeDir("d", 0755).ok());
+  EXPECT_TRUE(fs->Create("d/c").ok()) << "a removed directory's descriptor was used";
+  auto list = fs->ListDir("d");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].name, "c");
+}
+
+TEST(PosixFileSystemTest, ASymlinkSwappedInForAWalkedDirectoryIsNeverFollowed) {
+  TempDir root, outside;
+  auto fs = NewPosixFileSystem(root.path());
+  ASSERT_TRUE(fs->MakeDir("d", 0755).ok());
+  ASSERT_TRUE(fs->Create("d/a").ok());  // "d" walked and kept
+  // Another process swaps a symlink in for it.
+  ASSERT_EQ(rename((root.path() + "/d").c_str(), (root.path() + "/d2").c_str()), 0);
+  ASSERT_EQ(symlink(outside.path().c_str(), (root.path() + "/d").c_str()), 0);
+  auto created = fs->Create("d/x");
+  struct stat st;
+  EXPECT_NE(lstat(outside.Sub("x").c_str(), &st), 0) << "followed a symlink out of the root";
+  if (created.ok()) {
+    EXPECT_EQ(lstat(root.Sub("d2/x").c_str(), &st), 0);  // the very directory walked
+  }
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace hubsync
