@@ -105,7 +105,7 @@ class SyncSession;  // one backup as the primary serves it (src/sync_session.h)
 // per backup.
 class PrimaryEngine {
  public:
-  static constexpr uint32_t kWindow = 8;           // delta chunks ahead of the last ack
+  static constexpr uint32_t kWindow = 8;          // delta chunks ahead of the last ack
   static constexpr int64_t kPhaseTimeoutMs = 15000;
   static constexpr int64_t kMaxBackoffMs = 10000;
   // A request nothing has answered is repeated after 1 s, then 2, 4, ...
