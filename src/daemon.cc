@@ -89,11 +89,6 @@ int Run(const char* role, const Config& config, bool watch_changes) {
       return 1;
     }
   }
-  Status s = engine.Start();
-  if (!s.ok()) {
-    log(LogLevel::kError, "cannot start: " + s.ToString());
-    return 1;
-  }
   // Received messages wait in a bounded queue (EventLoop::PostBounded): a
   // flood faster than the engine works is dropped, said once per 1,000.
   auto deliver = [&](Message m, void (Engine::*handler)(const Message&)) {
@@ -106,10 +101,12 @@ int Run(const char* role, const Config& config, bool watch_changes) {
                                std::to_string(loop.dropped()) + " dropped so far");
     }
   };
+  // Connecting (Paho takes ~100 ms to) goes on while the engine reads the
+  // tree; what arrives waits in the loop until Start is done.
   transport->SetHandlers(
       [&](Message m) { deliver(std::move(m), &Engine::OnMessage); },
       [&](bool up) { loop.Post([&engine, up] { engine.OnConnection(up); }); });
-  s = transport->Connect();
+  Status s = transport->Connect();
   if (!s.ok()) {
     log(LogLevel::kError, "broker.uri: " + s.ToString());
     return 1;
@@ -123,6 +120,11 @@ int Run(const char* role, const Config& config, bool watch_changes) {
       log(LogLevel::kError, "oob.uri: " + s.ToString());
       return 1;
     }
+  }
+  s = engine.Start();
+  if (!s.ok()) {
+    log(LogLevel::kError, "cannot start: " + s.ToString());
+    return 1;
   }
   log(LogLevel::kInfo, std::string("started as ") + role + " of home " + config.home +
                            " on " + config.broker.uri);
