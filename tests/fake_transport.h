@@ -32,6 +32,24 @@ inline bool TopicMatches(const std::string& filter, const std::string& topic) {
   return t == topic.size();
 }
 
+// A transport with no broker behind it: keeps what is published, in order,
+// or refuses it while `up` is false.
+class RecordingTransport : public Transport {
+ public:
+  void SetHandlers(MessageHandler, ConnectionHandler) override {}
+  Status Connect() override { return Status::Ok(); }
+  Status Subscribe(const std::string&, int) override { return Status::Ok(); }
+  Status Publish(const Message& m) override {
+    if (!up) return Status::Unavailable("broker away");
+    sent.push_back(m);
+    return Status::Ok();
+  }
+  size_t InFlight() const override { return 0; }
+  void Disconnect(const Message*) override {}
+  bool up = true;
+  std::vector<Message> sent;
+};
+
 class FakeBroker;
 
 class FakeTransport : public Transport {

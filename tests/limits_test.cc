@@ -4,27 +4,16 @@
 
 #include <climits>
 
+#include "fake_transport.h"
 #include "hubsync/engine.h"
 #include "hubsync/event_loop.h"
 
 namespace hubsync {
 namespace {
 
-class DownTransport : public Transport {
- public:
-  void SetHandlers(MessageHandler, ConnectionHandler) override {}
-  Status Connect() override { return Status::Ok(); }
-  Status Subscribe(const std::string&, int) override { return Status::Ok(); }
-  Status Publish(const Message&) override {
-    return up ? Status::Ok() : Status::Unavailable("broker away");
-  }
-  size_t InFlight() const override { return 0; }
-  void Disconnect(const Message*) override {}
-  bool up = false;
-};
-
 TEST(OutboxTest, ABrokerThatStaysAwayCannotGrowTheQueue) {
-  DownTransport t;
+  testing::RecordingTransport t;
+  t.up = false;
   Outbox out(&t);
   Message m;
   m.topic = "t";

@@ -12,26 +12,12 @@
 #include <vector>
 
 #include "apply_util.h"
+#include "fake_transport.h"
 #include "fault_fs.h"
 
 namespace hubsync {
 namespace testing {
 namespace {
-
-// Keeps what is published, in order.
-class RecordingTransport : public Transport {
- public:
-  void SetHandlers(MessageHandler, ConnectionHandler) override {}
-  Status Connect() override { return Status::Ok(); }
-  Status Subscribe(const std::string&, int) override { return Status::Ok(); }
-  Status Publish(const Message& m) override {
-    sent.push_back(m);
-    return Status::Ok();
-  }
-  size_t InFlight() const override { return 0; }
-  void Disconnect(const Message*) override {}
-  std::vector<Message> sent;
-};
 
 class SyncSessionTest : public ::testing::Test {
  protected:
