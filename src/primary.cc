@@ -120,8 +120,6 @@ void PrimaryEngine::OnConnection(bool connected) {
 void PrimaryEngine::Adopt(std::shared_ptr<const Manifest> m) {
   current_ = std::move(m);
   root_ = current_->root();
-  current_files_ = static_cast<int64_t>(current_->files());
-  current_bytes_ = current_->bytes();
 }
 
 bool PrimaryEngine::Rescan(const std::set<std::string>& changed, bool everywhere) {
@@ -335,8 +333,8 @@ void PrimaryEngine::PublishStatus() {
   }
   s.state = !s.error.empty() ? "error" : AllInSync() ? "in_sync" : (syncing ? "syncing" : "behind");
   s.root = ToHex(root_);
-  s.files = current_files_;
-  s.bytes = static_cast<int64_t>(current_bytes_);
+  s.files = current_ ? static_cast<int64_t>(current_->files()) : 0;
+  s.bytes = current_ ? static_cast<int64_t>(current_->bytes()) : 0;
   if (last_ns) s.last_sync = FormatIso8601(last_ns);
   s.policies = policies_.Hashes();
   std::string payload = EncodeStatus(s);

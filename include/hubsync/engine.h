@@ -140,7 +140,7 @@ class PrimaryEngine {
   // growing delay; `changed` (or everything) is then handed to the policy
   // schedule as if it had just changed.
   bool Rescan(const std::set<std::string>& changed = {}, bool everywhere = true);
-  // Makes `m` the current tree: its root and the status's counts.
+  // Makes `m` the current tree (and its root ours).
   void Adopt(std::shared_ptr<const Manifest> m);
   void RetryScan(int64_t now);
   void PublishStatus();
@@ -161,8 +161,6 @@ class PrimaryEngine {
   std::unique_ptr<Scanner> scanner_;
   Outbox outbox_;
   std::shared_ptr<const Manifest> current_;
-  int64_t current_files_ = 0;   // in current_ (for the status)
-  uint64_t current_bytes_ = 0;
   Digest root_{};
   bool connected_ = false;
   PolicySchedule policies_;
