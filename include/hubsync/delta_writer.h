@@ -84,8 +84,8 @@ class DeltaReader;
 // Thread rule: one thread.
 class SharedDelta : public std::enable_shared_from_this<SharedDelta> {
  public:
-  static constexpr size_t kMaxHeld = 24;
-  static constexpr size_t kMaxHeldBytes = 8 << 20;
+  static constexpr size_t kMaxHeld = 16;
+  static constexpr size_t kMaxHeldBytes = 4 << 20;
 
   SharedDelta(std::unique_ptr<DeltaWriter> writer, bool compress);
   // A reader at the first chunk; null once that chunk is gone.
