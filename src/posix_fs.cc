@@ -1,8 +1,9 @@
 // PosixFileSystem: the FileSystem seam on Linux. Every path is resolved from
 // a descriptor of the root, one component at a time with O_NOFOLLOW, so a
 // symlink anywhere on the way is refused instead of followed. Directories
-// opened that way are kept a moment (DirCache), so a run of operations in
-// one directory does not walk the path again each time.
+// opened that way for a change (an apply) are kept a moment (DirCache), so a
+// run of changes in one directory does not walk the path again each time;
+// reads always walk afresh.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -57,8 +58,10 @@ using DirFd = std::shared_ptr<const Fd>;
 // root itself), at most kEntries, each for at most kMaxAgeNs. A descriptor
 // names the very directory it opened, so a symlink swapped in at its path
 // afterwards is still never followed; renaming or removing a path through
-// this file system forgets it and everything under it at once, and a change
-// made by anyone else is seen within kMaxAgeNs.
+// this file system forgets it and everything under it at once. A directory
+// another process moves meanwhile is still written through its descriptor
+// for up to kMaxAgeNs (on a backup that is drift, which its next scan, a
+// fresh walk, reports); reads never use the cache.
 class DirCache {
  public:
   static constexpr size_t kEntries = 8;
@@ -198,7 +201,7 @@ class PosixFileSystem : public FileSystem {
 
   Result<FileInfo> Stat(const std::string& path) override {
     std::string leaf;
-    auto dir = OpenParent(path, &leaf);
+    auto dir = OpenParent(path, &leaf, kFresh);
     if (!dir.ok()) return dir.status();
     struct stat st;
     if (fstatat((*dir)->get(), leaf.empty() ? "." : leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -208,7 +211,7 @@ class PosixFileSystem : public FileSystem {
   }
 
   Result<std::vector<DirEntry>> ListDir(const std::string& path) override {
-    auto dfd = OpenDir(path);
+    auto dfd = OpenDir(path, kFresh);
     if (!dfd.ok()) return dfd.status();
     // A descriptor of its own (readdir moves its offset): the same
     // directory, no path walked.
@@ -239,7 +242,7 @@ class PosixFileSystem : public FileSystem {
 
   Result<std::string> ReadLink(const std::string& path) override {
     std::string leaf;
-    auto dir = OpenParent(path, &leaf);
+    auto dir = OpenParent(path, &leaf, kFresh);
     if (!dir.ok()) return dir.status();
     char buf[4096];
     ssize_t n = readlinkat((*dir)->get(), leaf.c_str(), buf, sizeof buf);
@@ -249,7 +252,7 @@ class PosixFileSystem : public FileSystem {
 
   Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override {
     std::string leaf;
-    auto dir = OpenParent(path, &leaf);
+    auto dir = OpenParent(path, &leaf, kFresh);
     if (!dir.ok()) return dir.status();
     // O_NONBLOCK: a FIFO swapped in after the scan must not hang the open.
     Fd fd(openat((*dir)->get(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
@@ -416,35 +419,43 @@ class PosixFileSystem : public FileSystem {
     return Status::Ok();
   }
 
+  // Reads walk afresh, so they always see the tree as it is, even just
+  // after another process moved a directory (the primary's view of data_dir
+  // must never mix a directory moved away with what replaced it); the
+  // mutations of an apply take walked directories from the cache.
+  enum Walk { kFresh, kCached };
+
   // The directory `path` ("" = root), each component opened without
-  // following a symlink (or taken from the cache).
-  Result<DirFd> OpenDir(const std::string& path) {
-    if (DirFd cached = dirs_.Find(path)) return cached;
+  // following a symlink (or, kCached, taken from the cache).
+  Result<DirFd> OpenDir(const std::string& path, Walk walk = kCached) {
+    if (walk == kCached) {
+      if (DirFd cached = dirs_.Find(path)) return cached;
+    }
     int fd;
     if (path.empty()) {
       fd = open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (fd < 0) return Errno("open data dir", errno);
     } else {
       std::string leaf;
-      auto parent = OpenParent(path, &leaf);
+      auto parent = OpenParent(path, &leaf, walk);
       if (!parent.ok()) return parent.status();
       if (leaf.empty() || leaf == "." || leaf == "..") return Status::Rejected("bad path");
       fd = openat((*parent)->get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return Errno("open dir", errno);
     }
     auto dir = std::make_shared<const Fd>(fd);
-    dirs_.Put(path, dir);
+    if (walk == kCached) dirs_.Put(path, dir);
     return dir;
   }
 
-  Result<DirFd> OpenParent(const std::string& path, std::string* leaf) {
+  Result<DirFd> OpenParent(const std::string& path, std::string* leaf, Walk walk = kCached) {
     size_t slash = path.rfind('/');
     if (slash == std::string::npos) {
       *leaf = path;
-      return OpenDir("");
+      return OpenDir("", walk);
     }
     *leaf = path.substr(slash + 1);
-    return OpenDir(path.substr(0, slash));
+    return OpenDir(path.substr(0, slash), walk);
   }
 
   std::string root_;

@@ -2,6 +2,9 @@
 #include "hubsync/chunker.h"
 
 #include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include <list>
@@ -622,6 +625,37 @@ TEST(PosixFileSystemTest, ASymlinkSwappedInForAWalkedDirectoryIsNeverFollowed) {
   if (created.ok()) {
     EXPECT_EQ(lstat(root.Sub("d2/x").c_str(), &st), 0);  // the very directory walked
   }
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace hubsync
+
+namespace hubsync {
+namespace testing {
+namespace {
+
+// The primary's view of data_dir must never mix a directory another process
+// moved away with what replaced it (the kill campaign exchanges whole trees
+// with RENAME_EXCHANGE): reads walk afresh even right after a change walked
+// the same directories.
+TEST(PosixFileSystemTest, ReadsSeeADirectoryAnotherProcessExchangedAtOnce) {
+  TempDir root;
+  auto fs = NewPosixFileSystem(root.path());
+  ASSERT_TRUE(fs->MakeDir("home", 0755).ok());
+  ASSERT_TRUE(fs->MakeDir("home/d", 0755).ok());
+  ASSERT_TRUE(fs->Create("home/d/old").ok());  // "home" and "home/d" walked
+  WriteFile(root.Sub("next/home/d/new"), "new");
+  ASSERT_EQ(renameat2(AT_FDCWD, root.Sub("next/home").c_str(), AT_FDCWD,
+                      root.Sub("home").c_str(), RENAME_EXCHANGE),
+            0);
+  auto list = fs->ListDir("home/d");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].name, "new");
+  EXPECT_TRUE(fs->Stat("home/d/new").ok());
+  EXPECT_EQ(fs->Stat("home/d/old").status().code(), Status::Code::kNotFound);
+  EXPECT_TRUE(fs->OpenRead("home/d/new").ok());
 }
 
 }  // namespace
