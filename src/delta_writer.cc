@@ -221,9 +221,13 @@ Result<std::shared_ptr<const PackedChunk>> SharedDelta::Next(size_t r) {
         Trim(true);
       }
     }
+    if (!failed_.ok()) return failed_;  // the writer stopped mid-chunk
     bool last = false;
     auto plain = writer_->Next(&last);
-    if (!plain.ok()) return plain.status();
+    if (!plain.ok()) {
+      failed_ = plain.status();
+      return failed_;
+    }
     auto chunk = std::make_shared<const PackedChunk>(Pack(*plain, compress_, last));
     held_bytes_ += chunk->bytes.size();
     held_.push_back(std::move(chunk));
@@ -259,6 +263,7 @@ DeltaReader::~DeltaReader() { stream_->Leave(slot_); }
 
 Result<std::unique_ptr<DeltaReader>> DeltaReader::Alone(std::unique_ptr<DeltaWriter> writer,
                                                         bool compress, size_t at) {
+  if (!writer) return Status::InvalidArgument("no delta to read alone");
   for (size_t i = 0; i < at; ++i) {
     bool last = false;
     auto skipped = writer->Next(&last);

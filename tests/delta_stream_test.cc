@@ -2,6 +2,8 @@
 // reader gets, what is read from disk, and a reader left behind.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -112,6 +114,30 @@ TEST_F(SharedDeltaTest, NoOneJoinsOnceTheFirstChunkIsGone) {
   size_t at = 0;
   while (at <= SharedDelta::kMaxHeld) Take(*r, &at);  // past the held limit
   EXPECT_EQ(r->Join(), nullptr);
+}
+
+TEST_F(SharedDeltaTest, AFileThatVanishesFailsEveryReaderAndNoneReadsOn) {
+  auto first = std::make_shared<SharedDelta>(Writer(), true)->Join();
+  auto second = first->Join();
+  size_t at = 0;
+  Take(*first, &at);
+  // A file the writer has not opened yet vanishes: the writer stops inside a
+  // chunk, in a state it must never be asked to go on from.
+  ASSERT_EQ(unlink(src_.Sub("devices/d7.json").c_str()), 0);
+  // Both in step (as backups within a window of each other): the first to
+  // reach the gap fails, and so does the other, never reading on past it.
+  Status failed[2];
+  DeltaReader* readers[2] = {first.get(), second.get()};
+  for (size_t round = 0; round < expected_.size() && (failed[0].ok() || failed[1].ok()); ++round) {
+    for (int r = 0; r < 2; ++r) {
+      if (!failed[r].ok()) continue;
+      auto c = readers[r]->Next();
+      if (!c.ok()) failed[r] = c.status();
+    }
+  }
+  ASSERT_FALSE(failed[0].ok()) << "a vanished file was sent";
+  EXPECT_EQ(failed[0].code(), Status::Code::kAborted) << failed[0].ToString();
+  EXPECT_EQ(failed[1].code(), failed[0].code()) << failed[1].ToString();
 }
 
 }  // namespace

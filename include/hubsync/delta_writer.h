@@ -95,7 +95,8 @@ class SharedDelta : public std::enable_shared_from_this<SharedDelta> {
  private:
   friend class DeltaReader;
   static constexpr size_t kGone = SIZE_MAX;
-  // Reader r's next chunk; Unavailable if r was let go.
+  // Reader r's next chunk; Unavailable if r was let go; the writer's error
+  // (to every reader from then on) if it failed.
   Result<std::shared_ptr<const PackedChunk>> Next(size_t r);
   void Leave(size_t r);
   bool Full() const;
@@ -107,6 +108,7 @@ class SharedDelta : public std::enable_shared_from_this<SharedDelta> {
   bool compress_;
   std::deque<std::shared_ptr<const PackedChunk>> held_;
   size_t held_bytes_ = 0;
+  Status failed_;  // the writer's first error, which every reader then gets
   size_t first_ = 0;             // the index of held_.front()
   std::vector<size_t> cursors_;  // per reader: the next index it takes, or kGone
 };
