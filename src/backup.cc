@@ -15,7 +15,9 @@ BackupEngine::BackupEngine(EngineEnv env)
       topics_(env_.config),
       filter_(env_.config.exclude),
       keys_(env_.state),
-      outbox_(env_.transport) {
+      outbox_(env_.transport),
+      link_("the broker", env_.config, env_.clock, env_.log),
+      oob_link_("the OOB broker", env_.config, env_.clock, env_.log) {
   scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.state);
   applier_ = std::make_unique<Applier>(env_.fs, &filter_);
 }
@@ -57,9 +59,10 @@ void BackupEngine::RotateKey() {
   Log(LogLevel::kInfo, "rotating the key: pairing with the primary over the out-of-band topic");
 }
 
-void BackupEngine::OnOobConnection(bool connected) {
-  oob_up_ = connected;
-  if (!connected) return;
+void BackupEngine::OnOobConnection(const LinkEvent& e) {
+  oob_link_.Report(e);
+  oob_up_ = e.up();
+  if (!oob_up_) return;
   env_.oob->Subscribe(topics_.Welcome(env_.config.gateway_id), 1);
   next_hello_ms_ = 0;
 }
@@ -196,14 +199,14 @@ bool BackupEngine::EnsureChannel() {
   return true;
 }
 
-void BackupEngine::OnConnection(bool connected) {
-  resubscribe_at_ms_ = -1;
+void BackupEngine::OnConnection(const LinkEvent& e) {
   subscribed_ = false;
-  if (!connected) {
-    Log(LogLevel::kWarn, "lost the broker; waiting for it");
-    return;
-  }
-  Log(LogLevel::kInfo, "connected to the broker");
+  link_.Report(e);
+  if (e.up()) Subscribe();
+}
+
+void BackupEngine::Subscribe() {
+  resubscribe_at_ms_ = -1;
   outbox_.Clear();
   const std::string& me = env_.config.gateway_id;
   Status subscribed = SubscribeAll(env_.transport, {topics_.ManifestReq(me), topics_.Delta(me)});
@@ -279,7 +282,7 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   h.root = root_;
   h.same = !req->expect.empty() && (req->expect == ToHex(root_) || req->also == ToHex(root_));
   h.count = static_cast<uint32_t>(manifest_.size());
-  size_t max_plain = static_cast<size_t>(env_.config.max_message_bytes) - kEnvelopeOverhead - 1024;
+  size_t max_plain = link_.message_bytes() - kEnvelopeOverhead - 1024;
   std::vector<std::string> chunks = EncodeManifestChunks(h, manifest_, max_plain);
   for (size_t i = 0; i < chunks.size(); ++i) {
     bool last = i + 1 == chunks.size();
@@ -549,7 +552,7 @@ void BackupEngine::PublishStatus() {
 }
 
 int64_t BackupEngine::Tick(int64_t now) {
-  if (resubscribe_at_ms_ >= 0 && now >= resubscribe_at_ms_) OnConnection(true);
+  if (resubscribe_at_ms_ >= 0 && now >= resubscribe_at_ms_) Subscribe();
   outbox_.Flush();
   if (pairing_ && oob_up_ && now >= next_hello_ms_) {
     SendHello();  // again until a welcome comes (the bridge may be down)

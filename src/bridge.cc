@@ -11,6 +11,7 @@
 #include "hubsync/bridge_protocol.h"
 #include "hubsync/clock.h"
 #include "hubsync/daemon.h"
+#include "hubsync/engine.h"
 #include "hubsync/link.h"
 #include "hubsync/transport.h"
 
@@ -32,10 +33,10 @@ class Bridge {
           std::lock_guard<std::mutex> l(mu_);
           inbox_.push_back(std::move(m));
         },
-        [this](bool up) {
-          if (up) transport_.Subscribe(scope_ + "#", 1);
-          log_(up ? LogLevel::kInfo : LogLevel::kWarn,
-               up ? "connected to the OOB broker" : "lost the OOB broker");
+        [this](const LinkEvent& e) {
+          if (e.up()) transport_.Subscribe(scope_ + "#", 1);
+          std::lock_guard<std::mutex> l(broker_mu_);  // reports come from two threads
+          broker_.Report(e);
         });
     Status s = transport_.Connect();
     if (!s.ok()) {
@@ -177,6 +178,8 @@ class Bridge {
   std::deque<std::string> waiting_;  // encoded messages for a link not up yet
   std::mutex mu_;
   std::deque<Message> inbox_;  // guarded by mu_
+  std::mutex broker_mu_;
+  BrokerLink broker_{"the OOB broker", config_, RealClock(), log_};  // guarded by broker_mu_
 };
 
 }  // namespace

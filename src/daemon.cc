@@ -105,7 +105,7 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   // tree; what arrives waits in the loop until Start is done.
   transport->SetHandlers(
       [&](Message m) { deliver(std::move(m), &Engine::OnMessage); },
-      [&](bool up) { loop.Post([&engine, up] { engine.OnConnection(up); }); });
+      [&](const LinkEvent& e) { loop.Post([&engine, e] { engine.OnConnection(e); }); });
   Status s = transport->Connect();
   if (!s.ok()) {
     log(LogLevel::kError, "broker.uri: " + s.ToString());
@@ -114,7 +114,7 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   if (oob) {
     oob->SetHandlers(
         [&](Message m) { deliver(std::move(m), &Engine::OnOobMessage); },
-        [&](bool up) { loop.Post([&engine, up] { engine.OnOobConnection(up); }); });
+        [&](const LinkEvent& e) { loop.Post([&engine, e] { engine.OnOobConnection(e); }); });
     s = oob->Connect();
     if (!s.ok()) {
       log(LogLevel::kError, "oob.uri: " + s.ToString());

@@ -484,6 +484,7 @@ void StatusMembers(const GatewayStatus& s, Value& d, rapidjson::Document::Alloca
   }
   if (s.error.empty()) d.AddMember("error", Value(), a);
   else d.AddMember("error", Value(s.error.c_str(), a), a);
+  if (!s.due.empty()) d.AddMember("due", Value(s.due.c_str(), a), a);
 }
 
 }  // namespace
@@ -590,6 +591,7 @@ Result<GatewayStatus> DecodeStatus(const std::string& json) {
     }
   }
   s.error = Str(d, "error");
+  s.due = Str(d, "due");
   if (s.state.empty()) return Status::Corruption("status without state");
   return s;
 }

@@ -159,8 +159,9 @@ int Keyimport(const Config& c, const Args& a) {
 
 // `hubsync status`: reads the retained status topics and prints one row per
 // gateway (or JSON); with --watch, follows them live until Ctrl-C. Exit code
-// 0 when every backup is in sync, 3 when one is not (or none is known), 1
-// when the broker cannot be reached.
+// 0 when every backup is in sync, 3 when one is not (or none is known), 4,
+// 5 or 6 when the broker refused us, cannot be reached or did not answer
+// (StatusExit).
 int PrintStatus(const Config& c, const Args& a) {
   constexpr size_t kMaxStatusRows = 1024;  // a flood of made-up gateways stays bounded
   int64_t timeout_ms = 3000;
@@ -171,6 +172,7 @@ int PrintStatus(const Config& c, const Args& a) {
   std::condition_variable cv;
   StatusRows rows;
   bool connected = false;
+  std::optional<LinkEvent> failed;  // the first failed attempt
   uint64_t changes = 0;
   auto last_msg = std::chrono::steady_clock::now();
   std::string prefix = c.TopicPrefix() + "gw/";
@@ -188,9 +190,10 @@ int PrintStatus(const Config& c, const Args& a) {
         last_msg = std::chrono::steady_clock::now();
         cv.notify_all();
       },
-      [&](bool up) {
+      [&](const LinkEvent& e) {
         std::lock_guard<std::mutex> l(mu);
-        connected = up;
+        connected = e.up();
+        if (!e.up() && !failed) failed = e;
         cv.notify_all();
       });
   Status s = t->Connect();
@@ -201,9 +204,20 @@ int PrintStatus(const Config& c, const Args& a) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   {
     std::unique_lock<std::mutex> l(mu);
-    if (!cv.wait_until(l, deadline, [&] { return connected; })) {
-      std::fprintf(stderr, "hubsync status: cannot reach the broker at %s\n", c.broker.uri.c_str());
-      return 1;
+    if (!cv.wait_until(l, deadline, [&] { return connected || failed; }) || !connected) {
+      using Kind = LinkEvent::Kind;
+      if (!failed) {
+        std::fprintf(stderr, "hubsync status: no answer from the broker at %s in %lld ms\n",
+                     c.broker.uri.c_str(), static_cast<long long>(timeout_ms));
+        return kStatusBrokerTimedOut;
+      }
+      std::fprintf(stderr, "hubsync status: %s\n", failed->reason.c_str());
+      switch (failed->kind) {
+        case Kind::kRefused:
+        case Kind::kNotMqtt5: return kStatusBrokerRefused;
+        case Kind::kTimedOut: return kStatusBrokerTimedOut;
+        default: return kStatusBrokerUnreachable;
+      }
     }
   }
   t->Subscribe(prefix + "+/status", 1);
@@ -239,6 +253,7 @@ int PrintStatus(const Config& c, const Args& a) {
     std::lock_guard<std::mutex> l(mu);
     snapshot = rows;
   }
+  ReconcileStatus(&snapshot, c.backups);
   show(snapshot);
   if (watch) {
     sigset_t stop;
@@ -255,11 +270,12 @@ int PrintStatus(const Config& c, const Args& a) {
       shown = changes;
       snapshot = rows;
       l.unlock();
+      ReconcileStatus(&snapshot, c.backups);
       show(snapshot);
     }
   }
   t->Disconnect(nullptr);
-  return AllBackupsInSync(snapshot) ? 0 : 3;
+  return AllBackupsInSync(snapshot) ? kStatusInSync : kStatusNotInSync;
 }
 
 // `hubsync recover`: what hubsync-recover.service runs at boot, before the
@@ -384,7 +400,8 @@ int Pair(const Config& c, const Args& a) {
         welcomes.push_back(std::move(m.payload));
         cv.notify_all();
       },
-      [&](bool connected) {
+      [&](const LinkEvent& e) {
+        bool connected = e.up();
         if (connected) oob->Subscribe(topics.Welcome(c.gateway_id), 1);
         std::lock_guard<std::mutex> l(mu);
         up = connected;
@@ -396,7 +413,8 @@ int Pair(const Config& c, const Args& a) {
         from_primary.push_back(std::move(m.payload));
         cv.notify_all();
       },
-      [&](bool connected) {
+      [&](const LinkEvent& e) {
+        bool connected = e.up();
         if (connected) {
           lan->Subscribe(topics.ManifestReq(c.gateway_id), 1);
           lan->Subscribe(topics.Delta(c.gateway_id), 1);

@@ -4,9 +4,16 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <mqtt/async_client.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <chrono>
@@ -71,6 +78,99 @@ void AckNow(const std::vector<int>& fds) {
   for (int fd : fds) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
+// host and port of tcp://HOST:PORT, ssl://[::1]:PORT, ...; false if none.
+bool HostPort(const std::string& uri, std::string* host, std::string* port) {
+  size_t scheme = uri.find("://");
+  std::string rest = uri.substr(scheme == std::string::npos ? 0 : scheme + 3);
+  rest = rest.substr(0, rest.find('/'));
+  size_t colon = rest.rfind(':');
+  if (colon == std::string::npos || colon + 1 == rest.size()) return false;
+  *host = rest.substr(0, colon);
+  *port = rest.substr(colon + 1);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  return !host->empty();
+}
+
+// Whether a plain TCP connection to the broker's address opens within a
+// second: tells "nothing listens there" from "something listens but did not
+// speak MQTT 5 with us". "" when it opens, else why not.
+std::string ProbeTcp(const std::string& uri) {
+  std::string host, port;
+  if (!HostPort(uri, &host, &port)) return "";  // cannot tell: assume it opens
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return std::string("cannot resolve ") + host + ": " + gai_strerror(rc);
+  }
+  std::string why = "no address";
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    int err = 0;
+    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        if (poll(&p, 1, 1000) == 1) {
+          socklen_t len = sizeof err;
+          getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        } else {
+          err = ETIMEDOUT;
+        }
+      }
+    }
+    close(fd);
+    if (err == 0) {
+      freeaddrinfo(found);
+      return "";
+    }
+    why = strerror(err);
+  }
+  freeaddrinfo(found);
+  return why;
+}
+
+// Why a CONNECT failed, from Paho's return code (a CONNACK reason code when
+// the broker answered) and how long the attempt took.
+LinkEvent ClassifyFailure(const MqttOptions& o, int rc, std::chrono::milliseconds took,
+                          std::chrono::milliseconds timeout) {
+  using Kind = LinkEvent::Kind;
+  std::string where = " (" + o.uri + ")";
+  if (rc == 1 || rc == 132) {  // MQTT 3.1.1's and MQTT 5's "unsupported protocol version"
+    return LinkEvent::Down(Kind::kNotMqtt5, "the broker does not accept MQTT 5 (CONNACK " +
+                                                std::to_string(rc) + "): hubsync needs an MQTT 5 broker" + where);
+  }
+  if (rc > 0) {
+    std::string name = rc >= 128 ? MQTTReasonCode_toString(static_cast<MQTTReasonCodes>(rc))
+                       : rc == 4 ? "Bad user name or password"
+                       : rc == 5 ? "Not authorized"
+                                 : "refused";
+    return LinkEvent::Down(Kind::kRefused, "the broker refused the connection: " + name +
+                                               " (CONNACK " + std::to_string(rc) +
+                                               "); check broker.username and broker.password_file" + where);
+  }
+  std::string unreachable = ProbeTcp(o.uri);
+  if (!unreachable.empty()) {
+    return LinkEvent::Down(Kind::kUnreachable, "cannot reach the broker: " + unreachable + where);
+  }
+  if (took + std::chrono::milliseconds(500) >= timeout) {
+    return LinkEvent::Down(Kind::kTimedOut, "the broker accepted a TCP connection but sent no CONNACK in " +
+                                                std::to_string(timeout.count() / 1000) + " s" + where);
+  }
+  bool tls = o.uri.rfind("ssl://", 0) == 0 || o.uri.rfind("mqtts://", 0) == 0 ||
+             o.uri.rfind("wss://", 0) == 0;
+  return LinkEvent::Down(Kind::kNotMqtt5,
+                         "the connection was closed before the broker's CONNACK: does this broker "
+                         "speak MQTT 5?" +
+                             std::string(tls ? " (or TLS failed: check broker.ca_file and the "
+                                               "certificate's host name)"
+                                             : "") +
+                             where);
+}
+
 class MqttTransport : public Transport {
  public:
   explicit MqttTransport(const MqttOptions& o)
@@ -113,19 +213,33 @@ class MqttTransport : public Transport {
         std::lock_guard<std::mutex> lock(fds_mu_);
         broker_fds_ = std::move(fds);
       }
-      on_connection_(true);
+      LinkEvent e = LinkEvent::Up();
+      e.max_packet_bytes = max_packet_.load();
+      e.receive_maximum = receive_maximum_.load();
+      largest_acked_ = 0;
+      up_ = true;
+      on_connection_(e);
     });
-    client_.set_connection_lost_handler([this](const std::string&) { on_connection_(false); });
+    client_.set_connection_lost_handler([this](const std::string& cause) {
+      Lost(0, cause.empty() ? "the connection to the broker was lost" : "connection lost: " + cause);
+    });
+    client_.set_disconnected_handler([this](const mqtt::properties&, mqtt::ReasonCode rc) {
+      int code = static_cast<int>(rc);
+      Lost(code, "the broker closed the connection: " +
+                     std::string(MQTTReasonCode_toString(static_cast<MQTTReasonCodes>(code))) +
+                     " (DISCONNECT " + std::to_string(code) + ")");
+    });
   }
 
   Status Connect() override {
     try {
+      // We reconnect ourselves (RetryLoop) rather than through Paho's
+      // automatic reconnect, which never says why an attempt failed.
       auto b = mqtt::connect_options_builder()
                    .mqtt_version(MQTTVERSION_5)
                    .clean_start(true)
                    .keep_alive_interval(std::chrono::seconds(10))
-                   .connect_timeout(std::chrono::seconds(5))
-                   .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(5));
+                   .connect_timeout(kConnectTimeout);
       if (!options_.username.empty()) b.user_name(options_.username);
       if (!options_.password.empty()) b.password(options_.password);
       if (!options_.will.topic.empty()) {
@@ -144,8 +258,6 @@ class MqttTransport : public Transport {
       }
       conn_opts_ = b.finalize();
       retry_thread_ = std::thread([this] { RetryLoop(); });
-      // The first attempt may fail (broker not up yet); keep trying in the
-      // background until it works, like automatic reconnect does later.
       StartConnect();
       return Status::Ok();
     } catch (const mqtt::exception& e) {
@@ -185,9 +297,10 @@ class MqttTransport : public Transport {
 
   Status Publish(const Message& m) override {
     if (!client_.is_connected()) return Status::Unavailable("not connected to the broker");
-    if (in_flight_.load() >= options_.max_in_flight) {
-      return Status::Unavailable("too many messages in flight");
-    }
+    // The broker's Receive Maximum bounds what may be unacknowledged.
+    size_t window = options_.max_in_flight;
+    if (uint32_t rm = receive_maximum_.load(); rm > 0) window = std::min<size_t>(window, rm);
+    if (in_flight_.load() >= window) return Status::Unavailable("too many messages in flight");
     try {
       mqtt::message_ptr_builder b;
       b.topic(m.topic).payload(m.payload).qos(m.qos).retained(m.retained);
@@ -201,7 +314,9 @@ class MqttTransport : public Transport {
         }
         b.properties(props);
       }
-      ++in_flight_;
+      if (++in_flight_ == 1) largest_unacked_ = 0;
+      size_t size = m.payload.size();
+      if (size > largest_unacked_.load()) largest_unacked_ = size;
       client_.publish(b.finalize(), nullptr, listener_);
       return Status::Ok();
     } catch (const mqtt::exception& e) {
@@ -228,6 +343,9 @@ class MqttTransport : public Transport {
   }
 
  private:
+  static constexpr std::chrono::milliseconds kConnectTimeout{5000};
+  static constexpr std::chrono::milliseconds kFirstRetry{250}, kMaxRetry{5000};
+
   void AckNowToBroker() {
     std::lock_guard<std::mutex> lock(fds_mu_);
     AckNow(broker_fds_);
@@ -239,9 +357,15 @@ class MqttTransport : public Transport {
    public:
     Listener(std::atomic<size_t>* n, MqttTransport* t) : n_(n), t_(t) {}
     void on_failure(const mqtt::token&) override { --*n_; }
-    void on_success(const mqtt::token&) override {
+    void on_success(const mqtt::token& tok) override {
       --*n_;
       t_->AckNowToBroker();
+      if (auto* d = dynamic_cast<const mqtt::delivery_token*>(&tok); d && d->get_message()) {
+        size_t size = d->get_message()->get_payload().size();
+        size_t seen = t_->largest_acked_.load();
+        while (size > seen && !t_->largest_acked_.compare_exchange_weak(seen, size)) {
+        }
+      }
     }
 
    private:
@@ -252,24 +376,63 @@ class MqttTransport : public Transport {
   class ConnectListener : public mqtt::iaction_listener {
    public:
     explicit ConnectListener(MqttTransport* t) : t_(t) {}
-    void on_failure(const mqtt::token&) override { t_->RetryConnectLater(); }
-    void on_success(const mqtt::token&) override {}
+    void on_failure(const mqtt::token& tok) override { t_->AttemptFailed(tok.get_return_code()); }
+    void on_success(const mqtt::token& tok) override {
+      // The broker's limits from its CONNACK, read before the connected
+      // handler reports them.
+      uint32_t max_packet = 0, receive_maximum = 0;
+      try {
+        mqtt::connect_response r = tok.get_connect_response();
+        const mqtt::properties& p = r.get_properties();
+        if (p.contains(mqtt::property::MAXIMUM_PACKET_SIZE)) {
+          max_packet = mqtt::get<uint32_t>(p, mqtt::property::MAXIMUM_PACKET_SIZE);
+        }
+        if (p.contains(mqtt::property::RECEIVE_MAXIMUM)) {
+          receive_maximum = mqtt::get<uint16_t>(p, mqtt::property::RECEIVE_MAXIMUM);
+        }
+      } catch (const std::exception&) {
+      }
+      t_->max_packet_ = max_packet;
+      t_->receive_maximum_ = receive_maximum;
+      std::lock_guard<std::mutex> lock(t_->mu_);
+      t_->backoff_ = kFirstRetry;
+    }
 
    private:
     MqttTransport* t_;
   };
 
   void StartConnect() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      attempt_start_ = std::chrono::steady_clock::now();
+    }
     try {
       client_.connect(conn_opts_, nullptr, connect_listener_);
-    } catch (const mqtt::exception&) {
-      RetryConnectLater();
+    } catch (const mqtt::exception& e) {
+      AttemptFailed(e.get_return_code());
     }
   }
 
-  // Called on a Paho thread when a connect attempt failed: a helper thread
-  // retries, so the callback itself never blocks.
-  void RetryConnectLater() {
+  // On a Paho thread: a connect attempt failed. The retry thread says why
+  // and tries again, so the callback itself never blocks.
+  void AttemptFailed(int rc) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failed_rc_ = rc;
+    failed_took_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - attempt_start_);
+    failed_ = retry_ = true;
+    cv_.notify_all();
+  }
+
+  // On a Paho thread: an established connection is gone (reported once).
+  void Lost(int disconnect_code, const std::string& why) {
+    if (!up_.exchange(false)) return;
+    LinkEvent e = LinkEvent::Down(LinkEvent::Kind::kDropped, why);
+    e.disconnect_code = disconnect_code;
+    e.largest_unacked = in_flight_.load() > 0 ? largest_unacked_.load() : 0;
+    e.largest_acked = largest_acked_.load();
+    on_connection_(e);
     std::lock_guard<std::mutex> lock(mu_);
     retry_ = true;
     cv_.notify_all();
@@ -281,7 +444,18 @@ class MqttTransport : public Transport {
       cv_.wait(lock, [this] { return retry_ || stopping_; });
       if (stopping_) break;
       retry_ = false;
-      cv_.wait_for(lock, std::chrono::milliseconds(250), [this] { return stopping_.load(); });
+      if (failed_) {
+        failed_ = false;
+        int rc = failed_rc_;
+        auto took = failed_took_;
+        lock.unlock();
+        LinkEvent e = ClassifyFailure(options_, rc, took, kConnectTimeout);  // may probe: ~1 s
+        on_connection_(e);
+        lock.lock();
+      }
+      auto wait = backoff_;
+      backoff_ = std::min(kMaxRetry, backoff_ * 2);
+      cv_.wait_for(lock, wait, [this] { return stopping_.load(); });
       if (stopping_) break;
       lock.unlock();
       StartConnect();
@@ -304,10 +478,19 @@ class MqttTransport : public Transport {
   MessageHandler on_message_;
   ConnectionHandler on_connection_;
   std::atomic<size_t> in_flight_{0};
+  std::atomic<size_t> largest_unacked_{0};  // since in_flight_ was last 0
+  std::atomic<size_t> largest_acked_{0};    // on this connection
+  std::atomic<bool> up_{false};
+  std::atomic<uint32_t> max_packet_{0}, receive_maximum_{0};  // from the last CONNACK
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool retry_ = false;  // guarded by mu_
+  bool retry_ = false;   // guarded by mu_: the retry thread has work
+  bool failed_ = false;  // guarded by mu_: an attempt failed, not yet reported
+  int failed_rc_ = 0;    // guarded by mu_
+  std::chrono::milliseconds failed_took_{0};                  // guarded by mu_
+  std::chrono::steady_clock::time_point attempt_start_;       // guarded by mu_
+  std::chrono::milliseconds backoff_ = kFirstRetry;           // guarded by mu_
   std::thread retry_thread_;
   std::mutex fds_mu_;
   std::vector<int> broker_fds_;  // guarded by fds_mu_: our sockets to the broker

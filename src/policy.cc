@@ -169,6 +169,19 @@ bool PolicySchedule::AnyHeld() const {
   return false;
 }
 
+int64_t PolicySchedule::HeldUntil() const {
+  int64_t until = INT64_MAX;
+  auto visit = [&](const Module& m) {
+    if (!m.pending) return;
+    int64_t due = DueAt(m);
+    if (due == INT64_MAX && m.next_period_ms > 0) due = m.next_period_ms;
+    until = std::min(until, due);
+  };
+  visit(default_);
+  for (const auto& [name, m] : modules_) visit(m);
+  return until;
+}
+
 std::map<std::string, std::string> PolicySchedule::Hashes() const {
   std::map<std::string, std::string> h;
   h[kDefault] = default_.hash;

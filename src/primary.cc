@@ -17,6 +17,8 @@ PrimaryEngine::PrimaryEngine(EngineEnv env)
       filter_(env_.config.exclude),
       keys_(env_.state),
       outbox_(env_.transport),
+      link_("the broker", env_.config, env_.clock, env_.log),
+      oob_link_("the OOB broker", env_.config, env_.clock, env_.log),
       policies_(env_.config.policy, env_.clock->NowMs()) {
   scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.state);
   for (const auto& b : env_.config.backups) AddPeer(b);
@@ -32,6 +34,7 @@ SyncSession& PrimaryEngine::AddPeer(const std::string& id) {
   ctx.filter = &filter_;
   ctx.policies = &policies_;
   ctx.current = &current_;
+  ctx.link = &link_;
   ctx.status_changed = [this] { PublishStatus(); };
   ctx.emit = [this](Event e) { Emit(std::move(e)); };
   ctx.join = [this](const SyncSession::DeltaKey& key) -> std::unique_ptr<DeltaReader> {
@@ -84,14 +87,15 @@ void PrimaryEngine::RevokeRemovedBackups() {
   }
 }
 
-void PrimaryEngine::OnConnection(bool connected) {
+void PrimaryEngine::OnConnection(const LinkEvent& e) {
   connected_ = false;  // until our subscriptions are granted: no answer could reach us
   resubscribe_at_ms_ = -1;
-  if (!connected) {
-    Log(LogLevel::kWarn, "lost the broker; syncs will restart when it is back");
-    return;
-  }
-  Log(LogLevel::kInfo, "connected to the broker");
+  link_.Report(e);
+  if (e.up()) Subscribe();
+}
+
+void PrimaryEngine::Subscribe() {
+  resubscribe_at_ms_ = -1;
   outbox_.Clear();
   // Policies first: the broker sends retained messages in subscription
   // order, so every retained policy is applied before any backup is seen
@@ -231,7 +235,7 @@ void PrimaryEngine::OnMessage(const Message& m) {
 }
 
 int64_t PrimaryEngine::Tick(int64_t now) {
-  if (resubscribe_at_ms_ >= 0 && now >= resubscribe_at_ms_) OnConnection(true);
+  if (resubscribe_at_ms_ >= 0 && now >= resubscribe_at_ms_) Subscribe();
   outbox_.Flush();
   int64_t next = resubscribe_at_ms_ >= 0 ? resubscribe_at_ms_ : INT64_MAX;
   RetryScan(now);
@@ -331,14 +335,25 @@ void PrimaryEngine::PublishStatus() {
       s.error = "backup " + id + ": " + session->error();
     }
   }
-  s.state = !s.error.empty() ? "error" : AllInSync() ? "in_sync" : (syncing ? "syncing" : "behind");
+  // Backups short of the tree only by what a policy holds back are pending.
+  int64_t now = env_.clock->NowMs();
+  int64_t held_until = policies_.HeldUntil();
+  bool in_sync = AllInSync();
+  if (!in_sync && held_until != INT64_MAX) {
+    int64_t due_ns = env_.clock->WallNs() + std::max<int64_t>(0, held_until - now) * 1000000;
+    s.due = FormatIso8601(due_ns - due_ns % 1000000000);  // whole seconds: stable across calls
+  }
+  s.state = !s.error.empty() ? "error"
+            : in_sync        ? "in_sync"
+            : syncing        ? "syncing"
+            : !s.due.empty() ? "pending"
+                             : "behind";
   s.root = ToHex(root_);
   s.files = current_ ? static_cast<int64_t>(current_->files()) : 0;
   s.bytes = current_ ? static_cast<int64_t>(current_->bytes()) : 0;
   if (last_ns) s.last_sync = FormatIso8601(last_ns);
   s.policies = policies_.Hashes();
   std::string payload = EncodeStatus(s);
-  int64_t now = env_.clock->NowMs();
   if (payload == last_status_ && now < next_status_ms_) return;
   next_status_ms_ = now + kStatusRefreshMs;
   last_status_ = payload;

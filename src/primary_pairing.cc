@@ -22,8 +22,9 @@ bool PrimaryEngine::MayPair(const std::string& b, std::string* why) {
   return true;
 }
 
-void PrimaryEngine::OnOobConnection(bool connected) {
-  if (connected) env_.oob->Subscribe(topics_.prefix + "oob/+/hello", 1);
+void PrimaryEngine::OnOobConnection(const LinkEvent& e) {
+  oob_link_.Report(e);
+  if (e.up()) env_.oob->Subscribe(topics_.prefix + "oob/+/hello", 1);
 }
 
 void PrimaryEngine::OnOobMessage(const Message& m) {

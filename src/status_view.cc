@@ -39,14 +39,39 @@ std::string Printable(const std::string& s, size_t max) {
 
 }  // namespace
 
+void ReconcileStatus(StatusRows* rows, const std::vector<std::string>& configured) {
+  const GatewayStatus* primary = nullptr;
+  for (const auto& [id, st] : *rows) {
+    if (st.role == "primary" && st.state != "offline") primary = &st;
+  }
+  if (!primary) {
+    for (const auto& [id, st] : *rows) {
+      if (st.role == "primary") primary = &st;
+    }
+  }
+  for (auto& [id, st] : *rows) {
+    if (!primary || st.role != "backup" || st.state != "in_sync" || st.root == primary->root) continue;
+    st.state = primary->due.empty() ? "behind" : "pending";
+    st.due = primary->due;
+  }
+  for (const std::string& id : configured) {
+    if (rows->count(id)) continue;
+    GatewayStatus unknown;
+    unknown.role = "backup";
+    unknown.state = "unknown";
+    (*rows)[id] = unknown;
+  }
+}
+
 bool AllBackupsInSync(const StatusRows& rows) {
-  int backups = 0;
+  int backups = 0, primaries = 0;
   for (const auto& [id, st] : rows) {
+    if (st.role == "primary") ++primaries;
     if (st.role != "backup") continue;
     ++backups;
     if (st.state != "in_sync") return false;
   }
-  return backups > 0;
+  return backups > 0 && primaries > 0;
 }
 
 std::string HumanBytes(int64_t bytes) {
@@ -87,7 +112,7 @@ std::string FormatStatusTable(const StatusRows& rows) {
   std::snprintf(line, sizeof line, "%-20s %-8s %-8s %7s %10s  %-20s %8s %5s\n", "GATEWAY", "ROLE",
                 "STATE", "FILES", "BYTES", "LAST SYNC", "LAG", "KEY");
   out += line;
-  int backups = 0, in_sync = 0, syncing = 0, other = 0;
+  int backups = 0, in_sync = 0, syncing = 0, pending = 0, unknown = 0, other = 0, primaries = 0;
   for (const auto* r : Ordered(rows)) {
     const std::string id = Printable(r->first, 64);
     const GatewayStatus& st = r->second;
@@ -111,17 +136,28 @@ std::string FormatStatusTable(const StatusRows& rows) {
              std::to_string(std::max<int64_t>(st.progress_files_total, 0)) + " entries\n";
     }
     if (!st.error.empty()) out += "    error: " + Printable(st.error, 200) + "\n";
+    if (st.state == "pending" && !st.due.empty()) {
+      out += "    changes held back by a policy, due " + Printable(st.due, 40).substr(0, 19) + "Z\n";
+    }
+    if (st.state == "unknown") {
+      out += "    configured, but no status heard from it (not running, or on another broker node)\n";
+    }
+    if (st.role == "primary") ++primaries;
     if (!backup) continue;
     ++backups;
     if (st.state == "in_sync") ++in_sync;
     else if (st.state == "syncing") ++syncing;
+    else if (st.state == "pending") ++pending;
+    else if (st.state == "unknown") ++unknown;
     else ++other;
   }
   if (rows.empty()) return out + "(no gateway has published a status yet)\n";
   out += std::to_string(backups) + (backups == 1 ? " backup: " : " backups: ") +
          std::to_string(in_sync) + " in sync, " + std::to_string(syncing) + " syncing, " +
-         std::to_string(other) + " not in sync" +
-         (AllBackupsInSync(rows) ? "" : backups == 0 ? " (none known)" : "") + "\n";
+         (pending ? std::to_string(pending) + " pending, " : "") +
+         (unknown ? std::to_string(unknown) + " unknown, " : "") + std::to_string(other) +
+         " not in sync" + (backups == 0 ? " (none known)" : "") +
+         (primaries == 0 ? " (no primary has published a status)" : "") + "\n";
   return out;
 }
 

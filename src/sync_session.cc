@@ -229,8 +229,9 @@ std::unique_ptr<DeltaWriter> SyncSession::WriteDelta() const {
   opts.allow_block_reuse = opts.allow_local_source = !delta_key_.plain;
   std::vector<Op> ops = Diff(*snapshot_, *backup_manifest_, opts);
   if (ops.empty()) return nullptr;
-  size_t max_plain =
-      static_cast<size_t>(ctx_.env->config.max_message_bytes) - kEnvelopeOverhead - 1024;
+  size_t message = ctx_.link ? ctx_.link->message_bytes()
+                             : static_cast<size_t>(ctx_.env->config.max_message_bytes);
+  size_t max_plain = message - kEnvelopeOverhead - 1024;
   return std::make_unique<DeltaWriter>(ctx_.env->fs, snapshot_, backup_manifest_, std::move(ops),
                                        max_plain, delta_key_.precondition, snapshot_root_);
 }

@@ -56,6 +56,7 @@ class SyncSession {
     const PathFilter* filter = nullptr;
     const PolicySchedule* policies = nullptr;
     const std::shared_ptr<const Manifest>* current = nullptr;  // the primary's tree
+    const BrokerLink* link = nullptr;  // sizes messages; null: max_message_bytes
     std::function<void()> status_changed;
     std::function<void(Event)> emit;
     // Joins a delta another session is sending under `key`; null if none.

@@ -51,7 +51,7 @@ class EngineTest : public ::testing::Test {
     backup_ = std::make_unique<BackupEngine>(
         Env(bc, bt_.get(), bfs_.get(), backup_store_ ? backup_store_ : &backup_state_));
     bt_->SetHandlers([this](Message m) { backup_->OnMessage(m); },
-                     [this](bool up) { backup_->OnConnection(up); });
+                     [this](const LinkEvent& e) { backup_->OnConnection(e); });
     ASSERT_TRUE(backup_->Start().ok());
     bt_->Connect();
     StartPrimary();
@@ -75,7 +75,7 @@ class EngineTest : public ::testing::Test {
     backup_ = std::make_unique<BackupEngine>(
         Env(backup_config_, bt_.get(), bfs_.get(), backup_store_ ? backup_store_ : &backup_state_));
     bt_->SetHandlers([this](Message m) { backup_->OnMessage(m); },
-                     [this](bool up) { backup_->OnConnection(up); });
+                     [this](const LinkEvent& e) { backup_->OnConnection(e); });
     ASSERT_TRUE(backup_->Start().ok());
     bt_->Connect();
   }
@@ -94,7 +94,7 @@ class EngineTest : public ::testing::Test {
     pe.log = [this](LogLevel, const std::string& line) { primary_log_.push_back(line); };
     primary_ = std::make_unique<PrimaryEngine>(pe);
     pt_->SetHandlers([this](Message m) { primary_->OnMessage(m); },
-                     [this](bool up) { primary_->OnConnection(up); });
+                     [this](const LinkEvent& e) { primary_->OnConnection(e); });
     ASSERT_TRUE(primary_->Start().ok());
     pt_->Connect();
   }

@@ -86,7 +86,7 @@ TEST_F(EngineTest, ABackupSaysNothingBeforeItsSubscriptionsEvenIfTheConnectionIs
   bt_->connected_ = true;  // Paho is connected; OnConnection is still queued
   backup_ = std::make_unique<BackupEngine>(Env(backup_config_, bt_.get(), bfs_.get(), &backup_state_));
   bt_->SetHandlers([this](Message m) { backup_->OnMessage(m); },
-                   [this](bool up) { backup_->OnConnection(up); });
+                   [this](const LinkEvent& e) { backup_->OnConnection(e); });
   ASSERT_TRUE(backup_->Start().ok());
   backup_->Tick(clock_.NowMs());
   clock_.Advance(60000);
@@ -113,7 +113,7 @@ TEST_F(EngineTest, WithoutABrokerNeitherEngineAsksToBeCalledAgainAtOnce) {
   backup_ = std::make_unique<BackupEngine>(Env(backup_config_, bt_.get(), bfs_.get(), &backup_state_));
   ASSERT_TRUE(backup_->Start().ok());
   pt_->connected_ = false;
-  primary_->OnConnection(false);
+  primary_->OnConnection(LinkEvent::Down(LinkEvent::Kind::kDropped, "test"));
   for (int i = 0; i < 3; ++i) {
     int64_t now = clock_.NowMs();
     EXPECT_GT(backup_->Tick(now), now) << "round " << i;

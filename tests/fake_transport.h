@@ -141,7 +141,7 @@ inline Status FakeTransport::Connect() {
   filters_.clear();
   broker_->Forget(this);
   connected_ = true;
-  if (on_connection_) on_connection_(true);
+  if (on_connection_) on_connection_(LinkEvent::Up());
   return Status::Ok();
 }
 inline Status FakeTransport::Subscribe(const std::string& filter, int) {

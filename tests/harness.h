@@ -237,7 +237,8 @@ class Recorder {
           std::lock_guard<std::mutex> l(mu_);
           messages_.push_back(std::move(m));
         },
-        [this](bool up) {
+        [this](const LinkEvent& e) {
+          bool up = e.up();
           if (up) {
             for (const auto& f : filters_) t_->Subscribe(f, 1);
           }

@@ -36,7 +36,7 @@ class HomeTest : public ::testing::Test {
       broker_ = std::make_unique<Broker>(root_.Sub("broker"), port, conf);
       lan_uri_ = LockedUri(port);
     } else {
-      broker_ = std::make_unique<Broker>(root_.Sub("broker"));
+      broker_ = std::make_unique<Broker>(root_.Sub("broker"), broker_extra_);
     }
     ASSERT_TRUE(broker_->up()) << testing::ReadFile(root_.Sub("broker/mosquitto.log"));
     if (getenv("HUBSYNC_TEST_VERBOSE")) std::printf("broker dir %s\n", root_.Sub("broker").c_str());
@@ -125,6 +125,7 @@ class HomeTest : public ::testing::Test {
   }
 
   bool locked_ = false;  // run on broker-config/hub.conf with passwords, ACL and TLS
+  std::string broker_extra_;  // !locked_: lines appended to the test broker's config
   std::string lan_uri_;   // locked_: the TLS LAN listener
   TempDir root_;
   std::unique_ptr<Broker> broker_;

@@ -431,6 +431,57 @@ TEST_F(HomeTest, StatusCommandReportsEveryGateway) {
   EXPECT_EQ(out.rfind("{\"in_sync\":false", 0), 0u) << out;
 }
 
+// Issue 11: the status command never says "in sync" falsely. A configured
+// backup never heard from is unknown; changes a policy holds back leave the
+// backups pending (with when they are due), not in sync.
+TEST_F(HomeTest, StatusShowsUnheardBackupsAsUnknownAndHeldChangesAsPending) {
+  MakeHome(2);
+  HubData(primary_.data);
+  Start(primary_, "primary");
+  Start(backups_["hub-b1"], "backup");
+  ASSERT_TRUE(Converged(backups_["hub-b1"]));
+  std::string out;
+  ASSERT_TRUE(WaitFor([&] {
+    return Tool({"status", "-c", primary_.config}, &out) == 3 &&
+           out.find("hub-b1               backup   in_sync") != std::string::npos;
+  }, kConvergeMs)) << out;
+  EXPECT_NE(out.find("hub-b2               backup   unknown"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 unknown"), std::string::npos) << out;
+
+  Start(backups_["hub-b2"], "backup");
+  ASSERT_TRUE(AllConverged());
+  ASSERT_TRUE(WaitFor([&] { return Tool({"status", "-c", primary_.config}, &out) == 0; },
+                      kConvergeMs)) << out;
+
+  // A day's delay on the database: its change is held back.
+  Recorder rec(broker_->uri());
+  Message policy;
+  policy.topic = "hubsync/v1/home-1/policy/db";
+  policy.payload = R"({"paths":["db/**"],"delay_ms":86400000})";
+  policy.retained = true;
+  ASSERT_TRUE(rec.transport()->Publish(policy).ok());
+  ASSERT_TRUE(WaitFor([&] { return primary_.proc->Log().find("policy db applied") != std::string::npos; },
+                      10000));
+  WriteFile(primary_.data + "/db/hub.sqlite", "held back");
+  WriteFile(primary_.data + "/devices/new.json", "goes at once");
+  for (auto& [id, b] : backups_) {
+    ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/devices/new.json") == "goes at once"; },
+                        kConvergeMs));
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return Tool({"status", "-c", primary_.config}, &out) == 3 &&
+           out.find("2 backups: 0 in sync, 0 syncing, 2 pending") != std::string::npos;
+  }, kConvergeMs)) << out;
+  EXPECT_NE(out.find("changes held back by a policy, due 20"), std::string::npos) << out;
+  EXPECT_NE(out.find("hub-p                primary  pending"), std::string::npos) << out;
+  ASSERT_EQ(Tool({"status", "-c", primary_.config, "--json"}, &out), 3);
+  EXPECT_NE(out.find("\"state\":\"pending\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"due\":\"20"), std::string::npos) << out;
+  for (auto& [id, b] : backups_) {
+    EXPECT_NE(testing::ReadFile(b.data + "/db/hub.sqlite"), "held back");
+  }
+}
+
 TEST_F(HomeTest, BadConfigurationExitsTwoNamingTheKey) {
   MakeHome(1);
   std::string out;

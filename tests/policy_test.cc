@@ -96,6 +96,20 @@ TEST_F(ScheduleTest, DelayGivesOneSyncAfterABurst) {
   EXPECT_FALSE(Poll(5000).sync);
 }
 
+TEST_F(ScheduleTest, HeldUntilSaysWhenHeldChangesAreDue) {
+  Make(Default(true, 1000, 0));
+  EXPECT_EQ(s_->HeldUntil(), INT64_MAX) << "nothing held";
+  s_->OnChanged({"a"}, 0);
+  s_->OnChanged({"b"}, 600);
+  EXPECT_EQ(s_->HeldUntil(), 1600);
+  EXPECT_TRUE(Poll(1600).sync);
+  EXPECT_EQ(s_->HeldUntil(), INT64_MAX);
+  // Only a period brings changes that neither on_change nor a delay sends.
+  Make(Default(false, 0, 60));
+  s_->OnChanged({"a"}, 5);
+  EXPECT_EQ(s_->HeldUntil(), 60000);
+}
+
 TEST_F(ScheduleTest, ASteadyStreamCannotPostponeTheDelayedSyncPastTheCap) {
   Make(Default(true, 1000, 0));
   int syncs = 0;

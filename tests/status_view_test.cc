@@ -75,6 +75,45 @@ TEST(StatusViewTest, InSyncOnlyWhenEveryBackupIs) {
   EXPECT_FALSE(AllBackupsInSync(rows));
 }
 
+TEST(StatusViewTest, WithoutAPrimaryNoBackupCanBeShownInSync) {
+  StatusRows rows;
+  rows["a"] = Gw("backup", "in_sync");
+  EXPECT_FALSE(AllBackupsInSync(rows));
+  EXPECT_NE(FormatStatusTable(rows).find("(no primary has published a status)"), std::string::npos);
+}
+
+TEST(StatusViewTest, ReconcileShowsConfiguredBackupsUnheardOfAndChecksRoots) {
+  StatusRows rows;
+  rows["p"] = Gw("primary", "behind");
+  rows["p"].root = std::string(64, 'b');
+  rows["a"] = Gw("backup", "in_sync");
+  rows["a"].root = std::string(64, 'b');
+  rows["c"] = Gw("backup", "in_sync");  // its retained status is stale: the primary moved on
+  rows["c"].root = std::string(64, 'a');
+  ReconcileStatus(&rows, {"a", "c", "d"});
+  EXPECT_EQ(rows["a"].state, "in_sync");
+  EXPECT_EQ(rows["c"].state, "behind");
+  ASSERT_TRUE(rows.count("d"));
+  EXPECT_EQ(rows["d"].state, "unknown");
+  EXPECT_EQ(rows["d"].role, "backup");
+  EXPECT_FALSE(AllBackupsInSync(rows));
+  std::string t = FormatStatusTable(rows);
+  EXPECT_NE(t.find("no status heard from it"), std::string::npos) << t;
+  EXPECT_NE(t.find("3 backups: 1 in sync, 0 syncing, 1 unknown, 1 not in sync"), std::string::npos) << t;
+
+  // Held back by a policy: pending, with when it is due.
+  rows.erase("d");
+  rows["p"].state = "pending";
+  rows["p"].due = "2026-11-27T10:00:00.000Z";
+  rows["c"].state = "in_sync";
+  ReconcileStatus(&rows, {});
+  EXPECT_EQ(rows["c"].state, "pending");
+  t = FormatStatusTable(rows);
+  EXPECT_NE(t.find("changes held back by a policy, due 2026-11-27T10:00:00Z"), std::string::npos) << t;
+  EXPECT_NE(t.find("2 backups: 1 in sync, 0 syncing, 1 pending, 0 not in sync"), std::string::npos) << t;
+  EXPECT_FALSE(AllBackupsInSync(rows));
+}
+
 TEST(StatusViewTest, JsonReportCarriesEveryStatusAndTheVerdict) {
   StatusRows rows;
   rows["p"] = Gw("primary", "in_sync");

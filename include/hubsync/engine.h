@@ -98,6 +98,49 @@ constexpr int64_t kStatusRefreshMs = 30000;
 Status SubscribeAll(Transport* t, const std::vector<std::string>& filters);
 constexpr int64_t kResubscribeMs = 1000;
 
+// What both engines keep about their link to the broker.
+//
+// Report logs every failure and loss with its reason: a new cause at once,
+// the same cause again only after 30 s, then after twice as long each time
+// (up to an hour), saying how many attempts failed meanwhile; a connection
+// after failures says how long the broker was away.
+//
+// message_bytes() is the largest message to publish: max_message_bytes,
+// lowered to fit the Maximum Packet Size the broker announces, and halved
+// (down to kMinMessageBytes) with a warning naming max_message_bytes when
+// the broker, announcing no limit, drops the connection on our largest
+// messages: at once when it says "Packet too large", else on the second
+// drop in a row with a message that large unacknowledged and none as large
+// acknowledged in between. It never grows back until the daemon restarts.
+class BrokerLink {
+ public:
+  static constexpr size_t kMinMessageBytes = 16384;
+  static constexpr int64_t kFirstRepeatMs = 30000, kMaxRepeatMs = 3600000;
+  // Room for the MQTT header, topic and properties around our payload.
+  static constexpr size_t kPacketOverhead = 512;
+
+  // `name`: how log lines call this broker ("the broker", "the OOB broker").
+  BrokerLink(std::string name, const Config& config, Clock* clock, LogFn log);
+  void Report(const LinkEvent& e);
+  size_t message_bytes() const { return message_bytes_; }
+
+ private:
+  void Failed(const std::string& reason);
+  void Log(LogLevel level, const std::string& line);
+
+  std::string name_;
+  size_t configured_;
+  Clock* clock_;
+  LogFn log_;
+  size_t message_bytes_;
+  std::string last_reason_;
+  int64_t first_failure_ms_ = -1;  // since the link was last up; -1 when up
+  int64_t next_repeat_ms_ = 0;
+  int64_t repeat_gap_ms_ = kFirstRepeatMs;
+  uint64_t failures_ = 0, unreported_ = 0;
+  int strikes_ = 0;  // drops in a row with a message near message_bytes_ unacknowledged
+};
+
 class SyncSession;  // one backup as the primary serves it (src/sync_session.h)
 
 // ---------------------------------------------------------------------------
@@ -118,10 +161,10 @@ class PrimaryEngine {
 
   Status Start();
   void OnMessage(const Message& m);
-  void OnConnection(bool connected);
+  void OnConnection(const LinkEvent& e);
   void OnChanges();
   void OnOobMessage(const Message& m);
-  void OnOobConnection(bool connected);
+  void OnOobConnection(const LinkEvent& e);
   // Re-reads data_dir and has every backup re-read its own, repairing any
   // drift: what the period policy does, and what SIGUSR1 asks for.
   void CheckAll();
@@ -148,6 +191,8 @@ class PrimaryEngine {
   void Emit(Event e);
   bool MayPair(const std::string& backup, std::string* why);
   void RevokeRemovedBackups();
+  // Subscribes to what the primary hears; announces us once granted.
+  void Subscribe();
   void OnPolicy(const std::string& module, const std::string& payload);
   bool TryConfirm(const std::string& backup, const Message& m);
   SyncSession* FindPeer(const std::string& id);
@@ -160,6 +205,7 @@ class PrimaryEngine {
   KeyStore keys_;
   std::unique_ptr<Scanner> scanner_;
   Outbox outbox_;
+  BrokerLink link_, oob_link_;
   std::shared_ptr<const Manifest> current_;
   Digest root_{};
   bool connected_ = false;
@@ -196,9 +242,9 @@ class BackupEngine {
 
   Status Start();
   void OnMessage(const Message& m);
-  void OnConnection(bool connected);
+  void OnConnection(const LinkEvent& e);
   void OnOobMessage(const Message& m);
-  void OnOobConnection(bool connected);
+  void OnOobConnection(const LinkEvent& e);
   void CheckAll() {}  // the primary drives checks
   // Agrees a new key (the next epoch) over the out-of-band topic, as
   // `hubsync pair` does: what that command asks a running daemon for
@@ -210,6 +256,8 @@ class BackupEngine {
   Digest root() const { return root_; }
 
  private:
+  // Subscribes to our request and delta topics; announces us once granted.
+  void Subscribe();
   void OnManifestRequest(const Message& m);
   void OnDelta(const Message& m);
   // Opens a message the primary sealed; a refused one is counted, logged and
@@ -242,6 +290,7 @@ class BackupEngine {
   std::unique_ptr<Applier> applier_;
   std::unique_ptr<SecureChannel> channel_;
   Outbox outbox_;
+  BrokerLink link_, oob_link_;
   Manifest manifest_;
   bool manifest_valid_ = false;
   Digest root_{};

@@ -22,7 +22,7 @@ inline constexpr size_t kMaxJsonMessageBytes = 64 * 1024;
 // gw/<id>/status, retained.
 struct GatewayStatus {
   std::string role;    // "primary" | "backup"
-  std::string state;   // in_sync | syncing | behind | error | offline | online
+  std::string state;   // in_sync | syncing | pending | behind | error | offline | unknown
   std::string root;
   int64_t files = 0;
   int64_t bytes = 0;
@@ -38,6 +38,9 @@ struct GatewayStatus {
   // Policies applied (primary): module (or "default") -> PolicyHash.
   std::map<std::string, std::string> policies;
   std::string error;  // "" means null
+  // Changes a policy holds back are due then (ISO-8601 UTC); "" when none
+  // are held. The primary's; `hubsync status` copies it to pending backups.
+  std::string due;
 };
 std::string EncodeStatus(const GatewayStatus& s);
 Result<GatewayStatus> DecodeStatus(const std::string& json);

@@ -92,6 +92,9 @@ class PolicySchedule {
   // sync started now keeps the backup's version of it.
   bool Held(const std::string& path) const;
   bool AnyHeld() const;
+  // When the first held change is due (its module's delay, else its next
+  // period); INT64_MAX when none is held or nothing will bring it.
+  int64_t HeldUntil() const;
 
   // {"default": hash, "<module>": hash, ...} of the policies applied.
   std::map<std::string, std::string> Hashes() const;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "hubsync/messages.h"
 
@@ -14,7 +15,27 @@ namespace hubsync {
 
 using StatusRows = std::map<std::string, GatewayStatus>;  // gateway id -> status
 
-// True when there is at least one backup and every backup is in_sync.
+// Exit codes of `hubsync status` (README "Status at a glance"); 1 and 2 are
+// every command's "fatal error" and "bad usage or configuration".
+enum StatusExit {
+  kStatusInSync = 0,             // every backup holds the primary's current tree
+  kStatusNotInSync = 3,          // a backup is syncing, pending, behind, in error, offline or unknown
+  kStatusBrokerRefused = 4,      // the broker answered and refused us (login, ACL, not MQTT 5)
+  kStatusBrokerUnreachable = 5,  // nothing accepted a connection at broker.uri
+  kStatusBrokerTimedOut = 6,     // the broker accepted a connection but never answered
+};
+
+// What the statuses on the broker say, checked against each other and the
+// config: every backup in `configured` that has no status gets one whose
+// state is "unknown"; a backup that says in_sync but does not hold the
+// primary's root is "pending" (with the primary's `due`) when the primary
+// holds changes back by policy, else "behind". Without a primary's status a
+// backup's claim cannot be checked and stays as it is (AllBackupsInSync
+// then says false).
+void ReconcileStatus(StatusRows* rows, const std::vector<std::string>& configured);
+
+// True when a primary has a status, there is at least one backup and every
+// backup is in_sync.
 bool AllBackupsInSync(const StatusRows& rows);
 
 // The table: a header, one row per gateway (primary first), a progress line

@@ -26,15 +26,58 @@ struct Message {
   std::string correlation;     // MQTT v5 correlation data, "" if none
 };
 
+// What became of the link to the broker. Every failed attempt and every
+// loss is reported with its reason, so people can act on it (SPEC 3: status
+// tells "refused" from "unreachable").
+struct LinkEvent {
+  enum class Kind {
+    kUp,           // connected; the limits below are what the broker announced
+    kRefused,      // the broker answered CONNECT with an error (bad login, banned, ...)
+    kUnreachable,  // no TCP connection to the broker's address
+    kTimedOut,     // TCP connected, but no CONNACK came in time
+    kNotMqtt5,     // the broker closed the connection before its CONNACK, or
+                   // refused the protocol version: it may speak only MQTT 3.1.1
+    kDropped,      // an established connection was lost or closed by the broker
+  };
+  Kind kind = Kind::kUp;
+  std::string reason;  // one line for a log, e.g. "refused: Not authorized (CONNACK 135)"
+  // kUp: the broker's Maximum Packet Size and Receive Maximum from its
+  // CONNACK; 0 when it announced none.
+  uint32_t max_packet_bytes = 0;
+  uint32_t receive_maximum = 0;
+  // kDropped: the reason code of the broker's DISCONNECT (0 when the
+  // connection just closed), the largest of our messages that was still
+  // unacknowledged, and the largest the broker acknowledged on that
+  // connection (a broker that does not announce its packet limit drops the
+  // connection on a message over it).
+  int disconnect_code = 0;
+  size_t largest_unacked = 0;
+  size_t largest_acked = 0;
+
+  bool up() const { return kind == Kind::kUp; }
+  static LinkEvent Up() { return LinkEvent(); }
+  static LinkEvent Down(Kind k, std::string why) {
+    LinkEvent e;
+    e.kind = k;
+    e.reason = std::move(why);
+    return e;
+  }
+};
+
+// The MQTT 5 reason code 0x95: the broker closes a connection that sent it a
+// packet over its limit.
+constexpr int kPacketTooLarge = 149;
+
 class Transport {
  public:
   using MessageHandler = std::function<void(Message)>;
-  using ConnectionHandler = std::function<void(bool connected)>;
+  using ConnectionHandler = std::function<void(const LinkEvent&)>;
   virtual ~Transport() = default;
   // Set before Connect.
   virtual void SetHandlers(MessageHandler on_message, ConnectionHandler on_connection) = 0;
-  // Starts connecting and keeps reconnecting until Disconnect. Returns an
-  // error only for unusable options.
+  // Starts connecting and keeps reconnecting (backing off from 250 ms to
+  // 5 s) until Disconnect, reporting each failed attempt and each loss to the
+  // connection handler. Returns an error only for unusable options.
   virtual Status Connect() = 0;
   // Subscriptions do not survive a reconnect: resubscribe on connected.
   // Asks for a subscription and returns at once (fine in a handler).

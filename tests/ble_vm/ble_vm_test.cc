@@ -53,7 +53,7 @@ class DirectBroker {
     }
     Status Connect() override {
       broker_->Add(this);
-      if (on_connection_) on_connection_(true);
+      if (on_connection_) on_connection_(LinkEvent::Up());
       return Status::Ok();
     }
     Status Subscribe(const std::string& filter, int) override {
