@@ -51,6 +51,7 @@ gateway_lines() {  # every gateway: its own status, the events
   printf 'topic write hubsync/v1/+/gw/+/delta\n'
   printf 'topic read hubsync/v1/+/policy/#\n'
   printf 'topic write homeassistant/#\n'
+  printf 'topic read homeassistant/status\n'
   for b in "${backups[@]}"; do
     gateway_lines "$b"
     printf 'topic read hubsync/v1/+/gw/%s/manifest/req\n' "$b"
@@ -61,6 +62,7 @@ gateway_lines() {  # every gateway: its own status, the events
   for r in "${readers[@]}"; do
     printf '\nuser %s\ntopic read hubsync/v1/+/gw/+/status\ntopic read hubsync/v1/+/events\n' "$r"
     printf 'topic read homeassistant/#\n'
+    printf 'topic write homeassistant/status\n'  # Home Assistant's birth message
   done
   for r in "${admins[@]}"; do
     printf '\nuser %s\ntopic read hubsync/v1/+/gw/+/status\ntopic read hubsync/v1/+/events\n' "$r"

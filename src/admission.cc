@@ -38,6 +38,14 @@ bool IsRevoked(const StateStore& store, const std::string& backup) {
   return IsValidId(backup) && store.Has(RevokedName(backup));
 }
 
+std::vector<std::string> RevokedBackups(const StateStore& store) {
+  std::vector<std::string> out;
+  for (const std::string& id : store.List("revoked")) {
+    if (IsValidId(id)) out.push_back(id);
+  }
+  return out;
+}
+
 Status Admit(StateStore* store, const std::string& backup, bool by_window) {
   if (!IsValidId(backup)) return Status::InvalidArgument("bad backup id");
   HUBSYNC_RETURN_IF_ERROR(store->Remove(RevokedName(backup)));

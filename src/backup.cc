@@ -276,7 +276,13 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   }
   if (req->root != ToHex(root_)) {
     if (state_ == "in_sync") behind_since_ms_ = env_.clock->NowMs();
-    SetState("syncing");
+    // Held back by a policy: what is due comes in a delta (then "syncing").
+    if (req->held_until_ms) {
+      due_ = FormatIso8601(static_cast<int64_t>(req->held_until_ms) * 1000000);
+      SetState("pending");
+    } else {
+      SetState("syncing");
+    }
   }
   ManifestHeader h;
   h.root = root_;
@@ -513,6 +519,7 @@ void BackupEngine::OnDelta(const Message& m) {
 
 void BackupEngine::SetState(const std::string& state, const std::string& error) {
   if (state != "in_sync" && state_ == "in_sync") behind_since_ms_ = env_.clock->NowMs();
+  if (state != "pending") due_.clear();
   state_ = state;
   error_ = error;
   PublishStatus();
@@ -534,6 +541,7 @@ void BackupEngine::PublishStatus() {
   s.lag_ms = state_ == "in_sync" ? 0 : now - behind_since_ms_;
   s.key_epoch = channel_ ? channel_->epoch() : 0;
   s.error = error_;
+  s.due = due_;
   if (state_ == "syncing" && applier_->active() && progress_files_total_ > 0) {
     s.progress_done = static_cast<int64_t>(applier_->stats().bytes);
     s.progress_total = static_cast<int64_t>(progress_total_);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -495,31 +496,65 @@ std::string EncodeStatus(const GatewayStatus& s) {
   return Write(d);
 }
 
-std::vector<Message> HomeAssistantDiscovery(const Config& c, const std::string& backup) {
-  const std::string status = c.TopicPrefix() + "gw/" + backup + "/status";
-  const std::string node = "hubsync_" + c.home + "_" + backup;
-  struct Entity {
-    const char* component;
-    const char* object;
-    const char* name;
-    const char* value_template;
-    const char* device_class;  // "" none
-    const char* unit;          // "" none
-  };
-  static const Entity kEntities[] = {
-      {"binary_sensor", "in_sync", "In sync",
-       "{{ 'ON' if value_json.state == 'in_sync' else 'OFF' }}", "", ""},
-      {"sensor", "lag", "Lag", "{{ (value_json.lag_ms / 1000) | round(1) }}", "duration", "s"},
-      {"sensor", "last_sync", "Last sync", "{{ value_json.last_sync }}", "timestamp", ""},
-  };
+namespace {
+
+struct HaEntity {
+  const char* component;
+  const char* object;
+  const char* name;
+  const char* value_template;
+  const char* device_class;  // "" none
+  const char* unit;          // "" none
+};
+
+const HaEntity kBackupEntities[] = {
+    {"binary_sensor", "in_sync", "In sync",
+     "{{ 'ON' if value_json.state == 'in_sync' else 'OFF' }}", "", ""},
+    {"sensor", "lag", "Lag", "{{ (value_json.lag_ms / 1000) | round(1) }}", "duration", "s"},
+    {"sensor", "last_sync", "Last sync", "{{ value_json.last_sync }}", "timestamp", ""},
+};
+
+// "None" is what an MQTT sensor reads as no value.
+const HaEntity kPrimaryEntities[] = {
+    {"binary_sensor", "backups_in_sync", "Backups in sync",
+     "{{ 'ON' if value_json.state == 'in_sync' else 'OFF' }}", "", ""},
+    {"sensor", "state", "State", "{{ value_json.state }}", "", ""},
+    {"sensor", "changes_due", "Held changes due",
+     "{{ value_json.due if value_json.due is defined else 'None' }}", "timestamp", ""},
+};
+
+// Home Assistant's entity ids take [a-z0-9_] only.
+std::string Slug(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    out.push_back((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') ? l : '_');
+  }
+  return out;
+}
+
+std::string HaNode(const Config& c, const std::string& gw) { return "hubsync_" + c.home + "_" + gw; }
+
+std::string HaTopic(const Config& c, const std::string& gw, const HaEntity& e) {
+  return c.homeassistant.prefix + "/" + e.component + "/" + HaNode(c, gw) + "/" + e.object + "/config";
+}
+
+// One device (the gateway `gw`) with `entities`, all read from its retained
+// status and available while that status is not "offline" (its LWT).
+template <size_t N>
+std::vector<Message> HaConfigs(const Config& c, const std::string& gw, const char* model,
+                               const HaEntity (&entities)[N]) {
+  const std::string status = c.TopicPrefix() + "gw/" + gw + "/status";
+  const std::string node = HaNode(c, gw);
   std::vector<Message> out;
-  for (const Entity& e : kEntities) {
+  for (const HaEntity& e : entities) {
     Document d(rapidjson::kObjectType);
     auto& a = d.GetAllocator();
     auto str = [&](const std::string& v) { return Value(v.c_str(), a); };
     d.AddMember("name", str(e.name), a);
     d.AddMember("unique_id", str(node + "_" + e.object), a);
-    d.AddMember("object_id", str(node + "_" + e.object), a);
+    // What Home Assistant 2025.10 and later take instead of object_id.
+    d.AddMember("default_entity_id", str(std::string(e.component) + "." + Slug(node + "_" + e.object)), a);
     d.AddMember("state_topic", str(status), a);
     d.AddMember("value_template", str(e.value_template), a);
     if (*e.device_class) d.AddMember("device_class", str(e.device_class), a);
@@ -527,7 +562,6 @@ std::vector<Message> HomeAssistantDiscovery(const Config& c, const std::string& 
       d.AddMember("unit_of_measurement", str(e.unit), a);
       d.AddMember("state_class", "measurement", a);
     }
-    // Availability follows the retained status, whose LWT says "offline".
     d.AddMember("availability_topic", str(status), a);
     d.AddMember("availability_template",
                 "{{ 'offline' if value_json.state == 'offline' else 'online' }}", a);
@@ -537,14 +571,35 @@ std::vector<Message> HomeAssistantDiscovery(const Config& c, const std::string& 
     Value ids(rapidjson::kArrayType);
     ids.PushBack(str(node), a);
     device.AddMember("identifiers", ids, a);
-    device.AddMember("name", str("hubsync " + backup), a);
+    device.AddMember("name", str("hubsync " + gw), a);
     device.AddMember("manufacturer", "hubsync", a);
-    device.AddMember("model", "backup hub", a);
+    device.AddMember("model", str(model), a);
     d.AddMember("device", device, a);
     Message m;
-    m.topic = c.homeassistant.prefix + "/" + e.component + "/" + node + "/" + e.object + "/config";
+    m.topic = HaTopic(c, gw, e);
     m.payload = Write(d);
     m.retained = true;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Message> HomeAssistantDiscovery(const Config& c, const std::string& backup) {
+  return HaConfigs(c, backup, "backup hub", kBackupEntities);
+}
+
+std::vector<Message> HomeAssistantPrimaryDiscovery(const Config& c) {
+  return HaConfigs(c, c.gateway_id, "primary hub", kPrimaryEntities);
+}
+
+std::vector<Message> HomeAssistantRemoval(const Config& c, const std::string& backup) {
+  std::vector<Message> out;
+  for (const HaEntity& e : kBackupEntities) {
+    Message m;
+    m.topic = HaTopic(c, backup, e);
+    m.retained = true;  // an empty retained payload deletes the entity and the retained config
     out.push_back(std::move(m));
   }
   return out;

@@ -111,14 +111,19 @@ void PrimaryEngine::Subscribe() {
     resubscribe_at_ms_ = env_.clock->NowMs() + kResubscribeMs;
     return;
   }
+  if (env_.config.homeassistant.discovery) {
+    // Home Assistant's birth message: it (re)started and wants our configs.
+    Status ha = env_.transport->Subscribe(env_.config.homeassistant.prefix + "/status", 1);
+    if (!ha.ok()) Log(LogLevel::kWarn, "cannot follow Home Assistant's status: " + ha.ToString());
+  }
   connected_ = true;
   last_status_.clear();
   PublishStatus();
-  for (const auto& [id, p] : peers_) PublishDiscovery(id);
+  PublishAllDiscovery();
   // Whatever was in flight may be lost with the old connection: restart,
   // once each backup's status (retained, or its birth after a broker
   // restart) shows it is there to answer.
-  for (auto& [id, session] : peers_) session->Reconnected();
+  for (auto& [id, session] : peers_) session->Reconnected(env_.clock->NowMs());
 }
 
 void PrimaryEngine::Adopt(std::shared_ptr<const Manifest> m) {
@@ -200,6 +205,16 @@ void PrimaryEngine::OnChanges() {
 }
 
 void PrimaryEngine::OnMessage(const Message& m) {
+  if (env_.config.homeassistant.discovery &&
+      m.topic == env_.config.homeassistant.prefix + "/status") {
+    int64_t now = env_.clock->NowMs();
+    if (m.payload == "online" && connected_ && now >= next_discovery_ms_) {
+      next_discovery_ms_ = now + kDiscoveryGapMs;  // anyone allowed to announce cannot flood
+      Log(LogLevel::kInfo, "Home Assistant announced itself: discovery configs published again");
+      PublishAllDiscovery();
+    }
+    return;
+  }
   if (m.topic.compare(0, topics_.prefix.size(), topics_.prefix) != 0) return;
   std::string rest = m.topic.substr(topics_.prefix.size());
   if (rest.compare(0, 7, "policy/") == 0) return OnPolicy(rest.substr(7), m.payload);
@@ -379,7 +394,20 @@ Message PrimaryEngine::FinalStatus() {
 
 void PrimaryEngine::PublishDiscovery(const std::string& backup) {
   if (!env_.config.homeassistant.discovery) return;
-  for (Message& m : HomeAssistantDiscovery(env_.config, backup)) outbox_.Send(std::move(m));
+  // A revoked backup's entities are removed, not announced.
+  std::vector<Message> configs = IsRevoked(*env_.state, backup)
+                                     ? HomeAssistantRemoval(env_.config, backup)
+                                     : HomeAssistantDiscovery(env_.config, backup);
+  for (Message& m : configs) outbox_.Send(std::move(m));
+}
+
+void PrimaryEngine::PublishAllDiscovery() {
+  if (!env_.config.homeassistant.discovery) return;
+  for (Message& m : HomeAssistantPrimaryDiscovery(env_.config)) outbox_.Send(std::move(m));
+  for (const auto& [id, p] : peers_) PublishDiscovery(id);
+  for (const std::string& id : RevokedBackups(*env_.state)) {
+    if (!peers_.count(id)) PublishDiscovery(id);
+  }
 }
 
 void PrimaryEngine::Emit(Event e) {

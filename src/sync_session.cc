@@ -8,7 +8,7 @@ void SyncSession::OnPresence(bool online, const std::string& state, const std::s
   bool was_online = online_;
   online_ = online;
   if (!online_) error_.clear();  // its failures are no longer ours to report
-  if (!online_ && phase_ != Phase::kIdle) {
+  if (!online_ && was_online && phase_ != Phase::kIdle) {
     // Its half of the transfer is gone; start over when it is back.
     Log(LogLevel::kInfo, "backup " + id_ + " went offline during a sync");
     phase_ = Phase::kIdle;
@@ -28,12 +28,14 @@ void SyncSession::OnPresence(bool online, const std::string& state, const std::s
   }
 }
 
-void SyncSession::Reconnected() {
+void SyncSession::Reconnected(int64_t now) {
   online_ = false;
+  probing_ = true;
+  told_held_ = false;
   phase_ = Phase::kIdle;
   delta_.reset();
   wanted_ = true;
-  retry_at_ms_ = 0;
+  retry_at_ms_ = now + kProbeDelayMs;
 }
 
 void SyncSession::Want(bool check) {
@@ -114,7 +116,7 @@ void SyncSession::Start(int64_t now) {
   // Nothing in doubt (the backup's last sync left it at a tree we know, and
   // no check or plain resend is asked for): the difference goes at once,
   // applied only if that tree is still the backup's (one round trip).
-  bool direct = known_ && !rescan_ && !plain_next_ && !ask_next_;
+  bool direct = known_ && !rescan_ && !plain_next_ && !ask_next_ && online_;
   if (direct && known_root_ == root) return;  // it holds this tree already
   ask_next_ = false;
   direct_ = direct;
@@ -138,6 +140,9 @@ void SyncSession::Start(int64_t now) {
     ctx_.status_changed();
     return;
   }
+  if (!online_) {
+    Log(LogLevel::kInfo, "no status seen from backup " + id_ + " since connecting: asking it directly");
+  }
   phase_ = Phase::kAwaitManifest;
   assembler_ = ManifestAssembler({}, current);  // a backup's tree is mostly ours
   ManifestRequest req;
@@ -146,6 +151,12 @@ void SyncSession::Start(int64_t now) {
   req.expect = known_ ? ToHex(known_root_) : "";
   req.also = known_ && sent_ ? ToHex(sent_root_) : "";
   req.rescan = rescan_;
+  int64_t held_until = ctx_.policies->HeldUntil();
+  if (held_until != INT64_MAX) {
+    int64_t wall_ms = ctx_.env->clock->WallNs() / 1000000 + std::max<int64_t>(0, held_until - now);
+    req.held_until_ms = static_cast<uint64_t>(wall_ms);
+    told_held_ = true;
+  }
   request_ = EncodeManifestRequest(req);
   if (!SendRequest()) return;
   // From the request's departure (sealing may have waited on the disk).
@@ -175,6 +186,12 @@ bool SyncSession::SendRequest() {
 void SyncSession::OnManifestChunk(const Opened& o) {
   if (phase_ != Phase::kAwaitManifest) return;
   answered_ = true;
+  if (!online_) {
+    Log(LogLevel::kInfo, "backup " + id_ + " answered: syncing it");
+    online_ = true;
+    probing_ = false;
+    ctx_.status_changed();
+  }
   Status s = assembler_.Add(o.header.chunk, o.header.last, o.plain);
   if (!s.ok()) return Fail("bad manifest: " + s.message(), false);
   deadline_ms_ = Now() + PrimaryEngine::kPhaseTimeoutMs;
@@ -216,6 +233,7 @@ void SyncSession::StartDelta(std::shared_ptr<const Manifest> theirs,
     delta_ = std::make_shared<SharedDelta>(std::move(writer), ctx_.env->config.compress)->Join();
   }
   phase_ = Phase::kSending;
+  told_held_ = false;  // it will hold the delta's tree, and say it is in sync
   next_chunk_ = 0;
   acked_chunk_ = -1;
   Log(LogLevel::kDebug, Name() + ": " + std::to_string(delta_->writer().op_count()) + " ops, " +
@@ -379,6 +397,13 @@ void SyncSession::Fail(const std::string& why, bool retry_plain) {
 }
 
 int64_t SyncSession::Tick(int64_t now, bool connected, int64_t next) {
+  if (phase_ != Phase::kIdle && now >= deadline_ms_ && !online_) {
+    // Asked directly and never answered: it is away. Its status (birth)
+    // brings it back.
+    Log(LogLevel::kInfo, "backup " + id_ + " did not answer: waiting for it to announce itself");
+    probing_ = false;
+    Abandon();
+  }
   if (phase_ != Phase::kIdle && now >= deadline_ms_) Fail("timed out waiting for the backup", false);
   if (phase_ == Phase::kAwaitManifest && !answered_ && now >= repeat_at_ms_) {
     Log(LogLevel::kDebug, Name() + ": no answer yet, request repeated");
@@ -402,11 +427,17 @@ int64_t SyncSession::Tick(int64_t now, bool connected, int64_t next) {
   if ((phase_ == Phase::kAwaitManifest && !answered_) || delta_unanswered) {
     next = std::min(next, repeat_at_ms_);
   }
-  bool due = phase_ == Phase::kIdle && wanted_ && online_ && connected;
+  if (phase_ == Phase::kIdle && !wanted_ && online_ && connected && known_ && !told_held_ &&
+      known_root_ != (*ctx_.current)->root() && ctx_.policies->HeldUntil() != INT64_MAX) {
+    // It lacks only what a policy holds back, and does not know: a request
+    // tells it (it answers "same"; nothing is due, so nothing follows).
+    wanted_ = ask_next_ = true;
+  }
+  bool due = phase_ == Phase::kIdle && wanted_ && (online_ || probing_) && connected;
   if (due && now >= retry_at_ms_) Start(now);
   if (phase_ == Phase::kSending) Pump();
   if (phase_ != Phase::kIdle) next = std::min(next, deadline_ms_);
-  else if (wanted_ && online_ && connected) next = std::min(next, retry_at_ms_);
+  else if (due) next = std::min(next, retry_at_ms_);
   return next;
 }
 

@@ -69,8 +69,15 @@ class SyncSession {
   void OnPresence(bool online, const std::string& state, const std::string& root);
   // A sealed message on its manifest/res or ack topic.
   void OnSealed(bool is_ack, const Message& m);
-  // A new connection: whatever was in flight is gone; sync once it is seen.
-  void Reconnected();
+  // A new connection at `now`: whatever was in flight is gone. Once its
+  // status shows the backup, it is synced at once; if none has by
+  // kProbeDelayMs (a clustered broker may keep that retained status on
+  // another node), it is asked directly (a sealed request). The delay lets
+  // the retained policies, which come first, take effect before any sync.
+  // An answer makes it online; silence until the phase timeout is no error,
+  // and it then waits to be seen.
+  static constexpr int64_t kProbeDelayMs = 1000;
+  void Reconnected(int64_t now);
   // Sync soon; with `check`, have the backup re-read its disk first.
   void Want(bool check = false);
   // Paired (a new key): sync at once, with a check.
@@ -84,7 +91,7 @@ class SyncSession {
   std::unique_ptr<DeltaReader> Join(const DeltaKey& key) const;
 
   const std::string& id() const { return id_; }
-  bool busy() const { return phase_ != Phase::kIdle; }
+  bool busy() const { return phase_ != Phase::kIdle && online_; }
   bool sending() const { return phase_ == Phase::kSending; }
   // Holds `root` (its last sync ended there).
   bool Holds(const Digest& root) const { return known_ && known_root_ == root; }
@@ -126,9 +133,11 @@ class SyncSession {
   bool wanted_ = true;       // a sync should run
   bool rescan_ = true;       // have the backup re-read its disk (repairs drift)
   bool plain_next_ = false;  // no local copies / block reuse next time
-  // Presence comes from the backup's retained status: a backup is synced
-  // once it is known to be up (its birth, or a retained non-offline status).
+  // Presence comes from the backup's status (its birth, or a retained
+  // non-offline one) or from its answer to a request: a backup is synced
+  // once it is known to be up.
   bool online_ = false;
+  bool probing_ = false;  // asking it directly after a (re)connect
   int64_t retry_at_ms_ = 0;
   int64_t backoff_ms_ = 0;
   int64_t deadline_ms_ = 0;
@@ -148,6 +157,10 @@ class SyncSession {
   // that has just reconnected), so the exchange follows (`ask_next_`).
   bool direct_ = false;
   bool ask_next_ = false;
+  // The backup was told (a request carrying held_until_ms) that it lacks
+  // changes a policy holds back, so it says "pending": no need to tell it
+  // again until a delta reaches it.
+  bool told_held_ = false;
   // The tree such a delta brought the backup to, if it was applied after
   // all: the next request names it as `also`.
   std::shared_ptr<const Manifest> sent_;

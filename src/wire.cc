@@ -296,11 +296,10 @@ Status DecodeRecords(std::string_view chunk, std::vector<DeltaRecord>* out) {
   return Status::Ok();
 }
 
-// ---- acks -------------------------------------------------------------------
-
 // ---- manifest requests ---------------------------------------------------------
 
 namespace {
+constexpr uint64_t kLatestWallMs = 32503680000000;  // year 3000: beyond is nonsense
 bool IsHexRoot(const std::string& s) {
   if (s.size() != 64) return false;
   for (char c : s) {
@@ -318,6 +317,7 @@ std::string EncodeManifestRequest(const ManifestRequest& r) {
   w.Str(r.expect);
   w.U8(r.rescan ? 1 : 0);
   w.Str(r.also);
+  w.U64(r.held_until_ms);
   return out;
 }
 
@@ -326,14 +326,15 @@ Result<ManifestRequest> DecodeManifestRequest(std::string_view plain, uint64_t t
   ManifestRequest req;
   uint8_t rescan;
   if (!r.Str(&req.primary) || !r.Str(&req.root) || !r.Str(&req.expect) || !r.U8(&rescan) ||
-      !r.Str(&req.also) || !r.done() || rescan > 1) {
+      !r.Str(&req.also) || !r.U64(&req.held_until_ms) || !r.done() || rescan > 1) {
     return Status::Corruption("malformed manifest request");
   }
   req.transfer = transfer;
   req.rescan = rescan == 1;
   if (transfer == 0 || !IsValidId(req.primary) || !IsHexRoot(req.root) ||
       (!req.expect.empty() && !IsHexRoot(req.expect)) ||
-      (!req.also.empty() && (req.expect.empty() || !IsHexRoot(req.also)))) {
+      (!req.also.empty() && (req.expect.empty() || !IsHexRoot(req.also))) ||
+      req.held_until_ms > kLatestWallMs) {
     return Status::Corruption("bad manifest request");
   }
   return req;

@@ -166,12 +166,46 @@ TEST(HomeAssistantTest, EachBackupGetsInSyncLagAndLastSyncEntities) {
     EXPECT_NE(m.payload.find("\"unique_id\":\"hubsync_home-1_hub-kitchen_"), std::string::npos);
   }
   EXPECT_NE(msgs[0].payload.find("value_json.state == 'in_sync'"), std::string::npos);
+  // Home Assistant 2026.4 honours default_entity_id (domain.slug), not object_id.
+  EXPECT_NE(msgs[0].payload.find("\"default_entity_id\":\"binary_sensor.hubsync_home_1_hub_kitchen_in_sync\""),
+            std::string::npos) << msgs[0].payload;
+  EXPECT_NE(msgs[1].payload.find("\"default_entity_id\":\"sensor.hubsync_home_1_hub_kitchen_lag\""),
+            std::string::npos) << msgs[1].payload;
+  for (const Message& m : msgs) EXPECT_EQ(m.payload.find("object_id"), std::string::npos) << m.payload;
   EXPECT_NE(msgs[1].payload.find("\"device_class\":\"duration\""), std::string::npos);
   EXPECT_NE(msgs[1].payload.find("\"unit_of_measurement\":\"s\""), std::string::npos);
   EXPECT_NE(msgs[2].payload.find("\"device_class\":\"timestamp\""), std::string::npos);
   auto other = ParseConfig(kMinimal, {{"homeassistant.prefix", "\"ha\""}});
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(HomeAssistantDiscovery(*other, "b")[0].topic.rfind("ha/binary_sensor/", 0), 0u);
+}
+
+TEST(HomeAssistantTest, ThePrimaryHasItsOwnDeviceAndARevokedBackupsConfigsAreCleared) {
+  auto c = ParseConfig(kMinimal, {{"homeassistant.discovery", "true"}});
+  ASSERT_TRUE(c.ok());
+  auto mine = HomeAssistantPrimaryDiscovery(*c);
+  ASSERT_EQ(mine.size(), 3u);
+  const std::string node = "hubsync_home-1_" + c->gateway_id;
+  EXPECT_EQ(mine[0].topic, "homeassistant/binary_sensor/" + node + "/backups_in_sync/config");
+  EXPECT_EQ(mine[1].topic, "homeassistant/sensor/" + node + "/state/config");
+  EXPECT_EQ(mine[2].topic, "homeassistant/sensor/" + node + "/changes_due/config");
+  for (const Message& m : mine) {
+    EXPECT_TRUE(m.retained);
+    EXPECT_NE(m.payload.find("\"state_topic\":\"hubsync/v1/home-1/gw/" + c->gateway_id + "/status\""),
+              std::string::npos) << m.payload;
+    EXPECT_NE(m.payload.find("\"model\":\"primary hub\""), std::string::npos) << m.payload;
+  }
+  EXPECT_NE(mine[2].payload.find("value_json.due"), std::string::npos);
+  EXPECT_NE(mine[2].payload.find("\"device_class\":\"timestamp\""), std::string::npos);
+
+  auto gone = HomeAssistantRemoval(*c, "hub-kitchen");
+  auto was = HomeAssistantDiscovery(*c, "hub-kitchen");
+  ASSERT_EQ(gone.size(), was.size());
+  for (size_t i = 0; i < gone.size(); ++i) {
+    EXPECT_EQ(gone[i].topic, was[i].topic);
+    EXPECT_TRUE(gone[i].retained);
+    EXPECT_TRUE(gone[i].payload.empty()) << "an empty retained config removes the entity";
+  }
 }
 
 }  // namespace

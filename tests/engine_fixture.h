@@ -133,10 +133,15 @@ class EngineTest : public ::testing::Test {
   int Requests() { return broker_.Count("hubsync/v1/home/gw/hub-b/manifest/req"); }
   // Syncs the primary started: distinct transfers among its requests and
   // deltas (a sync against a known tree sends no request).
-  int Syncs() {
+  // Transfers started towards the backup: requests and deltas.
+  int Syncs() { return Transfers(true); }
+  // Transfers that shipped changes (a request alone, such as the one telling
+  // a backup that a policy holds changes back, ships none).
+  int DeltaSyncs() { return Transfers(false); }
+  int Transfers(bool with_requests) {
     std::set<uint64_t> transfers;
     for (const Message& m : broker_.log()) {
-      if (m.topic != "hubsync/v1/home/gw/hub-b/manifest/req" &&
+      if ((!with_requests || m.topic != "hubsync/v1/home/gw/hub-b/manifest/req") &&
           m.topic != "hubsync/v1/home/gw/hub-b/delta") {
         continue;
       }

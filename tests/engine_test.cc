@@ -167,30 +167,70 @@ TEST_F(EngineTest, ASlowDeltaIsNotSentAgain) {
   EXPECT_EQ(Events("error").size(), 0u);
 }
 
+// Issue 11: a backup short of the primary's tree only by changes a policy
+// holds back says "pending", with when they are due, and so does the primary.
+TEST_F(EngineTest, ChangesHeldBackByAPolicyLeaveBothSidesPendingUntilDue) {
+  Build(Policy{true, 60000, 0});
+  Settle();
+  clock_.Advance(60000);
+  Settle();
+  auto last_status = [&](const std::string& gw) {
+    GatewayStatus st;
+    for (const Message& m : broker_.log()) {
+      if (m.topic != "hubsync/v1/home/gw/" + gw + "/status") continue;
+      auto decoded = DecodeStatus(m.payload);
+      if (decoded.ok()) st = *decoded;
+    }
+    return st;
+  };
+  ASSERT_EQ(last_status("hub-b").state, "in_sync");
+  int deltas = DeltaSyncs();
+  Change("held.json", "x");
+  clock_.Advance(10);
+  Settle();
+  GatewayStatus b = last_status("hub-b"), p = last_status("hub-p");
+  EXPECT_EQ(b.state, "pending");
+  EXPECT_EQ(p.state, "pending");
+  EXPECT_FALSE(b.due.empty());
+  EXPECT_EQ(b.due.substr(0, 19), p.due.substr(0, 19));
+  EXPECT_EQ(DeltaSyncs(), deltas) << "nothing shipped";
+  // More held changes: it knows already, nothing more is sent.
+  int requests = Requests();
+  Change("held-2.json", "y");
+  Settle();
+  EXPECT_EQ(Requests(), requests);
+  clock_.Advance(60000);
+  Settle();
+  EXPECT_EQ(last_status("hub-b").state, "in_sync");
+  EXPECT_EQ(last_status("hub-b").due, "");
+  EXPECT_EQ(last_status("hub-p").state, "in_sync");
+  EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
+}
+
 TEST_F(EngineTest, DelayGivesOneSyncPerBurstWithACap) {
   Build(Policy{true, 1000, 0});
   Settle();
-  int base = Syncs();
+  int base = DeltaSyncs();
   // A burst: three changes 300 ms apart, then quiet.
   for (int i = 0; i < 3; ++i) {
     Change("burst-" + std::to_string(i), "x");
     clock_.Advance(300);
     Settle();
   }
-  EXPECT_EQ(Syncs(), base);  // still inside the delay
+  EXPECT_EQ(DeltaSyncs(), base);  // still inside the delay
   clock_.Advance(800);          // 1000 ms after the last change
   Settle();
-  EXPECT_EQ(Syncs(), base + 1);
+  EXPECT_EQ(DeltaSyncs(), base + 1);
   EXPECT_EQ(Snapshot(primary_dir_.path()), Snapshot(backup_dir_.path()));
   // A steady stream every 500 ms never goes quiet for 1000 ms: the cap
   // (4 x delay after the first change) forces a sync anyway.
-  base = Syncs();
+  base = DeltaSyncs();
   for (int i = 0; i < 8; ++i) {
     Change("stream-" + std::to_string(i), "y");
     clock_.Advance(500);
     Settle();
   }
-  EXPECT_GE(Syncs(), base + 1);
+  EXPECT_GE(DeltaSyncs(), base + 1);
 }
 
 TEST_F(EngineTest, PeriodRepairsABackupEditedByHand) {
@@ -341,19 +381,19 @@ TEST_F(PolicyEngineTest, TwoModulesWithDifferentTiming) {
   Build(Policy{true, 0, 0});
   SetPolicy("db", R"({"paths":["db/**"],"delay_ms":5000})");
   Settle();
-  int base = Syncs();
+  int base = DeltaSyncs();
   Change("db/main.sqlite", "v1");
   Settle();
   clock_.Advance(4999);
   Settle();
-  EXPECT_EQ(Syncs(), base) << "db changes wait for their delay";
+  EXPECT_EQ(DeltaSyncs(), base) << "db changes wait for their delay";
   clock_.Advance(1);
   Settle();
-  EXPECT_EQ(Syncs(), base + 1);
+  EXPECT_EQ(DeltaSyncs(), base + 1);
   EXPECT_TRUE(OnBackup("db/main.sqlite"));
   Change("users/ann.json", "ann");  // default policy: at once
   Settle();
-  EXPECT_EQ(Syncs(), base + 2);
+  EXPECT_EQ(DeltaSyncs(), base + 2);
   EXPECT_TRUE(OnBackup("users/ann.json"));
 }
 
@@ -394,13 +434,13 @@ TEST_F(PolicyEngineTest, InvalidPolicyIsRefusedWithAnEventAndThePreviousStays) {
   EXPECT_NE(rejected[0].fields["error"].find("delay_ms: must be an integer"), std::string::npos)
       << rejected[0].fields["error"];
   EXPECT_EQ(PrimaryStatus().policies["db"], hash);
-  int base = Syncs();
+  int base = DeltaSyncs();
   Change("db/main.sqlite", "v1");
   Settle();
-  EXPECT_EQ(Syncs(), base) << "still the previous 5 s delay";
+  EXPECT_EQ(DeltaSyncs(), base) << "still the previous 5 s delay";
   clock_.Advance(5000);
   Settle();
-  EXPECT_EQ(Syncs(), base + 1);
+  EXPECT_EQ(DeltaSyncs(), base + 1);
 }
 
 TEST_F(PolicyEngineTest, ChangesAndRemovalTakeEffectLive) {
@@ -410,19 +450,19 @@ TEST_F(PolicyEngineTest, ChangesAndRemovalTakeEffectLive) {
   SetPolicy("db", R"({"paths":["db/**"],"delay_ms":100})");
   Settle();
   EXPECT_EQ(Events("policy").back().fields["action"], "changed");
-  int base = Syncs();
+  int base = DeltaSyncs();
   Change("db/main.sqlite", "v1");
   Settle();
   clock_.Advance(100);
   Settle();
-  EXPECT_EQ(Syncs(), base + 1);
+  EXPECT_EQ(DeltaSyncs(), base + 1);
   SetPolicy("db", "");  // removed: db falls under the default (on change)
   Settle();
   EXPECT_EQ(Events("policy").back().fields["action"], "removed");
   EXPECT_EQ(PrimaryStatus().policies.count("db"), 0u);
   Change("db/main.sqlite", "v2");
   Settle();
-  EXPECT_EQ(Syncs(), base + 2);
+  EXPECT_EQ(DeltaSyncs(), base + 2);
   EXPECT_EQ(testing::ReadFile(backup_dir_.Sub("db/main.sqlite")), "v2");
 }
 

@@ -109,6 +109,33 @@ TEST_F(HomeTest, RestartedPrimaryResyncsEveryone) {
   ASSERT_TRUE(AllConverged());
 }
 
+// Issue 11: a clustered broker may keep a backup's retained status on the
+// node it was published on. A primary (re)starting elsewhere asks each
+// backup directly instead of waiting for a status it may never see.
+TEST_F(HomeTest, ARestartedPrimaryAsksBackupsDirectlyWithoutTheirRetainedStatus) {
+  MakeHome(1);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  ASSERT_EQ(primary_.proc->Stop(), 0);
+  // As on another node: the broker holds no status of the backup.
+  Recorder rec(broker_->uri());
+  Message forget;
+  forget.topic = "hubsync/v1/home-1/gw/hub-b1/status";
+  forget.retained = true;
+  ASSERT_TRUE(rec.transport()->Publish(forget).ok());
+  Recorder fresh(broker_->uri());
+  ASSERT_TRUE(fresh.WaitForMessage("hubsync/v1/home-1/gw/hub-p/status"));
+  ASSERT_FALSE(fresh.Saw(forget.topic)) << "the retained status is gone";
+  WriteFile(primary_.data + "/devices/while-primary-down.json", "x");
+  Start(primary_, "primary");
+  ASSERT_TRUE(AllConverged());
+  EXPECT_NE(primary_.proc->Log().find("no status seen from backup hub-b1 since connecting: "
+                                      "asking it directly"),
+            std::string::npos)
+      << primary_.proc->Log();
+}
+
 TEST_F(HomeTest, BackupKilledMidSyncShowsNoPartialFileAndConvergesAfterRestart) {
   MakeHome(1);
   std::string big(96 << 20, '\0');
@@ -479,7 +506,57 @@ TEST_F(HomeTest, StatusShowsUnheardBackupsAsUnknownAndHeldChangesAsPending) {
   EXPECT_NE(out.find("\"due\":\"20"), std::string::npos) << out;
   for (auto& [id, b] : backups_) {
     EXPECT_NE(testing::ReadFile(b.data + "/db/hub.sqlite"), "held back");
+    // The backup says so itself (Home Assistant reads its status).
+    std::string topic = "hubsync/v1/home-1/gw/" + id + "/status";
+    EXPECT_TRUE(WaitFor([&] {
+      for (const Message& m : rec.messages()) {
+        if (m.topic == topic && m.payload.find("\"state\":\"pending\"") != std::string::npos &&
+            m.payload.find("\"due\":\"20") != std::string::npos) return true;
+      }
+      return false;
+    }, 10000)) << id << "\n" << b.proc->Log();
   }
+}
+
+// Issue 11: Home Assistant as it is today. Configs with default_entity_id,
+// the primary's own device, configs published again when Home Assistant
+// announces itself (its birth message), and a revoked backup's removed.
+TEST_F(HomeTest, HomeAssistantGetsConfigsOnItsBirthAndLosesARevokedBackups) {
+  const std::string ha_on = R"(,"homeassistant":{"discovery":true})";
+  MakeHome(2, ha_on);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  Recorder ha(Recorder::Options(broker_->uri()), {"homeassistant/#"});
+  const std::string b2_topic = "homeassistant/binary_sensor/hubsync_home-1_hub-b2/in_sync/config";
+  const std::string p_topic = "homeassistant/sensor/hubsync_home-1_hub-p/state/config";
+  auto count = [&](const std::string& topic, bool empty) {
+    size_t n = 0;
+    for (const Message& m : ha.messages()) n += m.topic == topic && m.payload.empty() == empty;
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return count(b2_topic, false) == 1 && count(p_topic, false) == 1; }, 10000));
+  EXPECT_TRUE(ha.WaitForPayloadWith({"\"default_entity_id\":\"sensor.hubsync_home_1_hub_p_state\""}, 1000));
+
+  // Home Assistant restarts: its birth brings every config again.
+  Message birth;
+  birth.topic = "homeassistant/status";
+  birth.payload = "online";
+  ASSERT_TRUE(ha.transport()->Publish(birth).ok());
+  ASSERT_TRUE(WaitFor([&] { return count(p_topic, false) == 2 && count(b2_topic, false) == 2; }, 10000))
+      << primary_.proc->Log();
+
+  // hub-b2 leaves the config: revoked at the primary's start, and its
+  // entities are removed (empty retained configs).
+  ASSERT_EQ(primary_.proc->Stop(), 0);
+  std::string kept_config = MakeGateway("hub-p", {"hub-b1"}, ha_on).config;
+  ASSERT_EQ(kept_config, primary_.config);
+  Start(primary_, "primary");
+  ASSERT_TRUE(WaitFor([&] { return count(b2_topic, true) == 1; }, 10000)) << primary_.proc->Log();
+  Recorder later(Recorder::Options(broker_->uri()), {"homeassistant/#"});
+  ASSERT_TRUE(later.WaitForMessage(p_topic));
+  EXPECT_FALSE(later.Saw(b2_topic)) << "the broker no longer keeps its config";
+  EXPECT_TRUE(later.Saw("homeassistant/binary_sensor/hubsync_home-1_hub-b1/in_sync/config"));
 }
 
 TEST_F(HomeTest, BadConfigurationExitsTwoNamingTheKey) {

@@ -193,6 +193,49 @@ TEST_F(SyncSessionTest, AFirstSyncAsksForTheManifestThenAChangeGoesAtOnceOnTheKn
   EXPECT_TRUE(s.Holds(current_->root()));
 }
 
+// Issue 11: a clustered broker may keep a backup's retained status on
+// another node, so after a (re)connect the primary asks every backup
+// directly instead of waiting to see its status.
+TEST_F(SyncSessionTest, AfterAReconnectEveryBackupIsAskedDirectlyWithoutItsStatus) {
+  topics_ = Topics(config_);
+  SyncSession& here = AddBackup("hub-b1");
+  SyncSession& away = AddBackup("hub-b2");
+  for (auto& s : sessions_) s->Reconnected(clock_.NowMs());  // no status seen from either
+  for (auto& s : sessions_) s->Tick(clock_.NowMs(), true, INT64_MAX);
+  EXPECT_TRUE(transport_.sent.empty()) << "retained policies and statuses come first";
+  clock_.Advance(SyncSession::kProbeDelayMs);
+  for (auto& s : sessions_) s->Tick(clock_.NowMs(), true, INT64_MAX);
+  std::vector<Opened> req = Take("hub-b1", "manifest/req");
+  ASSERT_EQ(req.size(), 1u) << "asked without a status";
+  EXPECT_EQ(Take("hub-b2", "manifest/req").size(), 1u);
+  EXPECT_FALSE(here.busy()) << "not known to be there yet: not counted as syncing";
+  Manifest empty;
+  AnswerRequest(here, req[0], empty);
+  EXPECT_TRUE(here.busy()) << "its answer shows it is there";
+  Receive(here, current_->root());
+  EXPECT_TRUE(here.Holds(current_->root()));
+
+  // The one that never answers is asked again, then left without an error
+  // until its status shows it.
+  int64_t end = clock_.NowMs() + PrimaryEngine::kPhaseTimeoutMs + 1000;
+  size_t asked = 0;
+  while (clock_.NowMs() < end) {
+    clock_.Advance(100);
+    away.Tick(clock_.NowMs(), true, INT64_MAX);
+    asked += Take("hub-b2", "manifest/req").size();
+  }
+  EXPECT_GE(asked, 2u);
+  EXPECT_FALSE(away.busy());
+  EXPECT_EQ(away.error(), "") << "silence after a reconnect is no failure";
+  EXPECT_TRUE(std::find(events_.begin(), events_.end(), "error") == events_.end());
+  clock_.Advance(60000);
+  away.Tick(clock_.NowMs(), true, INT64_MAX);
+  EXPECT_TRUE(Take("hub-b2", "manifest/req").empty()) << "waits for its status now";
+  away.OnPresence(true, "behind", ToHex(empty.root()));
+  away.Tick(clock_.NowMs(), true, INT64_MAX);
+  EXPECT_EQ(Take("hub-b2", "manifest/req").size(), 1u);
+}
+
 TEST_F(SyncSessionTest, BackupsAtTheSameTreeShareOneReadOfTheDelta) {
   topics_ = Topics(config_);
   std::vector<SyncSession*> all = {&AddBackup("hub-b1"), &AddBackup("hub-b2"),

@@ -272,6 +272,30 @@ TEST(WireTest, PreconditionAndStaleAckRoundTrip) {
   EXPECT_FALSE(DecodeAck(bad).ok()) << "no ack kind beyond kStale";
 }
 
+TEST(WireTest, ManifestRequestRoundTripsAndRefusesNonsense) {
+  ManifestRequest req;
+  req.primary = "hub-p";
+  req.root = std::string(64, 'a');
+  req.expect = std::string(64, 'b');
+  req.also = std::string(64, 'c');
+  req.rescan = true;
+  req.held_until_ms = 1800000000000;
+  auto back = DecodeManifestRequest(EncodeManifestRequest(req), 9);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->transfer, 9u);
+  EXPECT_EQ(back->root, req.root);
+  EXPECT_EQ(back->also, req.also);
+  EXPECT_TRUE(back->rescan);
+  EXPECT_EQ(back->held_until_ms, 1800000000000u);
+  req.held_until_ms = UINT64_MAX;  // not a time
+  EXPECT_FALSE(DecodeManifestRequest(EncodeManifestRequest(req), 9).ok());
+  req.held_until_ms = 0;
+  std::string cut = EncodeManifestRequest(req);
+  cut.pop_back();
+  EXPECT_FALSE(DecodeManifestRequest(cut, 9).ok());
+  EXPECT_FALSE(DecodeManifestRequest(EncodeManifestRequest(req), 0).ok()) << "transfer 0";
+}
+
 TEST(WireTest, AckRoundTrip) {
   Ack a;
   a.kind = Ack::Kind::kError;

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "hubsync/state_store.h"
 #include "hubsync/status.h"
@@ -27,6 +28,8 @@ bool PairingWindowOpen(const StateStore& store, int64_t now_mono_ms, const std::
 // Removes the backup's key and admission and marks it revoked.
 Status Revoke(StateStore* store, const std::string& backup);
 bool IsRevoked(const StateStore& store, const std::string& backup);
+// Every backup marked revoked.
+std::vector<std::string> RevokedBackups(const StateStore& store);
 // A completed pairing: clears the revocation and, when `by_window`, records
 // the admission.
 Status Admit(StateStore* store, const std::string& backup, bool by_window);

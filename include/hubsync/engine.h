@@ -155,6 +155,8 @@ class PrimaryEngine {
   static constexpr int64_t kRequestRepeatMs = 1000;
   static constexpr size_t kMaxPendingPairings = 16;  // backups with offers outstanding
   static constexpr size_t kMaxOffersPerBackup = 4;
+  // Discovery is republished on Home Assistant's birth at most this often.
+  static constexpr int64_t kDiscoveryGapMs = 5000;
 
   explicit PrimaryEngine(EngineEnv env);
   ~PrimaryEngine();
@@ -188,6 +190,8 @@ class PrimaryEngine {
   void RetryScan(int64_t now);
   void PublishStatus();
   void PublishDiscovery(const std::string& backup);
+  // The primary's own configs, every backup's, and removals for revoked ones.
+  void PublishAllDiscovery();
   void Emit(Event e);
   bool MayPair(const std::string& backup, std::string* why);
   void RevokeRemovedBackups();
@@ -212,6 +216,7 @@ class PrimaryEngine {
   PolicySchedule policies_;
   int64_t next_status_ms_ = 0;
   int64_t resubscribe_at_ms_ = -1;  // >= 0: subscribing failed, try again then
+  int64_t next_discovery_ms_ = 0;
   std::string last_status_;
   std::map<std::string, std::unique_ptr<SyncSession>> peers_;  // by backup
   // data_dir could not be read: why, when to try again, and what changed
@@ -299,6 +304,7 @@ class BackupEngine {
   Digest primary_root_{};   // from the last BEGIN
   std::string state_ = "behind";
   std::string error_;
+  std::string due_;  // pending: when the primary's held changes are due
   int64_t behind_since_ms_ = 0;
   int64_t last_sync_ns_ = 0;
   int64_t next_status_ms_ = 0;

@@ -160,6 +160,9 @@ struct ManifestRequest {
   // once that got no answer in time (missed, or applied slowly). Either
   // root answers "same", so a slow apply costs no whole manifest.
   std::string also;
+  // Changes a policy holds back, due at this wall-clock time (ms since the
+  // epoch; 0: none held): a backup short of `root` only by them is pending.
+  uint64_t held_until_ms = 0;
 };
 std::string EncodeManifestRequest(const ManifestRequest& r);
 // Corruption on anything malformed (a bad id, a root that is not 64 hex

@@ -59,7 +59,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto r = hubsync::DecodeManifestRequest(in, 7);
       if (r.ok()) {
         auto again = hubsync::DecodeManifestRequest(hubsync::EncodeManifestRequest(*r), 7);
-        if (!again.ok() || again->root != r->root || again->expect != r->expect) __builtin_trap();
+        if (!again.ok() || again->root != r->root || again->expect != r->expect ||
+            again->held_until_ms != r->held_until_ms) {
+          __builtin_trap();
+        }
       }
       break;
     }

@@ -152,12 +152,14 @@ int main(int argc, char** argv) {
   st.progress_done = 5;
   st.policies["db"] = "abc";
   st.error = "disk full";
+  st.due = "2026-11-27T10:00:00.000Z";
   Put("json", "status", std::string(1, '\0') + EncodeStatus(st));
   ManifestRequest req;
   req.primary = "hub-p";
   req.root = std::string(64, 'a');
   req.expect = std::string(64, 'b');
   req.also = std::string(64, 'c');
+  req.held_until_ms = 1800000000000;
   Put("wire", "request", std::string(1, '\3') + EncodeManifestRequest(req));
   Put("json", "override", std::string(1, '\1') + "policy.delay_ms=5");
   Put("json", "hello", std::string(1, '\2') +
