@@ -36,10 +36,11 @@ for id in "$primary" "${backups[@]}" "${readers[@]}" "${admins[@]}"; do
   printf '%s\n' "$pw" > "$out/$id.pass"
   mosquitto_passwd -b "$out/passwd" "$id" "$pw"
 done
-gateway_lines() {  # every gateway: its own status, the events
+gateway_lines() {  # every gateway: its own status, the events, status requests
   printf '\nuser %s\n' "$1"
   printf 'topic readwrite hubsync/v1/+/gw/%s/status\n' "$1"
   printf 'topic write hubsync/v1/+/events\n'
+  printf 'topic read hubsync/v1/+/status/ask\n'
 }
 {
   cat "$here/acl"
@@ -63,10 +64,12 @@ gateway_lines() {  # every gateway: its own status, the events
     printf '\nuser %s\ntopic read hubsync/v1/+/gw/+/status\ntopic read hubsync/v1/+/events\n' "$r"
     printf 'topic read homeassistant/#\n'
     printf 'topic write homeassistant/status\n'  # Home Assistant's birth message
+    printf 'topic write hubsync/v1/+/status/ask\n'  # hubsync status
   done
   for r in "${admins[@]}"; do
     printf '\nuser %s\ntopic read hubsync/v1/+/gw/+/status\ntopic read hubsync/v1/+/events\n' "$r"
     printf 'topic readwrite hubsync/v1/+/policy/#\n'
+    printf 'topic write hubsync/v1/+/status/ask\n'
   done
 } > "$out/acl"
 {

@@ -18,6 +18,7 @@ PACKAGES=(
   rapidjson-dev                        # config, status and event JSON
   libgtest-dev libgmock-dev            # tests
   mosquitto mosquitto-clients          # broker for tests/demo, mosquitto_sub/pub
+  ejabberd                             # a second MQTT 5 broker (mod_mqtt) the tests run on
   libbluetooth-dev                     # L2CAP socket headers for the BLE bridge
   qemu-system-x86 busybox-static cpio  # the BLE test's VM (tests/ble_vm)
   bluez-test-tools                     # btvirt: virtual controllers in that VM
@@ -40,5 +41,8 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The broker runs only where a test or the demo starts it.
-if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
+# The brokers run only where a test or the demo starts them (ejabberd's
+# package would also leave Erlang's port mapper listening on every interface).
+if command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now mosquitto ejabberd epmd.socket epmd.service >/dev/null 2>&1 || true
+fi

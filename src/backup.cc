@@ -217,6 +217,7 @@ void BackupEngine::Subscribe() {
     resubscribe_at_ms_ = env_.clock->NowMs() + kResubscribeMs;
     return;
   }
+  SubscribeStatusAsk(env_.transport, topics_, env_.log);
   // Birth, once both subscriptions are granted: the primary sees us and
   // starts a catch-up sync that we are sure to receive.
   subscribed_ = true;
@@ -228,6 +229,10 @@ void BackupEngine::OnMessage(const Message& m) {
   const std::string& me = env_.config.gateway_id;
   if (m.topic == topics_.ManifestReq(me)) return OnManifestRequest(m);
   if (m.topic == topics_.Delta(me)) return OnDelta(m);
+  if (m.topic == topics_.StatusAsk() && StatusAskAnswered(env_.clock->NowMs(), &next_ask_answer_ms_)) {
+    last_status_.clear();  // publish even if unchanged
+    PublishStatus();
+  }
 }
 
 void BackupEngine::OnManifestRequest(const Message& m) {

@@ -220,7 +220,13 @@ int PrintStatus(const Config& c, const Args& a) {
       }
     }
   }
-  t->Subscribe(prefix + "+/status", 1);
+  // Retained statuses come first; then every gateway is asked to say its
+  // status live, which reaches us from any node of a clustered broker
+  // (retained messages may stay on the node they were published on).
+  t->SubscribeAndWait(prefix + "+/status", 1);
+  Message ask;
+  ask.topic = c.TopicPrefix() + "status/ask";
+  t->Publish(ask);
   {
     // Retained messages arrive right after subscribing; stop once quiet.
     std::unique_lock<std::mutex> l(mu);

@@ -162,13 +162,15 @@ LinkEvent ClassifyFailure(const MqttOptions& o, int rc, std::chrono::millisecond
   }
   bool tls = o.uri.rfind("ssl://", 0) == 0 || o.uri.rfind("mqtts://", 0) == 0 ||
              o.uri.rfind("wss://", 0) == 0;
+  std::string also;
+  if (tls) also += " Or TLS failed: check broker.ca_file and the certificate's host name.";
+  if (o.username.empty()) {
+    also += " Or it wants a user name and password, as ejabberd does: set broker.username and "
+            "broker.password_file.";
+  }
   return LinkEvent::Down(Kind::kNotMqtt5,
                          "the connection was closed before the broker's CONNACK: does this broker "
-                         "speak MQTT 5?" +
-                             std::string(tls ? " (or TLS failed: check broker.ca_file and the "
-                                               "certificate's host name)"
-                                             : "") +
-                             where);
+                         "speak MQTT 5?" + where + also);
 }
 
 class MqttTransport : public Transport {

@@ -16,6 +16,14 @@ Status SubscribeAll(Transport* t, const std::vector<std::string>& filters) {
   return Status::Ok();
 }
 
+void SubscribeStatusAsk(Transport* t, const Topics& topics, const LogFn& log) {
+  Status s = t->SubscribeAndWait(topics.StatusAsk(), 1);
+  if (!s.ok() && log) {
+    log(LogLevel::kWarn, "status requests will go unanswered (" + s.ToString() +
+                             "): let this account read " + topics.StatusAsk());
+  }
+}
+
 void Outbox::Flush() {
   while (!queue_.empty() && t_->Publish(queue_.front()).ok()) queue_.pop_front();
 }

@@ -111,6 +111,7 @@ void PrimaryEngine::Subscribe() {
     resubscribe_at_ms_ = env_.clock->NowMs() + kResubscribeMs;
     return;
   }
+  SubscribeStatusAsk(env_.transport, topics_, env_.log);
   if (env_.config.homeassistant.discovery) {
     // Home Assistant's birth message: it (re)started and wants our configs.
     Status ha = env_.transport->Subscribe(env_.config.homeassistant.prefix + "/status", 1);
@@ -216,6 +217,13 @@ void PrimaryEngine::OnMessage(const Message& m) {
     return;
   }
   if (m.topic.compare(0, topics_.prefix.size(), topics_.prefix) != 0) return;
+  if (m.topic == topics_.StatusAsk()) {
+    if (connected_ && StatusAskAnswered(env_.clock->NowMs(), &next_ask_answer_ms_)) {
+      last_status_.clear();  // publish even if unchanged
+      PublishStatus();
+    }
+    return;
+  }
   std::string rest = m.topic.substr(topics_.prefix.size());
   if (rest.compare(0, 7, "policy/") == 0) return OnPolicy(rest.substr(7), m.payload);
   if (rest.compare(0, 3, "gw/") != 0) return;

@@ -139,3 +139,223 @@ TEST_F(SmallPacketHomeTest, ABrokerPacketLimitBelowMaxMessageBytesIsRespected) {
 }  // namespace
 }  // namespace testing
 }  // namespace hubsync
+
+namespace hubsync {
+namespace testing {
+namespace {
+
+// The core scenario on any broker (issue 11): initial sync, edits, a
+// deletion, a rename, a large file, a policy, a backup killed, the primary
+// killed, and the status command, on Mosquitto and on ejabberd's mod_mqtt.
+class ScenarioTest : public HomeTest {
+ protected:
+  void PublishPolicy(const std::string& module, const std::string& json) {
+    Recorder admin(Client("hub-admin"), {});
+    ASSERT_TRUE(WaitFor([&] { return admin.connected(); }, 10000));
+    Message m;
+    m.topic = "hubsync/v1/home-1/policy/" + module;
+    m.payload = json;
+    m.retained = true;
+    ASSERT_TRUE(admin.transport()->Publish(m).ok());
+    ASSERT_TRUE(WaitFor([&] { return admin.transport()->InFlight() == 0; }, 10000));
+  }
+  std::string Status(int* code) {
+    std::string out;
+    std::vector<std::string> args = {"status", "-c", primary_.config, "--set", "broker.username=hub-viewer"};
+    if (locked_) {
+      args.insert(args.end(), {"--set", "broker.password_file=" + root_.Sub("broker/hub-viewer.pass")});
+    }
+    *code = Tool(args, &out);
+    return out;
+  }
+
+  void CoreScenario() {
+    MakeHome(2);
+    HubData(primary_.data);
+    WriteFile(primary_.data + "/db/big.bin", RandomBytesString(3 << 20, 11));
+    StartAll();
+    ASSERT_TRUE(AllConverged()) << "initial sync";
+
+    WriteFile(primary_.data + "/devices/lamp-1.json", R"({"type":"lamp","room":"kitchen"})");
+    unlink((primary_.data + "/devices/sensor-7.json").c_str());
+    ASSERT_EQ(rename((primary_.data + "/scenes/evening.json").c_str(),
+                     (primary_.data + "/scenes/night.json").c_str()), 0);
+    WriteFile(primary_.data + "/users/bob.json", R"({"role":"guest"})");
+    ASSERT_TRUE(AllConverged()) << "edit, deletion, rename, new file";
+
+    // A policy holds the database back; other changes go at once.
+    PublishPolicy("db", R"({"paths":["db/**"],"delay_ms":86400000})");
+    ASSERT_TRUE(WaitFor([&] { return primary_.proc->Log().find("policy db applied") != std::string::npos; },
+                        10000)) << primary_.proc->Log();
+    WriteFile(primary_.data + "/db/hub.sqlite", "held");
+    WriteFile(primary_.data + "/config/hub.json", R"({"tz":"UTC"})");
+    for (auto& [id, b] : backups_) {
+      ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(b.data + "/config/hub.json") == R"({"tz":"UTC"})"; },
+                          kConvergeMs));
+    }
+    int code = 0;
+    std::string out;
+    ASSERT_TRUE(WaitFor([&] { out = Status(&code); return code == 3 && out.find("2 pending") != std::string::npos; },
+                        kConvergeMs)) << out;
+    for (auto& [id, b] : backups_) EXPECT_NE(testing::ReadFile(b.data + "/db/hub.sqlite"), "held");
+    PublishPolicy("db", "");  // removed: its held change is due at once
+    ASSERT_TRUE(AllConverged()) << "the held change after the policy's removal";
+
+    // A backup killed, changes meanwhile, then back.
+    Gateway& b2 = backups_["hub-b2"];
+    b2.proc->Kill(SIGKILL);
+    WriteFile(primary_.data + "/devices/while-b2-away.json", "x");
+    ASSERT_TRUE(Converged(backups_["hub-b1"]));
+    Start(b2, "backup");
+    ASSERT_TRUE(AllConverged()) << "a killed backup catches up";
+
+    // The primary killed, a change while it is down, then back.
+    primary_.proc->Kill(SIGKILL);
+    WriteFile(primary_.data + "/devices/while-primary-away.json", "y");
+    Start(primary_, "primary");
+    ASSERT_TRUE(AllConverged()) << "a killed primary resyncs";
+
+    ASSERT_TRUE(WaitFor([&] { out = Status(&code); return code == 0; }, kConvergeMs)) << out;
+    EXPECT_NE(out.find("2 backups: 2 in sync"), std::string::npos) << out;
+  }
+};
+
+TEST_F(ScenarioTest, CoreScenarioOnMosquitto) { CoreScenario(); }
+
+class EjabberdScenarioTest : public ScenarioTest {
+ protected:
+  EjabberdScenarioTest() { ejabberd_nodes_ = 1; }
+};
+
+TEST_F(EjabberdScenarioTest, CoreScenarioOnEjabberd) { CoreScenario(); }
+
+// A 2-node ejabberd cluster: live messages cross nodes, retained ones stay on
+// the node that received them. The primary on node 1, a backup on node 2.
+class EjabberdClusterTest : public ScenarioTest {
+ protected:
+  EjabberdClusterTest() { ejabberd_nodes_ = 2; }
+};
+
+TEST_F(EjabberdClusterTest, StatusAndPoliciesStayTrueAcrossNodes) {
+  MakeHome(1);
+  Gateway& b1 = backups_["hub-b1"];
+  WriteFile(b1.config, ReplaceAll(testing::ReadFile(b1.config), ejabberd_->uri(0), ejabberd_->uri(1)));
+  HubData(primary_.data);
+  // The backup first: its birth, retained, stays on node 2 where the
+  // primary never sees it.
+  Start(b1, "backup");
+  ASSERT_TRUE(WaitFor([&] { return b1.proc->Log().find("connected to the broker") != std::string::npos; },
+                      10000));
+  Start(primary_, "primary");
+  ASSERT_TRUE(AllConverged());
+  EXPECT_NE(primary_.proc->Log().find("no status seen from backup hub-b1 since connecting: asking it directly"),
+            std::string::npos) << primary_.proc->Log();
+
+  // Through either node, the status command sees both gateways (they answer
+  // its request live) and says in sync.
+  std::string out;
+  int code = 0;
+  ASSERT_TRUE(WaitFor([&] { out = Status(&code); return code == 0; }, kConvergeMs)) << out;
+  EXPECT_NE(out.find("1 backup: 1 in sync"), std::string::npos) << out;
+  ASSERT_TRUE(WaitFor([&] {
+    code = Tool({"status", "-c", b1.config, "--set", "broker.username=hub-viewer"}, &out);
+    return code == 0;
+  }, kConvergeMs)) << out;
+  EXPECT_NE(out.find("hub-p                primary  in_sync"), std::string::npos) << out;
+  EXPECT_NE(out.find("hub-b1               backup   in_sync"), std::string::npos) << out;
+
+  // A policy published on node 2 is in force for the primary on node 1.
+  Recorder admin(Recorder::Options(ejabberd_->uri(1), "hub-admin", "any"), {});
+  ASSERT_TRUE(WaitFor([&] { return admin.connected(); }, 10000));
+  Message policy;
+  policy.topic = "hubsync/v1/home-1/policy/db";
+  policy.payload = R"({"paths":["db/**"],"delay_ms":86400000})";
+  policy.retained = true;
+  ASSERT_TRUE(admin.transport()->Publish(policy).ok());
+  ASSERT_TRUE(WaitFor([&] { return primary_.proc->Log().find("policy db applied") != std::string::npos; },
+                      10000)) << primary_.proc->Log();
+  WriteFile(primary_.data + "/db/hub.sqlite", "held");
+  ASSERT_TRUE(WaitFor([&] {
+    code = Tool({"status", "-c", b1.config, "--set", "broker.username=hub-viewer"}, &out);
+    return code == 3 && out.find("hub-b1               backup   pending") != std::string::npos;
+  }, kConvergeMs)) << out;
+  EXPECT_NE(testing::ReadFile(b1.data + "/db/hub.sqlite"), "held");
+  policy.payload.clear();  // removed on node 2: the held change goes
+  ASSERT_TRUE(admin.transport()->Publish(policy).ok());
+  ASSERT_TRUE(AllConverged());
+  ASSERT_TRUE(WaitFor([&] { out = Status(&code); return code == 0; }, kConvergeMs)) << out;
+}
+
+// ejabberd does not announce its payload limit; a message over it closes
+// the session. hubsync must notice and send smaller messages, not reconnect
+// forever.
+class EjabberdSmallPayloadTest : public HomeTest {
+ protected:
+  EjabberdSmallPayloadTest() {
+    ejabberd_nodes_ = 1;
+    broker_extra_ = "    max_payload_size: 65536\n";
+  }
+};
+
+TEST_F(EjabberdSmallPayloadTest, AnUnannouncedPayloadLimitIsFoundAndRespected) {
+  MakeHome(1);
+  HubData(primary_.data);
+  WriteFile(primary_.data + "/db/big.bin", RandomBytesString(1 << 20, 5));
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  std::string log = primary_.proc->Log();
+  EXPECT_NE(log.find("bytes from now on instead of 262144 (set max_message_bytes below the "
+                     "broker's limit"),
+            std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace hubsync
+
+namespace hubsync {
+namespace testing {
+namespace {
+
+// broker-config/ejabberd.yml as shipped (TLS, accounts, access rules), with
+// its accounts renamed for the test home: the scenario works through it, and
+// its access rules refuse what the Mosquitto ACL refuses.
+class EjabberdLockedTest : public ScenarioTest {
+ protected:
+  EjabberdLockedTest() {
+    ejabberd_nodes_ = 1;
+    locked_ = true;
+  }
+};
+
+TEST_F(EjabberdLockedTest, TheShippedConfigCarriesTheScenarioAndRefusesTheRest) {
+  CoreScenario();
+  // The read-only account cannot set a policy nor pose as a gateway.
+  Recorder viewer(Client("hub-viewer"), {});
+  ASSERT_TRUE(WaitFor([&] { return viewer.connected(); }, 10000));
+  for (const std::string& topic : {std::string("hubsync/v1/home-1/policy/db"),
+                                   std::string("hubsync/v1/home-1/gw/hub-b1/status")}) {
+    Message m;
+    m.topic = topic;
+    m.payload = R"({"paths":["**"],"delay_ms":86400000})";
+    m.retained = true;
+    viewer.transport()->Publish(m);
+  }
+  // A backup cannot read another backup's deltas.
+  Recorder b1(Client("hub-b1"), {});
+  ASSERT_TRUE(WaitFor([&] { return b1.connected(); }, 10000));
+  EXPECT_FALSE(b1.transport()->SubscribeAndWait("hubsync/v1/home-1/gw/hub-b2/delta", 1).ok());
+  EXPECT_TRUE(b1.transport()->SubscribeAndWait("hubsync/v1/home-1/gw/hub-b1/delta", 1).ok());
+  WriteFile(primary_.data + "/devices/after.json", "z");
+  ASSERT_TRUE(AllConverged()) << "no policy was set by the viewer";
+  Recorder admin(Client("hub-admin"), {"hubsync/v1/home-1/gw/+/status", "hubsync/v1/home-1/policy/+"});
+  ASSERT_TRUE(admin.WaitForMessage("hubsync/v1/home-1/gw/hub-p/status"));
+  EXPECT_TRUE(admin.Saw("hubsync/v1/home-1/gw/hub-b1/status"));
+  EXPECT_FALSE(admin.Saw("hubsync/v1/home-1/policy/db")) << "the viewer's policy was refused";
+  EXPECT_EQ(Count(primary_.proc->Log(), "policy db applied"), 1u) << "only the admin's, earlier";
+  EXPECT_EQ(testing::ReadFile(backups_["hub-b1"].data + "/devices/after.json"), "z");
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace hubsync

@@ -160,8 +160,21 @@ inline std::string LockedUri(int lan_port) {
   return "ssl://127.0.0.1:" + std::to_string(lan_port);
 }
 
+// What a home test needs of its broker, whichever it is.
+class TestBroker {
+ public:
+  virtual ~TestBroker() = default;
+  virtual std::string uri() const = 0;
+  virtual bool up() const = 0;
+  virtual void Start() = 0;
+  virtual void Stop() = 0;
+  virtual void Kill9() = 0;
+  // Gateways log in with an account (ejabberd refuses a CONNECT without).
+  virtual bool needs_login() const { return false; }
+};
+
 // A mosquitto broker on 127.0.0.1:port with a config written for the test.
-class Broker {
+class Broker : public TestBroker {
  public:
   // A broker whose whole configuration is `config`, listening on `port`.
   Broker(const std::string& dir, int port, const std::string& config) : dir_(dir), port_(port) {
@@ -179,18 +192,18 @@ class Broker {
               "user root\n" + extra_config);
     Start();
   }
-  void Start() {
+  void Start() override {
     proc_ = std::make_unique<Process>(
         std::vector<std::string>{"/usr/sbin/mosquitto", "-c", dir_ + "/mosquitto.conf"},
         dir_ + "/mosquitto.log");
     proc_->Start();
     up_ = WaitFor([&] { return PortOpen(port_); }, 10000);
   }
-  void Kill9() { proc_->Kill(SIGKILL); }
-  void Stop() { proc_->Stop(); }
-  bool up() const { return up_; }
+  void Kill9() override { proc_->Kill(SIGKILL); }
+  void Stop() override { proc_->Stop(); }
+  bool up() const override { return up_; }
   int port() const { return port_; }
-  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  std::string uri() const override { return "tcp://127.0.0.1:" + std::to_string(port_); }
 
  private:
   std::string dir_;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "ejabberd.h"
 #include "harness.h"
 #include "hubsync/paths.h"
 
@@ -27,7 +28,9 @@ struct Gateway {
 class HomeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (locked_) {
+    if (ejabberd_nodes_ > 0) {
+      StartEjabberd();
+    } else if (locked_) {
       // The shipped hub configuration: passwords, per-gateway ACL.
       int port = testing::FreePort();
       std::string conf = testing::LockedBrokerConfig(
@@ -41,6 +44,51 @@ class HomeTest : public ::testing::Test {
     ASSERT_TRUE(broker_->up()) << testing::ReadFile(root_.Sub("broker/mosquitto.log"));
     if (getenv("HUBSYNC_TEST_VERBOSE")) std::printf("broker dir %s\n", root_.Sub("broker").c_str());
   }
+  // An ejabberd cluster of ejabberd_nodes_; with locked_, on the shipped
+  // example (broker-config/ejabberd.yml: TLS, accounts, access rules) for
+  // hub-p, hub-b1, hub-b2, hub-viewer and hub-admin.
+  void StartEjabberd() {
+    ASSERT_TRUE(EjabberdCluster::Installed()) << "ejabberd is not installed: run docker/install-deps.sh";
+    std::string dir = root_.Sub("broker"), config;
+    const std::vector<std::string> accounts = {"hub-p", "hub-b1", "hub-b2", "hub-viewer", "hub-admin"};
+    if (locked_) {
+      std::string cmd = std::string(HUBSYNC_SOURCE_DIR) + "/broker-config/make-passwords.sh '" + dir +
+                        "' hub-p hub-b1 hub-b2 --reader hub-viewer --admin hub-admin >/dev/null 2>&1 && " +
+                        HUBSYNC_SOURCE_DIR + "/broker-config/make-certs.sh '" + dir +
+                        "' 127.0.0.1 localhost >/dev/null 2>&1";
+      ASSERT_EQ(std::system(cmd.c_str()), 0);
+      WriteFile(dir + "/server.pem", testing::ReadFile(dir + "/server.crt") + testing::ReadFile(dir + "/server.key"));
+      config = testing::ReadFile(std::string(HUBSYNC_SOURCE_DIR) + "/broker-config/ejabberd.yml");
+      config = ReplaceAll(config, "port: 8883", "port: @PORT@");
+      config = ReplaceAll(config, "port: 1883", "port: @PORT2@");
+      config = ReplaceAll(config, "ip: \"::\"", "ip: \"127.0.0.1\"");
+      config = ReplaceAll(config, "/etc/hubsync/broker/", dir + "/");
+      config = ReplaceAll(config, "hub-living-room", "hub-p");
+      config = ReplaceAll(config, "hub-kitchen", "hub-b1");
+      config = ReplaceAll(config, "hub-bedroom", "hub-b2");
+      config = ReplaceAll(config, "hub-software", "hub-admin");
+      ASSERT_NE(config.find("@PORT@"), std::string::npos);
+    }
+    ejabberd_ = std::make_shared<EjabberdCluster>(dir, ejabberd_nodes_, broker_extra_, config);
+    broker_ = std::make_unique<EjabberdBroker>(ejabberd_, 0);
+    if (!locked_ || !ejabberd_->up()) return;
+    for (const std::string& id : accounts) {
+      ASSERT_TRUE(ejabberd_->Register(id, "hub.home", testing::ReadFile(dir + "/" + id + ".pass").substr(
+                                                          0, testing::ReadFile(dir + "/" + id + ".pass").find('\n'))))
+          << id;
+    }
+    lan_uri_ = "ssl://127.0.0.1:" + std::to_string(ejabberd_->port(0));
+  }
+
+  void TearDown() override {
+    if (!getenv("HUBSYNC_TEST_VERBOSE")) return;
+    for (const Gateway* g : {&primary_}) {
+      if (g->proc) std::printf("--- %s\n%s", g->id.c_str(), g->proc->Log().c_str());
+    }
+    for (const auto& [id, b] : backups_) {
+      if (b.proc) std::printf("--- %s\n%s", id.c_str(), b.proc->Log().c_str());
+    }
+  }
   Gateway MakeGateway(const std::string& id, const std::vector<std::string>& backups,
                       const std::string& extra = "") {
     Gateway g;
@@ -52,6 +100,10 @@ class HomeTest : public ::testing::Test {
     std::string list;
     for (const auto& b : backups) list += (list.empty() ? "\"" : ",\"") + b + "\"";
     std::string creds;
+    if (broker_->needs_login()) {
+      WriteFile(root_.Sub("login.pass"), "any");
+      creds = R"(,"username":")" + id + R"(","password_file":")" + root_.Sub("login.pass") + "\"";
+    }
     if (locked_) {
       creds = R"(,"username":")" + id + R"(","password_file":")" + root_.Sub("broker/" + id + ".pass") +
               R"(","ca_file":")" + root_.Sub("broker/ca.crt") + "\"";
@@ -76,6 +128,16 @@ class HomeTest : public ::testing::Test {
       ASSERT_EQ(Tool({"keygen", "-c", primary_.config, "--backup", id, "--out", key}), 0);
       ASSERT_EQ(Tool({"keyimport", "-c", backups_[id].config, key}), 0);
     }
+  }
+
+  // A client of the test's broker, logged in as `name` where it needs one.
+  MqttOptions Client(const std::string& name) const {
+    if (locked_) {
+      std::string pass = testing::ReadFile(root_.Sub("broker/" + name + ".pass"));
+      return Recorder::Options(lan_uri_, name, pass.substr(0, pass.find('\n')), root_.Sub("broker/ca.crt"));
+    }
+    bool login = broker_->needs_login();
+    return Recorder::Options(broker_->uri(), login ? name : "", login ? "any" : "");
   }
 
   int Tool(std::vector<std::string> args, std::string* output = nullptr) {
@@ -125,10 +187,13 @@ class HomeTest : public ::testing::Test {
   }
 
   bool locked_ = false;  // run on broker-config/hub.conf with passwords, ACL and TLS
+  int ejabberd_nodes_ = 0;  // > 0: an ejabberd cluster of that many nodes instead of mosquitto
   std::string broker_extra_;  // !locked_: lines appended to the test broker's config
+                              // (ejabberd: to its MQTT listener's options)
+  std::shared_ptr<EjabberdCluster> ejabberd_;
   std::string lan_uri_;   // locked_: the TLS LAN listener
   TempDir root_;
-  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<TestBroker> broker_;
   Gateway primary_;
   std::map<std::string, Gateway> backups_;
 };

@@ -63,6 +63,9 @@ struct Topics {
   std::string Ack(const std::string& b) const { return prefix + "gw/" + b + "/ack"; }
   std::string Events() const { return prefix + "events"; }
   std::string Policies() const { return prefix + "policy/+"; }
+  // `hubsync status` asks every gateway to publish its status now (live
+  // messages cross a clustered broker's nodes; retained ones may not).
+  std::string StatusAsk() const { return prefix + "status/ask"; }
   std::string Hello(const std::string& b) const { return prefix + "oob/" + b + "/hello"; }
   std::string Welcome(const std::string& b) const { return prefix + "oob/" + b + "/welcome"; }
   std::string prefix;
@@ -92,6 +95,19 @@ class Outbox {
 
 // A status is published again this often even if nothing changed.
 constexpr int64_t kStatusRefreshMs = 30000;
+
+// Gateways answer status/ask at most this often (anyone allowed to ask
+// cannot make them publish faster).
+constexpr int64_t kStatusAskGapMs = 1000;
+// Whether a status/ask at `now` is answered; moves *next_ms on if so.
+inline bool StatusAskAnswered(int64_t now, int64_t* next_ms) {
+  if (now < *next_ms) return false;
+  *next_ms = now + kStatusAskGapMs;
+  return true;
+}
+// Subscribes to status/ask; a broker that refuses it (an ACL from before it
+// existed) costs only the live answers, so it is logged, never retried.
+void SubscribeStatusAsk(Transport* t, const Topics& topics, const LogFn& log);
 
 // Subscribes to each filter in turn (QoS 1), stopping at the first the
 // broker does not grant; the engines retry a failed set (kResubscribeMs).
@@ -217,6 +233,7 @@ class PrimaryEngine {
   int64_t next_status_ms_ = 0;
   int64_t resubscribe_at_ms_ = -1;  // >= 0: subscribing failed, try again then
   int64_t next_discovery_ms_ = 0;
+  int64_t next_ask_answer_ms_ = 0;
   std::string last_status_;
   std::map<std::string, std::unique_ptr<SyncSession>> peers_;  // by backup
   // data_dir could not be read: why, when to try again, and what changed
@@ -323,6 +340,7 @@ class BackupEngine {
   uint64_t progress_files_total_ = 0, progress_files_done_ = 0;  // entries (BEGIN's count)
   int64_t last_progress_ms_ = 0;
   std::set<std::string> touched_;
+  int64_t next_ask_answer_ms_ = 0;
   std::string last_status_;
   uint64_t rejected_ = 0;
   std::unique_ptr<PairingRequest> pairing_;  // while pairing (no key yet, or a rotation)
