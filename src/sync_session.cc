@@ -7,6 +7,12 @@ namespace hubsync {
 void SyncSession::OnPresence(bool online, const std::string& state, const std::string& root) {
   bool was_online = online_;
   online_ = online;
+  probing_ = false;  // its status reaches us: no need to ask blindly
+  if (online_ && !was_online && phase_ != Phase::kIdle) {
+    // Asked while it was away (a probe): that request is lost; ask again now
+    // rather than at the next repeat.
+    Abandon();
+  }
   if (!online_) error_.clear();  // its failures are no longer ours to report
   if (!online_ && was_online && phase_ != Phase::kIdle) {
     // Its half of the transfer is gone; start over when it is back.

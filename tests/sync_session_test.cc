@@ -236,6 +236,50 @@ TEST_F(SyncSessionTest, AfterAReconnectEveryBackupIsAskedDirectlyWithoutItsStatu
   EXPECT_EQ(Take("hub-b2", "manifest/req").size(), 1u);
 }
 
+// A backup whose status we see is never asked blindly: gone, it is left
+// alone; back, it is asked at once (not at the next repeat of a request it
+// never got).
+TEST_F(SyncSessionTest, ABackupSeenThroughItsStatusIsAskedOnlyWhenThere) {
+  topics_ = Topics(config_);
+  SyncSession& s = AddBackup("hub-b1");
+  Manifest empty;
+  s.Reconnected(clock_.NowMs());
+  s.OnPresence(true, "behind", ToHex(empty.root()));
+  s.Tick(clock_.NowMs(), true, INT64_MAX);
+  std::vector<Opened> req = Take("hub-b1", "manifest/req");
+  ASSERT_EQ(req.size(), 1u);
+  s.OnPresence(false, "offline", "");  // killed before it answered
+  clock_.Advance(SyncSession::kProbeDelayMs);
+  s.Tick(clock_.NowMs(), true, INT64_MAX);
+  EXPECT_TRUE(Take("hub-b1", "manifest/req").empty()) << "no request to a backup known to be away";
+  s.OnPresence(true, "behind", ToHex(empty.root()));
+  s.Tick(clock_.NowMs(), true, INT64_MAX);
+  req = Take("hub-b1", "manifest/req");
+  ASSERT_EQ(req.size(), 1u) << "asked at once when back";
+  AnswerRequest(s, req[0], empty);
+  Receive(s, current_->root());
+  EXPECT_TRUE(s.Holds(current_->root()));
+}
+
+// Asked blindly while it was still starting: when its birth arrives, it is
+// asked again at once, not at the next repeat of the request it missed.
+TEST_F(SyncSessionTest, ABackupThatAppearsDuringTheBlindRequestIsAskedAgainAtOnce) {
+  topics_ = Topics(config_);
+  SyncSession& s = AddBackup("hub-b1");
+  s.Reconnected(clock_.NowMs());
+  clock_.Advance(SyncSession::kProbeDelayMs);
+  s.Tick(clock_.NowMs(), true, INT64_MAX);
+  ASSERT_EQ(Take("hub-b1", "manifest/req").size(), 1u) << "the blind request, missed";
+  Manifest empty;
+  s.OnPresence(true, "behind", ToHex(empty.root()));
+  s.Tick(clock_.NowMs(), true, INT64_MAX);
+  std::vector<Opened> req = Take("hub-b1", "manifest/req");
+  ASSERT_EQ(req.size(), 1u) << "asked again with no time passed";
+  AnswerRequest(s, req[0], empty);
+  Receive(s, current_->root());
+  EXPECT_TRUE(s.Holds(current_->root()));
+}
+
 TEST_F(SyncSessionTest, BackupsAtTheSameTreeShareOneReadOfTheDelta) {
   topics_ = Topics(config_);
   std::vector<SyncSession*> all = {&AddBackup("hub-b1"), &AddBackup("hub-b2"),
