@@ -229,7 +229,7 @@ void BackupEngine::OnMessage(const Message& m) {
   const std::string& me = env_.config.gateway_id;
   if (m.topic == topics_.ManifestReq(me)) return OnManifestRequest(m);
   if (m.topic == topics_.Delta(me)) return OnDelta(m);
-  if (m.topic == topics_.StatusAsk() && StatusAskAnswered(env_.clock->NowMs(), &next_ask_answer_ms_)) {
+  if (m.topic == topics_.StatusAsk() && asks_.OnAsk(env_.clock->NowMs())) {
     last_status_.clear();  // publish even if unchanged
     PublishStatus();
   }
@@ -571,14 +571,14 @@ int64_t BackupEngine::Tick(int64_t now) {
     SendHello();  // again until a welcome comes (the bridge may be down)
     next_hello_ms_ = now + 1000;
   }
-  if (now >= next_status_ms_) {
-    last_status_.clear();  // refresh (lag grows while behind)
+  if (now >= next_status_ms_ || asks_.Due(now)) {
+    last_status_.clear();  // refresh (lag grows while behind), or a deferred status/ask
     PublishStatus();
     // Not announced (no subscriptions yet): OnConnection announces it, so
     // nothing is due before the next refresh (else this loop would spin).
     if (next_status_ms_ <= now) next_status_ms_ = now + kStatusRefreshMs;
   }
-  int64_t next = next_status_ms_;
+  int64_t next = std::min(next_status_ms_, asks_.next());
   if (resubscribe_at_ms_ >= 0) next = std::min(next, resubscribe_at_ms_);
   if (outbox_.size() > 0) next = std::min(next, now + 5);
   if (pairing_) next = std::min(next, oob_up_ ? next_hello_ms_ : now + 500);

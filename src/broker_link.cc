@@ -98,4 +98,20 @@ void BrokerLink::Failed(const std::string& reason) {
   next_repeat_ms_ = now + repeat_gap_ms_;
 }
 
+bool StatusAsks::OnAsk(int64_t now) {
+  if (now >= next_ms_) {
+    next_ms_ = now + kGapMs;
+    return true;
+  }
+  deferred_ = true;
+  return false;
+}
+
+bool StatusAsks::Due(int64_t now) {
+  if (!deferred_ || now < next_ms_) return false;
+  deferred_ = false;
+  next_ms_ = now + kGapMs;
+  return true;
+}
+
 }  // namespace hubsync

@@ -218,7 +218,7 @@ void PrimaryEngine::OnMessage(const Message& m) {
   }
   if (m.topic.compare(0, topics_.prefix.size(), topics_.prefix) != 0) return;
   if (m.topic == topics_.StatusAsk()) {
-    if (connected_ && StatusAskAnswered(env_.clock->NowMs(), &next_ask_answer_ms_)) {
+    if (connected_ && asks_.OnAsk(env_.clock->NowMs())) {
       last_status_.clear();  // publish even if unchanged
       PublishStatus();
     }
@@ -276,8 +276,9 @@ int64_t PrimaryEngine::Tick(int64_t now) {
       })) {
     next = std::min(next, now + 5);  // waiting for in-flight room
   }
-  if (now >= next_status_ms_) PublishStatus();
-  next = std::min(next, next_status_ms_);
+  if (asks_.Due(now) && connected_) last_status_.clear();  // a deferred status/ask
+  if (now >= next_status_ms_ || last_status_.empty()) PublishStatus();
+  next = std::min({next, next_status_ms_, asks_.next()});
   return next;
 }
 

@@ -109,3 +109,24 @@ TEST_F(BrokerLinkTest, SilentDropsHalveOnlyTwiceInARowWithNothingAsLargeGettingT
 
 }  // namespace
 }  // namespace hubsync
+
+namespace hubsync {
+namespace {
+
+TEST(StatusAsksTest, AtMostOneAnswerPerGapAndNoAskIsLost) {
+  StatusAsks asks;
+  EXPECT_EQ(asks.next(), INT64_MAX);
+  EXPECT_TRUE(asks.OnAsk(1000));   // answered at once
+  EXPECT_FALSE(asks.OnAsk(1050));  // inside the gap: later
+  EXPECT_FALSE(asks.OnAsk(1100));  // a flood adds nothing
+  EXPECT_EQ(asks.next(), 1000 + StatusAsks::kGapMs);
+  EXPECT_FALSE(asks.Due(1150));
+  EXPECT_TRUE(asks.Due(1200));     // one answer for both
+  EXPECT_FALSE(asks.Due(1200));
+  EXPECT_EQ(asks.next(), INT64_MAX);
+  EXPECT_FALSE(asks.OnAsk(1300));  // the gap runs from the last answer
+  EXPECT_TRUE(asks.Due(1400));
+}
+
+}  // namespace
+}  // namespace hubsync

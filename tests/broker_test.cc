@@ -136,29 +136,12 @@ TEST_F(SmallPacketHomeTest, ABrokerPacketLimitBelowMaxMessageBytesIsRespected) {
   }
 }
 
-}  // namespace
-}  // namespace testing
-}  // namespace hubsync
-
-namespace hubsync {
-namespace testing {
-namespace {
 
 // The core scenario on any broker (issue 11): initial sync, edits, a
 // deletion, a rename, a large file, a policy, a backup killed, the primary
 // killed, and the status command, on Mosquitto and on ejabberd's mod_mqtt.
 class ScenarioTest : public HomeTest {
  protected:
-  void PublishPolicy(const std::string& module, const std::string& json) {
-    Recorder admin(Client("hub-admin"), {});
-    ASSERT_TRUE(WaitFor([&] { return admin.connected(); }, 10000));
-    Message m;
-    m.topic = "hubsync/v1/home-1/policy/" + module;
-    m.payload = json;
-    m.retained = true;
-    ASSERT_TRUE(admin.transport()->Publish(m).ok());
-    ASSERT_TRUE(WaitFor([&] { return admin.transport()->InFlight() == 0; }, 10000));
-  }
   std::string Status(int* code) {
     std::string out;
     std::vector<std::string> args = {"status", "-c", primary_.config, "--set", "broker.username=hub-viewer"};
@@ -185,8 +168,7 @@ class ScenarioTest : public HomeTest {
 
     // A policy holds the database back; other changes go at once.
     PublishPolicy("db", R"({"paths":["db/**"],"delay_ms":86400000})");
-    ASSERT_TRUE(WaitFor([&] { return primary_.proc->Log().find("policy db applied") != std::string::npos; },
-                        10000)) << primary_.proc->Log();
+    ASSERT_TRUE(PrimaryLogs("policy db applied")) << primary_.proc->Log();
     WriteFile(primary_.data + "/db/hub.sqlite", "held");
     WriteFile(primary_.data + "/config/hub.json", R"({"tz":"UTC"})");
     for (auto& [id, b] : backups_) {
@@ -264,23 +246,16 @@ TEST_F(EjabberdClusterTest, StatusAndPoliciesStayTrueAcrossNodes) {
   EXPECT_NE(out.find("hub-b1               backup   in_sync"), std::string::npos) << out;
 
   // A policy published on node 2 is in force for the primary on node 1.
-  Recorder admin(Recorder::Options(ejabberd_->uri(1), "hub-admin", "any"), {});
-  ASSERT_TRUE(WaitFor([&] { return admin.connected(); }, 10000));
-  Message policy;
-  policy.topic = "hubsync/v1/home-1/policy/db";
-  policy.payload = R"({"paths":["db/**"],"delay_ms":86400000})";
-  policy.retained = true;
-  ASSERT_TRUE(admin.transport()->Publish(policy).ok());
-  ASSERT_TRUE(WaitFor([&] { return primary_.proc->Log().find("policy db applied") != std::string::npos; },
-                      10000)) << primary_.proc->Log();
+  const MqttOptions node2 = Recorder::Options(ejabberd_->uri(1), "hub-admin", "any");
+  PublishPolicy("db", R"({"paths":["db/**"],"delay_ms":86400000})", node2);
+  ASSERT_TRUE(PrimaryLogs("policy db applied")) << primary_.proc->Log();
   WriteFile(primary_.data + "/db/hub.sqlite", "held");
   ASSERT_TRUE(WaitFor([&] {
     code = Tool({"status", "-c", b1.config, "--set", "broker.username=hub-viewer"}, &out);
     return code == 3 && out.find("hub-b1               backup   pending") != std::string::npos;
   }, kConvergeMs)) << out;
   EXPECT_NE(testing::ReadFile(b1.data + "/db/hub.sqlite"), "held");
-  policy.payload.clear();  // removed on node 2: the held change goes
-  ASSERT_TRUE(admin.transport()->Publish(policy).ok());
+  PublishPolicy("db", "", node2);  // removed on node 2: the held change goes
   ASSERT_TRUE(AllConverged());
   ASSERT_TRUE(WaitFor([&] { out = Status(&code); return code == 0; }, kConvergeMs)) << out;
 }
@@ -308,13 +283,6 @@ TEST_F(EjabberdSmallPayloadTest, AnUnannouncedPayloadLimitIsFoundAndRespected) {
             std::string::npos) << log;
 }
 
-}  // namespace
-}  // namespace testing
-}  // namespace hubsync
-
-namespace hubsync {
-namespace testing {
-namespace {
 
 // broker-config/ejabberd.yml as shipped (TLS, accounts, access rules), with
 // its accounts renamed for the test home: the scenario works through it, and

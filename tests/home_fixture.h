@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,25 @@ class HomeTest : public ::testing::Test {
     }
     bool login = broker_->needs_login();
     return Recorder::Options(broker_->uri(), login ? name : "", login ? "any" : "");
+  }
+
+  // Publishes a retained policy (empty `json`: removes it) as the hub
+  // software would, through `via` (default: the admin account on the test's
+  // broker), and waits until the broker has it.
+  void PublishPolicy(const std::string& module, const std::string& json,
+                     std::optional<MqttOptions> via = std::nullopt) {
+    Recorder admin(via ? *via : Client("hub-admin"), {});
+    ASSERT_TRUE(WaitFor([&] { return admin.connected(); }, 10000));
+    Message m;
+    m.topic = "hubsync/v1/home-1/policy/" + module;
+    m.payload = json;
+    m.retained = true;
+    ASSERT_TRUE(admin.transport()->Publish(m).ok());
+    ASSERT_TRUE(WaitFor([&] { return admin.transport()->InFlight() == 0; }, 10000));
+  }
+  // Waits until the primary's log says `text`.
+  bool PrimaryLogs(const std::string& text, int timeout_ms = 10000) {
+    return WaitFor([&] { return primary_.proc->Log().find(text) != std::string::npos; }, timeout_ms);
   }
 
   int Tool(std::vector<std::string> args, std::string* output = nullptr) {

@@ -482,13 +482,8 @@ TEST_F(HomeTest, StatusShowsUnheardBackupsAsUnknownAndHeldChangesAsPending) {
 
   // A day's delay on the database: its change is held back.
   Recorder rec(broker_->uri());
-  Message policy;
-  policy.topic = "hubsync/v1/home-1/policy/db";
-  policy.payload = R"({"paths":["db/**"],"delay_ms":86400000})";
-  policy.retained = true;
-  ASSERT_TRUE(rec.transport()->Publish(policy).ok());
-  ASSERT_TRUE(WaitFor([&] { return primary_.proc->Log().find("policy db applied") != std::string::npos; },
-                      10000));
+  PublishPolicy("db", R"({"paths":["db/**"],"delay_ms":86400000})");
+  ASSERT_TRUE(PrimaryLogs("policy db applied"));
   WriteFile(primary_.data + "/db/hub.sqlite", "held back");
   WriteFile(primary_.data + "/devices/new.json", "goes at once");
   for (auto& [id, b] : backups_) {

@@ -96,15 +96,24 @@ class Outbox {
 // A status is published again this often even if nothing changed.
 constexpr int64_t kStatusRefreshMs = 30000;
 
-// Gateways answer status/ask at most this often (anyone allowed to ask
-// cannot make them publish faster).
-constexpr int64_t kStatusAskGapMs = 1000;
-// Whether a status/ask at `now` is answered; moves *next_ms on if so.
-inline bool StatusAskAnswered(int64_t now, int64_t* next_ms) {
-  if (now < *next_ms) return false;
-  *next_ms = now + kStatusAskGapMs;
-  return true;
-}
+// A gateway's answers to status/ask (it publishes its status again): at
+// most one per kGapMs, so anyone allowed to ask cannot make it publish
+// faster; an ask inside the gap is answered at its end, which is still
+// within the wait of the `hubsync status` that asked.
+class StatusAsks {
+ public:
+  static constexpr int64_t kGapMs = 200;
+  // An ask arrived at `now`: true to answer at once (else Due says when).
+  bool OnAsk(int64_t now);
+  // True when a deferred ask is to be answered now.
+  bool Due(int64_t now);
+  // When to call Due again (INT64_MAX: nothing deferred).
+  int64_t next() const { return deferred_ ? next_ms_ : INT64_MAX; }
+
+ private:
+  int64_t next_ms_ = 0;
+  bool deferred_ = false;
+};
 // Subscribes to status/ask; a broker that refuses it (an ACL from before it
 // existed) costs only the live answers, so it is logged, never retried.
 void SubscribeStatusAsk(Transport* t, const Topics& topics, const LogFn& log);
@@ -233,7 +242,7 @@ class PrimaryEngine {
   int64_t next_status_ms_ = 0;
   int64_t resubscribe_at_ms_ = -1;  // >= 0: subscribing failed, try again then
   int64_t next_discovery_ms_ = 0;
-  int64_t next_ask_answer_ms_ = 0;
+  StatusAsks asks_;
   std::string last_status_;
   std::map<std::string, std::unique_ptr<SyncSession>> peers_;  // by backup
   // data_dir could not be read: why, when to try again, and what changed
@@ -340,7 +349,7 @@ class BackupEngine {
   uint64_t progress_files_total_ = 0, progress_files_done_ = 0;  // entries (BEGIN's count)
   int64_t last_progress_ms_ = 0;
   std::set<std::string> touched_;
-  int64_t next_ask_answer_ms_ = 0;
+  StatusAsks asks_;
   std::string last_status_;
   uint64_t rejected_ = 0;
   std::unique_ptr<PairingRequest> pairing_;  // while pairing (no key yet, or a rotation)
