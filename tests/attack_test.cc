@@ -212,7 +212,8 @@ TEST_F(HomeTest, AnEndlessManifestFromACompromisedBackupIsCutOffAtTheLimit) {
     m.topic = gw + "manifest/res";
     m.payload = *sealed;
     m.correlation = req.correlation;
-    ASSERT_TRUE(attacker.transport()->Publish(m).ok());
+    // The broker's Receive Maximum bounds what is unacknowledged: wait for room.
+    ASSERT_TRUE(WaitFor([&] { return attacker.transport()->Publish(m).ok(); }, 10000));
     if (i % 50 == 49) WaitFor([&] { return refused(); }, 200);  // let the primary keep up
   }
   ASSERT_TRUE(WaitFor(refused, 20000)) << primary_.proc->Log();
