@@ -5,7 +5,9 @@
 #   broker-<hub>   the shipped broker-config/hub.conf as mosquitto.conf, the
 #                  password database, ACLs and TLS certificate and key
 #   etc-<hub>      hubsync.json, the daemon's LAN password (lan.pass), its OOB
-#                  password (oob.pass) and the home CA (ca.crt)
+#                  password (oob.pass) and the home CA (ca.crt); the primary's
+#                  also status.json and status.pass, a reader account for
+#                  `hubsync status -c /etc/hubsync/status.json`
 #   bridge-<hub>   the bridge configs and the hub's OOB password
 # sample data for the primary if its data directory is empty, and hands every
 # volume to the unprivileged user the services run as. Safe to run again:
@@ -27,7 +29,8 @@ broker() {  # hub gateway-ids...
   local dir="$vol/broker-$(short "$hub")"
   mkdir -p "$dir"
   if [ ! -e "$dir/passwd" ]; then
-    bash "$share/broker-config/make-passwords.sh" "$secrets/$hub" "$@" --reader home-assistant --admin hub-software
+    bash "$share/broker-config/make-passwords.sh" "$secrets/$hub" "$@" --reader home-assistant \
+      --reader hub-status --admin hub-software
     # TLS for the LAN listener: the name other hubs' containers dial.
     bash "$share/broker-config/make-certs.sh" "$secrets/$hub" "broker-$hub" localhost 127.0.0.1
     cp "$secrets/$hub"/{passwd,acl,oob.acl,ca.crt,server.crt,server.key} "$dir/"
@@ -81,6 +84,17 @@ if [ -e "$vol/etc-$(short "$primary")/hubsync.json" ]; then
   echo "compose setup: configuration already in $vol"
 else
   gateway "$primary" '["hub-kitchen","hub-bedroom"]'
+  # `hubsync status` in the primary's container runs as a reader: the broker
+  # binds client ids to accounts, so the daemon's own would disconnect it.
+  dir="$vol/etc-$(short "$primary")"
+  copy_secret "$secrets/$primary/hub-status.pass" "$dir/status.pass"
+  cat > "$dir/status.json" <<JSON
+{ "home": "home-1", "gateway_id": "hub-status",
+  "broker": { "uri": "ssl://broker-$primary:8883", "username": "hub-status",
+              "password_file": "/etc/hubsync/status.pass", "ca_file": "/etc/hubsync/ca.crt" },
+  "data_dir": "/tmp", "state_dir": "/tmp/hubsync-status",
+  "backups": ["hub-kitchen","hub-bedroom"] }
+JSON
   for b in "${backups[@]}"; do
     gateway "$b" '[]'
     # The BLE link between the two hubs' bridges: an AF_UNIX socket on the

@@ -167,6 +167,17 @@ int PrintStatus(const Config& c, const Args& a) {
   int64_t timeout_ms = 3000;
   if (a.options.count("timeout")) timeout_ms = std::atoll(a.options.at("timeout").c_str());
   const bool json = a.flags.count("json") > 0, watch = a.flags.count("watch") > 0;
+  // A broker set up as shipped (hub.conf: use_username_as_clientid) makes
+  // the account the client id: the running daemon, which connects as its
+  // gateway id, would be disconnected by a status run under the same one.
+  if (int pid = StateDirLock::Holder(c.state_dir); pid != 0 && c.broker.username == c.gateway_id) {
+    std::fprintf(stderr,
+                 "hubsync status: warning: the daemon holding %s (pid %d) is connected as \"%s\"; "
+                 "a broker that makes the username the client id (hub.conf) disconnects it while "
+                 "this runs: use a reader account (make-passwords.sh --reader, then "
+                 "--set broker.username=... --set broker.password_file=...)\n",
+                 c.state_dir.c_str(), pid, c.broker.username.c_str());
+  }
   auto t = NewMqttTransport(LanMqttOptions(c, "hubsync-status-" + std::to_string(getpid())));
   std::mutex mu;
   std::condition_variable cv;

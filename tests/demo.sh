@@ -9,11 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-bash docker/install-deps.sh
+bash docker/install-deps.sh --build
+bash docker/install-deps.sh --runtime
 echo "== building hubsync"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target hubsync_tool >/dev/null
-H="$repo/build/hubsync"
+# Its own build directory: the program alone, no test dependencies needed.
+cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DHUBSYNC_BUILD_TESTS=OFF -DHUBSYNC_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build build-demo -j "$(nproc)" --target hubsync_tool >/dev/null
+H="$repo/build-demo/hubsync"
 
 work=$(mktemp -d /tmp/hubsync-demo.XXXXXX)
 pids=()
