@@ -23,6 +23,7 @@ RUNTIME=(
   libpaho-mqttpp3-1 libpaho-mqtt1.3 libcrypto++8 libzstd1  # libraries the program links
   mosquitto mosquitto-clients          # the hub broker, mosquitto_sub/pub
   openssl                              # the home CA and broker certificates (make-certs.sh)
+  procps                               # /bin/kill: the primary unit's ExecReload
 )
 DEPLOY=(
   debootstrap                          # a minbase Debian 12 root, no registry needed
@@ -36,7 +37,6 @@ PACKAGES=(
   qemu-system-x86 busybox-static cpio  # the BLE test's VM (tests/ble_vm)
   bluez-test-tools                     # btvirt: virtual controllers in that VM
   rsync lsyncd                         # benchmark baselines
-  procps                               # ps/pgrep in scripts
   python3 python3-yaml                 # the compose file's structure test
   git                                  # the deployment tests copy the tracked tree
 )

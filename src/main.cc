@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -157,6 +159,43 @@ int Keyimport(const Config& c, const Args& a) {
   return 0;
 }
 
+// The pid of the daemon holding c's state_dir when it was started with the
+// same config file as this command and its account is not overridden here,
+// else 0. A broker set up as shipped (hub.conf: use_username_as_clientid)
+// makes the account the client id, so a second connection under it
+// disconnects the daemon.
+int DaemonUsingConfig(const Config& c, const Args& a) {
+  if (c.broker.username.empty()) return 0;  // anonymous: no account to share
+  for (const Override& o : a.overrides) {
+    if (o.first == "broker.username") return 0;
+  }
+  int pid = StateDirLock::Holder(c.state_dir);
+  if (pid <= 0) return 0;
+  auto read = ReadSmallFile("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!read.ok()) return 0;
+  const std::string& cmdline = *read;
+  std::vector<std::string> argv;
+  for (size_t start = 0; start < cmdline.size();) {
+    size_t end = cmdline.find('\0', start);
+    if (end == std::string::npos) end = cmdline.size();
+    argv.push_back(cmdline.substr(start, end - start));
+    start = end + 1;
+  }
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] != "-c") continue;
+    char mine[PATH_MAX], theirs[PATH_MAX];
+    std::string their_path = argv[i + 1];
+    if (!their_path.empty() && their_path[0] != '/') {
+      their_path = "/proc/" + std::to_string(pid) + "/cwd/" + their_path;
+    }
+    if (realpath(a.config_path.c_str(), mine) && realpath(their_path.c_str(), theirs) &&
+        std::strcmp(mine, theirs) == 0) {
+      return pid;
+    }
+  }
+  return 0;
+}
+
 // `hubsync status`: reads the retained status topics and prints one row per
 // gateway (or JSON); with --watch, follows them live until Ctrl-C. Exit code
 // 0 when every backup is in sync, 3 when one is not (or none is known), 4,
@@ -167,16 +206,13 @@ int PrintStatus(const Config& c, const Args& a) {
   int64_t timeout_ms = 3000;
   if (a.options.count("timeout")) timeout_ms = std::atoll(a.options.at("timeout").c_str());
   const bool json = a.flags.count("json") > 0, watch = a.flags.count("watch") > 0;
-  // A broker set up as shipped (hub.conf: use_username_as_clientid) makes
-  // the account the client id: the running daemon, which connects as its
-  // gateway id, would be disconnected by a status run under the same one.
-  if (int pid = StateDirLock::Holder(c.state_dir); pid != 0 && c.broker.username == c.gateway_id) {
+  if (int pid = DaemonUsingConfig(c, a); pid > 0) {
     std::fprintf(stderr,
-                 "hubsync status: warning: the daemon holding %s (pid %d) is connected as \"%s\"; "
-                 "a broker that makes the username the client id (hub.conf) disconnects it while "
-                 "this runs: use a reader account (make-passwords.sh --reader, then "
-                 "--set broker.username=... --set broker.password_file=...)\n",
-                 c.state_dir.c_str(), pid, c.broker.username.c_str());
+                 "hubsync status: warning: %s is the config of the running daemon (pid %d); a broker "
+                 "that makes the username the client id (hub.conf) disconnects the daemon while "
+                 "this runs under its account \"%s\": use a reader account (make-passwords.sh "
+                 "--reader ID, then --set broker.username=ID --set broker.password_file=...)\n",
+                 a.config_path.c_str(), pid, c.broker.username.c_str());
   }
   auto t = NewMqttTransport(LanMqttOptions(c, "hubsync-status-" + std::to_string(getpid())));
   std::mutex mu;

@@ -26,8 +26,13 @@ void SyncSession::OnPresence(bool online, const std::string& state, const std::s
   bool differs = state != "syncing" && phase_ == Phase::kIdle && root != ToHex(known_root_);
   if (online_ && (!was_online || differs)) {
     // A backup that (re)appeared or differs: catch it up now.
-    if (!was_online) Log(LogLevel::kInfo, "backup " + id_ + " is online: syncing it");
     wanted_ = true;
+    if (!was_online) {
+      Log(LogLevel::kInfo, "backup " + id_ + " is online: syncing it");
+      // It may have restarted: even holding the tree we know, it cannot tell
+      // it is in sync until we say so, which a request does.
+      ask_next_ = true;
+    }
     // At once, unless it is failing: its own "error" status after each
     // failed sync must not turn the growing delay into a tight loop.
     if (phase_ == Phase::kIdle && (!was_online || backoff_ms_ == 0)) retry_at_ms_ = 0;

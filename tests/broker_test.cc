@@ -323,6 +323,27 @@ TEST_F(EjabberdLockedTest, TheShippedConfigCarriesTheScenarioAndRefusesTheRest) 
   EXPECT_EQ(testing::ReadFile(backups_["hub-b1"].data + "/devices/after.json"), "z");
 }
 
+// Found by the compose test: `hubsync status` run with the primary's own
+// config, on the shipped hub.conf (client id = username), took the daemon's
+// session; `--watch` would have kept it off the broker. It now warns, naming
+// the way out; under a reader account it does not.
+TEST_F(LockedHomeTest, StatusUnderTheDaemonsOwnAccountWarnsAndAReaderDoesNot) {
+  MakeHome(1);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  std::string out;
+  Tool({"status", "-c", primary_.config}, &out);
+  EXPECT_NE(out.find("is the config of the running daemon"), std::string::npos) << out;
+  EXPECT_NE(out.find("use a reader account"), std::string::npos) << out;
+  ASSERT_TRUE(WaitFor([&] {
+    return Tool({"status", "-c", primary_.config, "--set", "broker.username=hub-viewer", "--set",
+                 "broker.password_file=" + root_.Sub("broker/hub-viewer.pass")},
+                &out) == 0;
+  }, kConvergeMs)) << out;
+  EXPECT_EQ(out.find("warning"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace hubsync

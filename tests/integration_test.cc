@@ -420,6 +420,24 @@ TEST_F(HomeTest, RetainedPoliciesGovernSyncsLive) {
   }, 10000));
 }
 
+// Found by the systemd test: a backup restarted while nothing changed said
+// "behind" for good, since the primary, knowing its tree, sent nothing.
+TEST_F(HomeTest, ABackupRestartedWithNothingChangedIsInSyncAgain) {
+  MakeHome(1);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  std::string out;
+  auto status = [&] { return Tool({"status", "-c", primary_.config}, &out); };
+  ASSERT_TRUE(WaitFor([&] { return status() == 0; }, kConvergeMs)) << out;
+  Gateway& b = backups_["hub-b1"];
+  ASSERT_EQ(b.proc->Stop(), 0);
+  ASSERT_TRUE(WaitFor([&] { return status() == 3 && out.find("offline") != std::string::npos; },
+                      10000)) << out;
+  Start(b, "backup");
+  ASSERT_TRUE(WaitFor([&] { return status() == 0; }, 10000)) << out << primary_.proc->Log();
+}
+
 TEST_F(HomeTest, StatusCommandReportsEveryGateway) {
   MakeHome(2);
   HubData(primary_.data);
