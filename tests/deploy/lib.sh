@@ -11,10 +11,17 @@ fail() { echo "[$test_name] FAILED: $*" >&2; exit 1; }
 skip() { echo "[$test_name] skipped: $*"; exit 77; }
 need_root_and_tools() {
   [ "$(id -u)" -eq 0 ] || skip "needs root (containers and nspawn machines)"
-  if grep -qa 'container=' /proc/1/environ 2>/dev/null; then
-    skip "inside a container already (the minbase test runs the README's commands in one)"
+  # Inside the minbase test's own root (HUBSYNC_MINBASE_FULL=1 runs
+  # run-all.sh there): no machines within that machine.
+  [ -z "${HUBSYNC_IN_MINBASE:-}" ] || skip "inside the minbase test's root"
+  local probe
+  probe=$(mktemp -d /tmp/hubsync-probe.XXXXXX)
+  mkdir -p "$probe"/{l,u,w,m}
+  if ! mount -t overlay overlay -o "lowerdir=$probe/l,upperdir=$probe/u,workdir=$probe/w" "$probe/m" 2>/dev/null; then
+    rm -rf "$probe"
+    skip "cannot mount an overlayfs here (the kernel lacks it, or this is an unprivileged container)"
   fi
-  grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || skip "the kernel has no overlayfs"
+  umount "$probe/m" && rm -rf "$probe"
   local t
   for t in debootstrap "$@"; do
     command -v "$t" >/dev/null || fail "$t is missing (bash docker/install-deps.sh --deploy)"

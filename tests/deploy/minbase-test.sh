@@ -28,7 +28,7 @@ overlay_root "$minbase" "$work"
 copy_tree "$work/root/src"
 mkdir -p "$cache/apt-archives/partial"
 in_root() {  # command: runs it in /src of the minbase root, output to $work/LOG
-  systemd-nspawn -q --register=no --keep-unit -D "$work/root" --chdir=/src \
+  systemd-nspawn -q --register=no --keep-unit -D "$work/root" --chdir=/src --setenv=HUBSYNC_IN_MINBASE=1 \
     --bind="$cache/apt-archives:/var/cache/apt/archives" bash -c "$1"
 }
 
