@@ -114,16 +114,20 @@ share=/usr/local/share/hubsync
 
 # What an operator does on each hub, per the README: the broker's accounts,
 # ACL and certificate; hub.conf into Mosquitto's conf.d; the configs.
-cat >"$work/primary/root/root/setup.sh" <<EOF
+hub_broker() {  # "make-passwords arguments" lan-port local-port oob-port
+  cat <<EOF
 set -euo pipefail
 b=/etc/hubsync/broker
-bash $share/broker-config/make-passwords.sh \$b hub-primary hub-backup --reader hub-status 2>/dev/null
+bash $share/broker-config/make-passwords.sh \$b $1 2>/dev/null
 bash $share/broker-config/make-certs.sh \$b 127.0.0.1 localhost 2>/dev/null
 chgrp mosquitto \$b/passwd \$b/acl \$b/oob.acl \$b/server.key && chmod g+r \$b/passwd \$b/acl \$b/oob.acl \$b/server.key
-sed -e "s/^listener 8883\\\$/listener $lan 127.0.0.1/" -e "s/^listener 1883 /listener $local_p /" \
-    -e "s/^listener 1884 /listener $oob /" $share/broker-config/hub.conf > /etc/mosquitto/conf.d/hubsync.conf
+sed -e "s/^listener 8883\\\$/listener $2 127.0.0.1/" -e "s/^listener 1883 /listener $3 /" \
+    -e "s/^listener 1884 /listener $4 /" $share/broker-config/hub.conf > /etc/mosquitto/conf.d/hubsync.conf
 systemctl restart mosquitto
 install -d -o hubsync -g hubsync -m 0700 /var/lib/hub /var/lib/hub/data
+EOF
+}
+{ hub_broker "hub-primary hub-backup --reader hub-status" "$lan" "$local_p" "$oob"; cat <<EOF
 mkdir -p /var/lib/hub/data/devices /var/lib/hub/data/db
 echo '{"id":"lamp-1","on":false}' > /var/lib/hub/data/devices/lamp-1.json
 head -c 1048576 /dev/urandom > /var/lib/hub/data/db/hub.sqlite
@@ -153,19 +157,12 @@ sed -e 's/"gateway_id": "hub-primary"/"gateway_id": "hub-status"/' \
 chown hubsync:hubsync /etc/hubsync/hubsync.json && chmod 0600 /etc/hubsync/hubsync.json
 chgrp hubsync-bridge /etc/hubsync/bridge-backup.json && chmod 0640 /etc/hubsync/bridge-backup.json
 EOF
-cat >"$work/backup/root/root/setup.sh" <<EOF
-set -euo pipefail
-b=/etc/hubsync/broker
-bash $share/broker-config/make-passwords.sh \$b hub-backup 2>/dev/null
-bash $share/broker-config/make-certs.sh \$b 127.0.0.1 localhost 2>/dev/null
-chgrp mosquitto \$b/passwd \$b/acl \$b/oob.acl \$b/server.key && chmod g+r \$b/passwd \$b/acl \$b/oob.acl \$b/server.key
-sed -e "s/^listener 8883\\\$/listener $b_lan 127.0.0.1/" -e "s/^listener 1883 /listener $b_local /" \
-    -e "s/^listener 1884 /listener $b_oob /" $share/broker-config/hub.conf > /etc/mosquitto/conf.d/hubsync.conf
-systemctl restart mosquitto
-install -d -o hubsync -g hubsync -m 0700 /var/lib/hub /var/lib/hub/data
+} >"$work/primary/root/root/setup.sh"
+{ hub_broker hub-backup "$b_lan" "$b_local" "$b_oob"; cat <<EOF
 install -o root -g hubsync -m 0640 \$b/hub-backup.pass /etc/hubsync/oob.pass
 install -o root -g hubsync-bridge -m 0640 \$b/hub-backup.pass /etc/hubsync/bridge-oob.pass
 EOF
+} >"$work/backup/root/root/setup.sh"
 for m in primary backup; do
   in_machine "$m" bash /root/setup.sh >"$work/$m.setup.log" 2>&1 || { cat "$work/$m.setup.log" >&2; fail "hub-$m setup"; }
 done
