@@ -66,6 +66,7 @@ teardown() {
     down || true
     kill "$service_pid" 2>/dev/null || true
     wait "$service_pid" 2>/dev/null || true
+    pkill -f "[c]onmon .*$cache/podman/overlay-containers/" || true
   fi
   rm -rf "$work"
   exit $rc
@@ -121,9 +122,13 @@ nets=$(podman network ls --format '{{.Name}}' | grep -c "^$project" || true)
 [ "$nets" -eq 0 ] || fail "networks left: $(podman network ls --format '{{.Name}}' | tr '\n' ' ')"
 kill "$service_pid" && wait "$service_pid" 2>/dev/null || true
 service_pid=
+# conmon keeps each `exec` session's monitor for 5 minutes after the
+# container is gone (--exit-delay 300): ended here, with the containers.
+pkill -f "[c]onmon .*$cache/podman/overlay-containers/" || true
+wait_for 10 "conmon monitors gone" sh -c "! pgrep -f '[c]onmon .*$cache/podman/overlay-containers/'"
 mounts=$(grep -c " $cache/podman/overlay/[^ ]*/merged " /proc/mounts || true)
 [ "$mounts" -eq 0 ] || fail "$mounts overlay mounts left under $cache/podman"
 images_mb=$(podman images -q | xargs -r podman image inspect --format '{{.Size}}' |
   awk '{s += $1} END {printf "%d", s / 1e6}')
 [ "$images_mb" -le "$image_limit_mb" ] || fail "images take $images_mb MB (limit $image_limit_mb MB)"
-step "nothing left but the cached images ($images_mb MB); whole test $((SECONDS - t0)) s"
+step "nothing left (no container, volume, network, mount or monitor) but the cached images ($images_mb MB); whole test $((SECONDS - t0)) s"
