@@ -67,8 +67,13 @@ class EjabberdCluster {
     up_ = true;
     for (size_t i = 0; i < nodes_.size(); ++i) up_ &= WaitUp(i);
     for (size_t i = 1; i < nodes_.size() && up_; ++i) {
-      up_ = Rpc("ok = rpc:call('" + nodes_[i].name + "', ejabberd_admin, join_cluster, [<<\"" +
-                nodes_[0].name + "\">>])") &&
+      // A node whose MQTT port is open may still be starting ejabberd's
+      // other parts: a join refused then is tried again (a loaded CI
+      // machine saw one refused once).
+      up_ = WaitFor([&] {
+              return Rpc("ok = rpc:call('" + nodes_[i].name + "', ejabberd_admin, join_cluster, [<<\"" +
+                         nodes_[0].name + "\">>])");
+            }, 30000) &&
             WaitUp(i);
     }
   }
