@@ -66,15 +66,16 @@ class EjabberdCluster {
     for (size_t i = 0; i < nodes_.size(); ++i) StartNode(i);
     up_ = true;
     for (size_t i = 0; i < nodes_.size(); ++i) up_ &= WaitUp(i);
+    for (size_t i = 0; i < nodes_.size() && up_ && nodes_.size() > 1; ++i) up_ = WaitStarted(i);
     for (size_t i = 1; i < nodes_.size() && up_; ++i) {
-      // A node whose MQTT port is open may still be starting ejabberd's
-      // other parts: a join refused then is tried again (a loaded CI
-      // machine saw one refused once).
+      // A join made while either node is still starting ejabberd's other
+      // parts can be refused (a loaded CI machine saw that): both nodes are
+      // fully started first (above) and a refused join is tried again.
       up_ = WaitFor([&] {
               return Rpc("ok = rpc:call('" + nodes_[i].name + "', ejabberd_admin, join_cluster, [<<\"" +
                          nodes_[0].name + "\">>])");
-            }, 30000) &&
-            WaitUp(i);
+            }, 60000) &&
+            WaitUp(i) && WaitStarted(i);
     }
   }
   ~EjabberdCluster() {
@@ -95,6 +96,17 @@ class EjabberdCluster {
     return "tcp://127.0.0.1:" + std::to_string(nodes_[node].port);
   }
   std::string Log(size_t node = 0) const { return ReadFile(nodes_[node].dir + "/ejabberd.log"); }
+  // What a failed start leaves to read: each node's Erlang output and the
+  // tail of its ejabberd log, and the last control command's output.
+  std::string Diagnostics() const {
+    std::string out = "last control command: " + ReadFile(dir_ + "/ctl.log");
+    for (const Node& n : nodes_) {
+      std::string log = ReadFile(n.dir + "/ejabberd.log");
+      if (log.size() > 4000) log = log.substr(log.size() - 4000);
+      out += "\n--- " + n.name + " erl:\n" + ReadFile(n.dir + "/erl.log") + "\n--- ejabberd.log (tail):\n" + log;
+    }
+    return out;
+  }
   void StartNode(size_t i) {
     Node& n = nodes_[i];
     n.proc = std::make_unique<Process>(
@@ -110,6 +122,14 @@ class EjabberdCluster {
     n.proc->Start();
   }
   bool WaitUp(size_t i) { return WaitFor([&] { return PortOpen(nodes_[i].port); }, 60000); }
+  // True once node i's boot has finished and ejabberd runs there.
+  bool WaitStarted(size_t i) {
+    return WaitFor([&] {
+      return Rpc("{started, _} = rpc:call('" + nodes_[i].name + "', init, get_status, []), true = "
+                 "lists:keymember(ejabberd, 1, rpc:call('" + nodes_[i].name +
+                 "', application, which_applications, []))");
+    }, 60000);
+  }
   void StopNode(size_t i) {
     if (nodes_[i].proc) nodes_[i].proc->Stop();
   }
@@ -128,7 +148,7 @@ class EjabberdCluster {
   // Runs `expr` on a throwaway node of the cluster; true if it matched.
   bool Rpc(const std::string& expr) {
     Process ctl({"/usr/bin/env", Epmd(), "HOME=" + dir_, "/usr/bin/erl", "-noinput", "-name",
-                 "ctl@127.0.0.1", "-setcookie", kCookie, "-start_epmd", "false", "-kernel",
+                 "ctl" + std::to_string(++rpcs_) + "@127.0.0.1", "-setcookie", kCookie, "-start_epmd", "false", "-kernel",
                  "inet_dist_use_interface", "{127,0,0,1}", "-eval",
                  "try " + expr + ", halt(0) catch _:_ -> halt(1) end."},
                 dir_ + "/ctl.log");
@@ -141,6 +161,7 @@ class EjabberdCluster {
   std::unique_ptr<Process> epmd_;
   std::vector<Node> nodes_;
   bool up_ = false;
+  int rpcs_ = 0;  // each control node has its own name: a halted one may linger in epmd
 };
 
 // One node of a cluster as a home test's broker.

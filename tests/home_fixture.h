@@ -42,7 +42,8 @@ class HomeTest : public ::testing::Test {
     } else {
       broker_ = std::make_unique<Broker>(root_.Sub("broker"), broker_extra_);
     }
-    ASSERT_TRUE(broker_->up()) << testing::ReadFile(root_.Sub("broker/mosquitto.log"));
+    ASSERT_TRUE(broker_->up()) << (ejabberd_ ? ejabberd_->Diagnostics()
+                                              : testing::ReadFile(root_.Sub("broker/mosquitto.log")));
     if (getenv("HUBSYNC_TEST_VERBOSE")) std::printf("broker dir %s\n", root_.Sub("broker").c_str());
   }
   // An ejabberd cluster of ejabberd_nodes_; with locked_, on the shipped
