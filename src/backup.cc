@@ -27,10 +27,13 @@ BackupEngine::~BackupEngine() = default;
 Status BackupEngine::Start() {
   // Finish (or discard) whatever a crash interrupted before anything else.
   HUBSYNC_RETURN_IF_ERROR(applier_->Recover());
+  auto claim = LoadClaim(*env_.state);
+  if (!claim.ok()) return claim.status();
+  claim_ = *claim;
   HUBSYNC_RETURN_IF_ERROR(scanner_->LoadCache());
   HUBSYNC_RETURN_IF_ERROR(Rescan());
   behind_since_ms_ = env_.clock->NowMs();
-  if (!EnsureChannel() && env_.oob) {
+  if (!EnsureChannel() && !HasStandbyKey() && env_.oob) {
     // No key yet: pair by itself over the out-of-band topic.
     HUBSYNC_RETURN_IF_ERROR(StartPairing());
     Log(LogLevel::kInfo, "no key: pairing with the primary over the out-of-band topic");
@@ -118,6 +121,8 @@ void BackupEngine::OnOobMessage(const Message& m) {
   if (candidates_.size() >= kMaxCandidates) candidates_.erase(candidates_.begin());
   (*ch)->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
   (*ch)->set_compress(env_.config.compress);
+  (*ch)->set_primary(w->primary);
+  (*ch)->set_term(claim_.term);
   candidates_.push_back({*key, std::move(ch).value()});
   Ack confirm;
   confirm.kind = Ack::Kind::kConfirm;
@@ -142,6 +147,13 @@ std::optional<Opened> BackupEngine::OpenWithCandidate(const Message& m) {
       return std::nullopt;
     }
     uint32_t epoch = c.key.epoch;
+    // Pairing replaces a key the same primary made for us by keygen.
+    std::string made = KeyStore::MadeBy(env_.config.gateway_id, c.channel->primary());
+    if (keys_.Load(made).ok()) {
+      Status removed = keys_.Remove(made);
+      if (!removed.ok()) Log(LogLevel::kWarn, "cannot remove the key " + made + ": " + removed.ToString());
+    }
+    standby_.erase(c.channel->primary());
     candidates_.clear();
     pairing_.reset();
     channel_.reset();
@@ -177,12 +189,22 @@ void BackupEngine::Recount() {
   bytes_ = manifest_.bytes();
 }
 
+bool BackupEngine::HasStandbyKey() const {
+  std::string prefix = env_.config.gateway_id + ".from-";
+  for (const std::string& name : env_.state->List("keys")) {
+    if (name.compare(0, prefix.size(), prefix) == 0) return true;
+  }
+  return false;
+}
+
 bool BackupEngine::EnsureChannel() {
   if (channel_) return true;
   auto ch = SecureChannel::Create(env_.state, env_.config.home, env_.config.gateway_id, false);
   if (!ch.ok()) {
     int64_t now = env_.clock->NowMs();
-    if (now >= next_key_log_ms_) {
+    bool missing = ch.status().code() == Status::Code::kNotFound;
+    // (Keys other hubs made for us speak for themselves: ChannelFor.)
+    if (now >= next_key_log_ms_ && !(missing && HasStandbyKey())) {
       Log(LogLevel::kWarn, "no usable key (" + ch.status().ToString() +
                                "); it comes from pairing (oob.uri) or hubsync keyimport");
       next_key_log_ms_ = now + 60000;
@@ -190,6 +212,8 @@ bool BackupEngine::EnsureChannel() {
     return false;
   }
   channel_ = std::move(ch).value();
+  channel_->set_term(claim_.term);
+  channel_->set_primary(claim_.primary);
   channel_->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
   channel_->set_compress(env_.config.compress);
   // The disk's part of sealing done now: the first answer to a request must
@@ -238,7 +262,7 @@ void BackupEngine::OnMessage(const Message& m) {
 void BackupEngine::OnManifestRequest(const Message& m) {
   // Only what the primary sealed is acted on: a forged request (any account
   // can read our root in the retained status) must not move our state.
-  if (!EnsureChannel() && candidates_.empty()) return;
+  if (!EnsureChannel() && standby_.empty() && candidates_.empty() && !HasStandbyKey()) return;
   auto opened = OpenFromPrimary(m, "manifest/req");
   if (!opened) return;
   if (opened->header.kind != MsgKind::kRequest) {
@@ -297,8 +321,8 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   std::vector<std::string> chunks = EncodeManifestChunks(h, manifest_, max_plain);
   for (size_t i = 0; i < chunks.size(); ++i) {
     bool last = i + 1 == chunks.size();
-    auto sealed = channel_->Seal(MsgKind::kManifestRes, req->transfer, static_cast<uint32_t>(i),
-                                 last, chunks[i]);
+    auto sealed = Following()->Seal(MsgKind::kManifestRes, req->transfer, static_cast<uint32_t>(i),
+                                    last, chunks[i]);
     if (!sealed.ok()) {
       SetState("error", sealed.status().ToString());
       return;
@@ -317,10 +341,15 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   }
 }
 
-void BackupEngine::SendAck(const Ack& a, uint64_t transfer, SecureChannel* via) {
-  if (!via) via = channel_.get();
+void BackupEngine::SendAck(const Ack& a, uint64_t transfer, SecureChannel* via,
+                           const std::string& to) {
+  if (!via) via = ChannelFor(to.empty() ? claim_.primary : to);
+  if (!via) return;  // no key with it (nothing could have opened)
+  std::string follows = via->primary();
+  if (!to.empty()) via->set_primary(to);  // an answer for another primary
   auto sealed = via->Seal(MsgKind::kAck, transfer, 0, a.kind != Ack::Kind::kProgress,
                                EncodeAck(a));
+  via->set_primary(follows);
   if (!sealed.ok()) {
     Log(LogLevel::kError, "cannot seal an ack: " + sealed.status().ToString());
     return;
@@ -356,14 +385,60 @@ void BackupEngine::Refuse(const Message& m, const std::string& source, const std
   Emit(std::move(e));
 }
 
+SecureChannel* BackupEngine::ChannelFor(const std::string& primary) {
+  if (!primary.empty() && primary != env_.config.gateway_id) {
+    auto it = standby_.find(primary);
+    if (it != standby_.end()) return it->second.get();
+    std::string record = KeyStore::MadeBy(env_.config.gateway_id, primary);
+    auto keys = keys_.Load(record);
+    if (!keys.ok() && keys.status().code() != Status::Code::kNotFound) {
+      int64_t now = env_.clock->NowMs();
+      if (now >= next_key_log_ms_) {
+        Log(LogLevel::kWarn, "no usable key made by " + primary + " (" + keys.status().ToString() + ")");
+        next_key_log_ms_ = now + 60000;
+      }
+    }
+    if (keys.ok()) {
+      auto ch = SecureChannel::Create(env_.state, env_.config.home, env_.config.gateway_id, false,
+                                      record);
+      if (ch.ok()) {
+        (*ch)->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
+        (*ch)->set_compress(env_.config.compress);
+        (*ch)->set_primary(primary);
+        (*ch)->set_term(claim_.term);
+        return (standby_[primary] = std::move(ch).value()).get();
+      }
+      Log(LogLevel::kWarn, "key made by " + primary + " unusable: " + ch.status().ToString());
+    }
+  }
+  return EnsureChannel() ? channel_.get() : nullptr;
+}
+
+SecureChannel* BackupEngine::Following() {
+  return claim_.empty() ? (EnsureChannel() ? channel_.get() : nullptr) : ChannelFor(claim_.primary);
+}
+
 std::optional<Opened> BackupEngine::OpenFromPrimary(const Message& m, const std::string& source) {
+  auto hdr = DecodeEnvelopeHeader(m.payload);
+  if (!hdr.ok()) {
+    Refuse(m, source, hdr.status().message());
+    return std::nullopt;
+  }
+  SecureChannel* ch = ChannelFor(hdr->primary);
   Result<Opened> opened = Status::Rejected("unknown key epoch");
-  if (channel_) opened = channel_->Open(m.payload);
-  if (!opened.ok() && opened.status().message() == "unknown key epoch") {
-    // A key being paired, or one imported since this channel was built.
-    if (auto adopted = OpenWithCandidate(m)) return adopted;
-    channel_.reset();
-    if (EnsureChannel()) opened = channel_->Open(m.payload);
+  if (ch) opened = ch->Open(m.payload);
+  bool by_pairing_key = ch && ch == channel_.get();
+  if (!opened.ok() && (opened.status().message() == "unknown key epoch" ||
+                       (by_pairing_key && keys_.Load(KeyStore::MadeBy(env_.config.gateway_id,
+                                                                       hdr->primary)).ok()))) {
+    // A key being paired, or one imported since the channel was built.
+    if (auto adopted = OpenWithCandidate(m)) {
+      opened = std::move(*adopted);
+    } else {
+      channel_.reset();
+      standby_.erase(hdr->primary);
+      if ((ch = ChannelFor(hdr->primary))) opened = ch->Open(m.payload);
+    }
   }
   if (!opened.ok() && opened.status().code() == Status::Code::kIoError) {
     // Authentic, but our own state_dir could not record its counter (disk
@@ -378,7 +453,7 @@ std::optional<Opened> BackupEngine::OpenFromPrimary(const Message& m, const std:
       Ack a;
       a.kind = Ack::Kind::kError;
       a.error = why;
-      if (hdr.ok()) SendAck(a, hdr->transfer);
+      if (hdr.ok()) SendAck(a, hdr->transfer, nullptr, hdr->primary);
       Emit(Event{"error", env_.config.gateway_id, {}, {{"error", why}, {"stage", source}}});
       SetState("error", why);
     }
@@ -388,11 +463,50 @@ std::optional<Opened> BackupEngine::OpenFromPrimary(const Message& m, const std:
     Refuse(m, source, opened.status().message());
     return std::nullopt;
   }
+  if (!FollowTerm(m, source, opened->header)) return std::nullopt;
   return std::move(opened).value();
 }
 
+bool BackupEngine::FollowTerm(const Message& m, const std::string& source, const EnvelopeHeader& h) {
+  Claim theirs{h.term, h.primary};
+  if (theirs.empty()) {
+    Refuse(m, source, "no term");
+    return false;
+  }
+  if (Beats(claim_, theirs)) {
+    // A primary whose term is over (it came back, or lost a split): refused
+    // and told, sealed, which term we follow, so it stops (SPEC 11).
+    Refuse(m, source, "from " + Describe(theirs) + ", below " + Describe(claim_));
+    Ack a;
+    a.kind = Ack::Kind::kFenced;
+    a.primary = claim_.primary;
+    SendAck(a, h.transfer, nullptr, theirs.primary);
+    return false;
+  }
+  if (!(theirs == claim_)) {
+    // Stored before anything from it is acted on: after a crash we still
+    // refuse the primaries it superseded.
+    Status s = SaveClaim(env_.state, theirs);
+    if (!s.ok()) {
+      Log(LogLevel::kError, "cannot store the term of " + theirs.primary + ": " + s.ToString());
+      return false;
+    }
+    Log(LogLevel::kInfo, "following " + Describe(theirs) +
+                             (claim_.empty() ? "" : " (was " + Describe(claim_) + ")"));
+    Emit(Event{"term", env_.config.gateway_id, {{"term", static_cast<int64_t>(theirs.term)}},
+               {{"primary", theirs.primary}}});
+    claim_ = theirs;
+    PublishStatus();
+  }
+  if (SecureChannel* ch = ChannelFor(claim_.primary)) {
+    ch->set_term(claim_.term);
+    ch->set_primary(claim_.primary);
+  }
+  return true;
+}
+
 void BackupEngine::OnDelta(const Message& m) {
-  if (!EnsureChannel() && candidates_.empty()) return;
+  if (!EnsureChannel() && standby_.empty() && candidates_.empty() && !HasStandbyKey()) return;
   auto opened = OpenFromPrimary(m, "delta");
   if (!opened) return;
   if (opened->header.kind != MsgKind::kDelta) return Refuse(m, "delta", "not a delta");
@@ -471,7 +585,7 @@ void BackupEngine::OnDelta(const Message& m) {
   }
   // Every message this delta consists of must stay refused after a restart
   // before the delta takes effect.
-  s = channel_->SyncCounters();
+  s = Following()->SyncCounters();
   if (!s.ok()) return FailTransfer("cannot persist counters: " + s.message(), false);
   int64_t commit_start = env_.clock->NowMs();
   s = applier_->Commit();
@@ -544,7 +658,10 @@ void BackupEngine::PublishStatus() {
   if (last_sync_ns_) s.last_sync = FormatIso8601(last_sync_ns_);
   int64_t now = env_.clock->NowMs();
   s.lag_ms = state_ == "in_sync" ? 0 : now - behind_since_ms_;
-  s.key_epoch = channel_ ? channel_->epoch() : 0;
+  SecureChannel* following = claim_.empty() ? channel_.get() : ChannelFor(claim_.primary);
+  s.key_epoch = following ? following->epoch() : 0;
+  s.term = claim_.term;
+  s.primary = claim_.primary;
   s.error = error_;
   s.due = due_;
   if (state_ == "syncing" && applier_->active() && progress_files_total_ > 0) {

@@ -1,6 +1,7 @@
 #include "hubsync/envelope.h"
 
 #include "hubsync/compress.h"
+#include "hubsync/config.h"
 
 namespace hubsync {
 namespace {
@@ -27,7 +28,7 @@ void MakeNonce(const EnvelopeHeader& h, uint8_t out[kNonceBytes]) {
 
 std::string EncodeEnvelopeHeader(const EnvelopeHeader& h) {
   std::string s;
-  s.reserve(kEnvelopeHeaderBytes);
+  s.reserve(kEnvelopeHeaderBytes + h.primary.size());
   s.push_back('H');
   s.push_back('S');
   s.push_back(static_cast<char>(kProtocolVersion));
@@ -38,11 +39,14 @@ std::string EncodeEnvelopeHeader(const EnvelopeHeader& h) {
   Put64(&s, h.counter);
   Put64(&s, h.transfer);
   Put32(&s, h.chunk);
+  Put64(&s, h.term);
+  s.push_back(static_cast<char>(h.primary.size()));
+  s += h.primary;
   return s;
 }
 
 Result<EnvelopeHeader> DecodeEnvelopeHeader(std::string_view msg) {
-  if (msg.size() < kEnvelopeOverhead) return Status::Corruption("message too short");
+  if (msg.size() < kEnvelopeHeaderBytes + kTagBytes) return Status::Corruption("message too short");
   if (msg[0] != 'H' || msg[1] != 'S') return Status::Corruption("not a hubsync envelope");
   if (static_cast<uint8_t>(msg[2]) != kProtocolVersion) {
     return Status::Rejected("unsupported protocol version");
@@ -60,6 +64,15 @@ Result<EnvelopeHeader> DecodeEnvelopeHeader(std::string_view msg) {
   h.counter = Get(msg, 17, 8);
   h.transfer = Get(msg, 25, 8);
   h.chunk = static_cast<uint32_t>(Get(msg, 33, 4));
+  h.term = Get(msg, 37, 8);
+  size_t id_bytes = static_cast<uint8_t>(msg[45]);
+  if (id_bytes == 0 || id_bytes > kMaxEnvelopeIdBytes) return Status::Corruption("bad primary id");
+  if (msg.size() < kEnvelopeHeaderBytes + id_bytes + kTagBytes) {
+    return Status::Corruption("message too short");
+  }
+  h.primary.assign(msg.substr(kEnvelopeHeaderBytes, id_bytes));
+  if (!IsValidId(h.primary)) return Status::Corruption("bad primary id");
+  h.size = kEnvelopeHeaderBytes + id_bytes;
   return h;
 }
 
@@ -106,41 +119,43 @@ Status OpenEnvelope(AesGcm& aead, const std::string& home, const std::string& ba
   *h = *hdr;
   uint8_t nonce[kNonceBytes];
   MakeNonce(*h, nonce);
-  std::string_view header = msg.substr(0, kEnvelopeHeaderBytes);
-  return aead.Open(nonce, EnvelopeAad(header, home, backup), msg.substr(kEnvelopeHeaderBytes),
-                   plain);
+  std::string_view header = msg.substr(0, h->size);
+  return aead.Open(nonce, EnvelopeAad(header, home, backup), msg.substr(h->size), plain);
 }
 
 Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(StateStore* store,
                                                              const std::string& home,
                                                              const std::string& backup,
-                                                             bool is_primary) {
-  auto entries = KeyStore(store).Load(backup);
+                                                             bool is_primary,
+                                                             const std::string& record) {
+  auto entries = KeyStore(store).Load(record.empty() ? backup : record);
   if (!entries.ok()) return entries.status();
-  auto ch = CreateFrom(*entries, store, home, backup, is_primary);
+  auto ch = CreateFrom(*entries, store, home, backup, is_primary, record);
   if (ch.ok()) (*ch)->retire_in_store_ = true;
   return ch;
 }
 
 Result<std::unique_ptr<SecureChannel>> SecureChannel::CreateFrom(
     const std::vector<KeyEntry>& entries, StateStore* store, const std::string& home,
-    const std::string& backup, bool is_primary) {
+    const std::string& backup, bool is_primary, const std::string& record_name) {
   if (entries.empty()) return Status::NotFound("no key");
   std::unique_ptr<SecureChannel> ch(new SecureChannel);
+  const std::string& record = record_name.empty() ? backup : record_name;
   ch->home_ = home;
   ch->backup_ = backup;
+  ch->record_ = record;
   ch->is_primary_ = is_primary;
   ch->store_ = store;
   for (const KeyEntry& e : entries) {
     EpochState st;
     st.key = e.key;
-    auto rx = RxCounter::Open(store, KeyStore::RxName(backup, e.epoch));
+    auto rx = RxCounter::Open(store, KeyStore::RxName(record, e.epoch));
     if (!rx.ok()) return rx.status();
     st.rx = std::make_unique<RxCounter>(std::move(rx).value());
     ch->epochs_[e.epoch] = std::move(st);
     ch->current_epoch_ = e.epoch;
   }
-  auto tx = TxCounter::Open(store, KeyStore::TxName(backup, ch->current_epoch_));
+  auto tx = TxCounter::Open(store, KeyStore::TxName(record, ch->current_epoch_));
   if (!tx.ok()) return tx.status();
   ch->tx_ = std::make_unique<TxCounter>(std::move(tx).value());
   uint8_t session[8];
@@ -185,6 +200,11 @@ Result<std::string> SecureChannel::SealBytes(MsgKind kind, uint64_t transfer, ui
   h.counter = *counter;
   h.transfer = transfer;
   h.chunk = chunk;
+  h.term = term_;
+  h.primary = primary_;
+  if (primary_.empty() || primary_.size() > kMaxEnvelopeIdBytes) {
+    return Status::InvalidArgument("no primary to name in the envelope");
+  }
   std::string out;
   HUBSYNC_RETURN_IF_ERROR(SealEnvelope(*tx_aead_, home_, backup_, h, bytes, &out));
   return out;
@@ -196,6 +216,7 @@ Result<Opened> SecureChannel::Open(std::string_view msg) {
   if (SentByPrimary(hdr->kind) == is_primary_) {
     return Status::Rejected("message kind not accepted in this direction");
   }
+  if (is_primary_ && hdr->primary != primary_) return Status::Rejected("for another primary");
   auto it = epochs_.find(hdr->epoch);
   if (it == epochs_.end()) return Status::Rejected("unknown key epoch");
   EpochState& st = it->second;
@@ -226,7 +247,7 @@ Result<Opened> SecureChannel::Open(std::string_view msg) {
     // The peer has moved to the newest epoch: nothing under an older one is
     // in flight any more.
     epochs_.erase(epochs_.begin(), epochs_.find(current_epoch_));
-    if (retire_in_store_) KeyStore(store_).Retire(backup_, current_epoch_);
+    if (retire_in_store_) KeyStore(store_).Retire(record_, current_epoch_);
   }
   return o;
 }

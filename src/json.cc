@@ -470,6 +470,9 @@ void StatusMembers(const GatewayStatus& s, Value& d, rapidjson::Document::Alloca
   else d.AddMember("last_sync", Value(s.last_sync.c_str(), a), a);
   d.AddMember("lag_ms", s.lag_ms, a);
   d.AddMember("key_epoch", s.key_epoch, a);
+  d.AddMember("term", s.term, a);
+  if (s.primary.empty()) d.AddMember("primary", Value(), a);
+  else d.AddMember("primary", Value(s.primary.c_str(), a), a);
   Value policies(rapidjson::kObjectType);
   for (const auto& [module, hash] : s.policies) {
     policies.AddMember(Value(module.c_str(), a), Value(hash.c_str(), a), a);
@@ -632,6 +635,9 @@ Result<GatewayStatus> DecodeStatus(const std::string& json) {
   s.last_sync = Str(d, "last_sync");
   s.lag_ms = Int(d, "lag_ms", 0);
   s.key_epoch = static_cast<uint32_t>(UInt(d, "key_epoch"));
+  s.term = UInt(d, "term");
+  s.primary = Str(d, "primary");
+  if (!s.primary.empty() && !IsValidId(s.primary)) s.primary.clear();
   auto prog = d.FindMember("progress");
   if (prog != d.MemberEnd() && prog->value.IsObject()) {
     s.progress_done = Int(prog->value, "bytes_done", -1);

@@ -42,7 +42,19 @@ Result<std::vector<KeyEntry>> ParseRecord(const std::string& text, const std::st
   return entries;
 }
 
+// A record's id: a backup's (the primary side, and a backup's key from
+// pairing) or "<backup>.from-<primary>" (a backup's key made by that hub).
+bool ValidRecordId(const std::string& id) {
+  if (IsValidId(id)) return true;
+  size_t at = id.find(".from-");
+  return at != std::string::npos && IsValidId(id.substr(0, at)) && IsValidId(id.substr(at + 6));
+}
+
 }  // namespace
+
+std::string KeyStore::MadeBy(const std::string& backup, const std::string& maker) {
+  return backup + ".from-" + maker;
+}
 
 std::string KeyStore::TxName(const std::string& backup, uint32_t epoch) {
   return "counters/" + backup + ".e" + std::to_string(epoch) + ".tx";
@@ -53,7 +65,7 @@ std::string KeyStore::RxName(const std::string& backup, uint32_t epoch) {
 }
 
 Result<std::vector<KeyEntry>> KeyStore::Load(const std::string& backup) const {
-  if (!IsValidId(backup)) return Status::InvalidArgument("bad backup id");
+  if (!ValidRecordId(backup)) return Status::InvalidArgument("bad backup id");
   auto text = store_->Get(Name(backup));
   if (!text.ok()) return text.status();
   auto entries = ParseRecord(*text, Name(backup));
@@ -63,7 +75,7 @@ Result<std::vector<KeyEntry>> KeyStore::Load(const std::string& backup) const {
 
 Status KeyStore::Change(const std::string& backup, bool tolerate_damage,
                         const std::function<Status(std::vector<KeyEntry>*)>& change) {
-  if (!IsValidId(backup)) return Status::InvalidArgument("bad backup id");
+  if (!ValidRecordId(backup)) return Status::InvalidArgument("bad backup id");
   return store_->Update(Name(backup), [&](const Result<std::string>& old)
                                           -> Result<std::optional<std::string>> {
     std::vector<KeyEntry> entries;
@@ -159,13 +171,13 @@ std::vector<std::string> KeyStore::List() const {
 }
 
 std::string KeyStore::Export(const std::string& home, const std::string& backup,
-                             const KeyEntry& e) {
-  return std::string(kKeyMagic) + "\nhome " + home + "\nbackup " + backup + "\n" +
-         std::to_string(e.epoch) + " " + ToHex(e.key.data(), e.key.size()) + "\n";
+                             const std::string& maker, const KeyEntry& e) {
+  return std::string(kKeyMagic) + "\nhome " + home + "\nbackup " + backup + "\nmade-by " + maker +
+         "\n" + std::to_string(e.epoch) + " " + ToHex(e.key.data(), e.key.size()) + "\n";
 }
 
 Result<KeyEntry> KeyStore::Import(const std::string& text, const std::string& home,
-                                  const std::string& backup) {
+                                  const std::string& backup, std::string* maker) {
   std::istringstream in(text);
   std::string magic, home_line, backup_line;
   std::getline(in, magic);
@@ -178,6 +190,18 @@ Result<KeyEntry> KeyStore::Import(const std::string& text, const std::string& ho
     std::string other = backup_line.substr(7);
     if (!IsValidId(other)) return Status::InvalidArgument("malformed key file");
     return Status::InvalidArgument("key is for another backup (" + other + ")");
+  }
+  // "made-by <id>" names the hub that made it (files from before it did
+  // not: the key is then the one with this hub's primary).
+  maker->clear();
+  if (in.peek() == 'm') {
+    std::string made_line;
+    std::getline(in, made_line);
+    if (made_line.rfind("made-by ", 0) != 0 || !IsValidId(made_line.substr(8))) {
+      return Status::InvalidArgument("malformed key file");
+    }
+    *maker = made_line.substr(8);
+    if (*maker == backup) return Status::InvalidArgument("key made by the backup itself");
   }
   auto entries = ParseKeyLines(in);
   if (!entries.ok() || entries->size() != 1) return Status::InvalidArgument("malformed key file");

@@ -110,6 +110,7 @@ int Keygen(const Config& c, const Args& a) {
     return Usage("keygen needs --backup ID and --out FILE");
   }
   if (!IsValidId(backup->second)) return Usage("--backup: not a valid gateway id");
+  if (backup->second == c.gateway_id) return Usage("--backup: a hub makes no key for itself");
   Key key;
   if (Status s = RandomBytes(key.data(), key.size()); !s.ok()) {
     std::fprintf(stderr, "hubsync keygen: %s\n", s.ToString().c_str());
@@ -119,7 +120,8 @@ int Keygen(const Config& c, const Args& a) {
   // Stored only once the export is written, under the next epoch chosen
   // atomically against a running daemon's own key changes.
   auto e = KeyStore(state.get()).PutNext(backup->second, key, [&](const KeyEntry& entry) {
-    return WriteFileAtomic(out->second, KeyStore::Export(c.home, backup->second, entry), 0600);
+    return WriteFileAtomic(out->second, KeyStore::Export(c.home, backup->second, c.gateway_id, entry),
+                           0600);
   });
   if (!e.ok()) {
     std::fprintf(stderr, "hubsync keygen: %s\n", e.status().ToString().c_str());
@@ -137,25 +139,29 @@ int Keyimport(const Config& c, const Args& a) {
     std::fprintf(stderr, "hubsync keyimport: %s\n", text.status().ToString().c_str());
     return 1;
   }
-  auto e = KeyStore::Import(*text, c.home, c.gateway_id);
+  std::string maker;
+  auto e = KeyStore::Import(*text, c.home, c.gateway_id, &maker);
   if (!e.ok()) {
     std::fprintf(stderr, "hubsync keyimport: %s\n", e.status().message().c_str());
     return 2;
   }
+  // Installed next to the keys with other hubs: one per hub that made one
+  // (the primary, a standby primary: SPEC 11).
+  std::string record = maker.empty() ? c.gateway_id : KeyStore::MadeBy(c.gateway_id, maker);
   auto state = NewPosixStateStore(c.state_dir);
   // A key under an epoch already known would meet that epoch's counters.
-  Status s = KeyStore(state.get()).PutNewer(c.gateway_id, *e);
+  Status s = KeyStore(state.get()).PutNewer(record, *e);
   if (s.code() == Status::Code::kInvalidArgument) {
-    std::fprintf(stderr, "hubsync keyimport: %s (make a new one with hubsync keygen on the "
-                         "primary)\n", s.message().c_str());
+    std::fprintf(stderr, "hubsync keyimport: %s (make a new one with hubsync keygen on %s)\n",
+                 s.message().c_str(), maker.empty() ? "the primary" : maker.c_str());
     return 2;
   }
   if (!s.ok()) {
     std::fprintf(stderr, "hubsync keyimport: %s\n", s.ToString().c_str());
     return 1;
   }
-  std::fprintf(stderr, "hubsync keyimport: key epoch %u installed for %s\n", e->epoch,
-               c.gateway_id.c_str());
+  std::fprintf(stderr, "hubsync keyimport: key epoch %u with %s installed for %s\n", e->epoch,
+               maker.empty() ? "the primary" : maker.c_str(), c.gateway_id.c_str());
   return 0;
 }
 
@@ -520,6 +526,7 @@ int Pair(const Config& c, const Args& a) {
       if (known || candidates.size() >= 4 || !lan_ready) continue;
       auto ch = SecureChannel::CreateFrom({*key}, state.get(), c.home, c.gateway_id, false);
       if (!ch.ok()) continue;
+      (*ch)->set_primary(w->primary);
       Ack confirm;
       confirm.kind = Ack::Kind::kConfirm;
       auto sealed = (*ch)->Seal(MsgKind::kAck, 0, 0, true, EncodeAck(confirm));

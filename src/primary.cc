@@ -37,6 +37,8 @@ SyncSession& PrimaryEngine::AddPeer(const std::string& id) {
   ctx.link = &link_;
   ctx.status_changed = [this] { PublishStatus(); };
   ctx.emit = [this](Event e) { Emit(std::move(e)); };
+  ctx.claim = &claim_;
+  ctx.fenced = [this](const Claim& winner) { Fence(winner); };
   ctx.join = [this](const SyncSession::DeltaKey& key) -> std::unique_ptr<DeltaReader> {
     for (auto& [other, session] : peers_) {
       if (auto reader = session->Join(key)) return reader;
@@ -56,6 +58,23 @@ SyncSession* PrimaryEngine::FindPeer(const std::string& id) {
 }
 
 Status PrimaryEngine::Start() {
+  // Our term: the stored one if it is ours, 1 for a hub that never saw one
+  // (implied, so nothing need be written to start). A hub that knows
+  // another's term (it was fenced, or followed that primary as a backup)
+  // does not serve: only `hubsync promote` makes a hub primary over
+  // another's term.
+  auto stored = LoadClaim(*env_.state);
+  if (!stored.ok()) return stored.status();
+  const std::string& self = env_.config.gateway_id;
+  if (stored->empty()) {
+    claim_ = Claim{1, self};
+  } else if (stored->primary == self) {
+    claim_ = *stored;
+  } else {
+    fenced_by_ = *stored;
+    Log(LogLevel::kError, "not serving: this hub knows " + Describe(fenced_by_) +
+                              " (it was fenced, or was its backup); it stays idle");
+  }
   HUBSYNC_RETURN_IF_ERROR(scanner_->LoadCache());
   int64_t t0 = env_.clock->NowMs();
   auto m = scanner_->Scan(env_.clock->WallNs());
@@ -77,6 +96,7 @@ Status PrimaryEngine::Start() {
 // through a pairing window (then only `hubsync unpair` removes it).
 void PrimaryEngine::RevokeRemovedBackups() {
   for (const std::string& id : keys_.List()) {
+    if (id == env_.config.gateway_id) continue;  // our own key as a backup (promoted: SPEC 11)
     bool listed = std::find(env_.config.backups.begin(), env_.config.backups.end(), id) !=
                   env_.config.backups.end();
     if (listed || IsAdmitted(*env_.state, id)) continue;
@@ -254,7 +274,28 @@ void PrimaryEngine::OnMessage(const Message& m) {
   }
   if (kind == "ack" && TryConfirm(gw, m)) return;
   if (kind != "manifest/res" && kind != "ack") return;
+  if (fenced()) return;
   if (SyncSession* session = FindPeer(gw)) session->OnSealed(kind == "ack", m);
+}
+
+void PrimaryEngine::Fence(const Claim& winner) {
+  if (fenced()) return;
+  fenced_by_ = winner;
+  outbox_.Clear();  // nothing queued goes out either
+  std::string who = winner.primary.empty() ? "term " + std::to_string(winner.term)
+                                           : Describe(winner);
+  Log(LogLevel::kError, "fenced: a backup follows " + who + ", which beats our " +
+                            Describe(claim_) + "; this hub serves no more");
+  if (!winner.primary.empty()) {
+    // Remembered, so a restart with the same config stays fenced.
+    Status s = SaveClaim(env_.state, winner);
+    if (!s.ok()) Log(LogLevel::kError, "cannot store the winning term: " + s.ToString());
+  }
+  Emit(Event{"fenced",
+             env_.config.gateway_id,
+             {{"term", static_cast<int64_t>(winner.term)}, {"our_term", static_cast<int64_t>(claim_.term)}},
+             {{"primary", winner.primary}}});
+  PublishStatus();
 }
 
 int64_t PrimaryEngine::Tick(int64_t now) {
@@ -270,7 +311,9 @@ int64_t PrimaryEngine::Tick(int64_t now) {
   } else if (due.sync) {
     for (auto& [id, session] : peers_) session->Want();
   }
-  for (auto& [id, session] : peers_) next = session->Tick(now, connected_, next);
+  if (!fenced()) {
+    for (auto& [id, session] : peers_) next = session->Tick(now, connected_, next);
+  }
   if (outbox_.size() > 0 || std::any_of(peers_.begin(), peers_.end(), [](const auto& kv) {
         return kv.second->sending();
       })) {
@@ -377,6 +420,17 @@ void PrimaryEngine::PublishStatus() {
   s.bytes = current_ ? static_cast<int64_t>(current_->bytes()) : 0;
   if (last_ns) s.last_sync = FormatIso8601(last_ns);
   s.policies = policies_.Hashes();
+  s.term = claim_.term;
+  s.primary = claim_.primary;
+  if (fenced()) {
+    s.state = "fenced";
+    s.term = fenced_by_.term;
+    s.primary = fenced_by_.primary;
+    s.error = "fenced by " + (fenced_by_.primary.empty() ? "term " + std::to_string(fenced_by_.term)
+                                                          : Describe(fenced_by_)) +
+              "; this hub no longer serves";
+    s.due.clear();
+  }
   std::string payload = EncodeStatus(s);
   if (payload == last_status_ && now < next_status_ms_) return;
   next_status_ms_ = now + kStatusRefreshMs;
@@ -394,6 +448,8 @@ Message PrimaryEngine::FinalStatus() {
   s.role = "primary";
   s.state = "offline";
   s.root = ToHex(root_);
+  s.term = fenced() ? fenced_by_.term : claim_.term;
+  s.primary = fenced() ? fenced_by_.primary : claim_.primary;
   Message m;
   m.topic = topics_.Status(env_.config.gateway_id);
   m.payload = EncodeStatus(s);

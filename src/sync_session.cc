@@ -78,12 +78,31 @@ void SyncSession::OnSealed(bool is_ack, const Message& m) {
     }
     return;
   }
+  if (!opened.ok() && opened.status().message() == "for another primary") {
+    // The backup answers another primary of this home (one that took over,
+    // or one we are about to learn has): not ours, and no attack.
+    Log(LogLevel::kDebug, "a message from " + id_ + " for another primary ignored");
+    return;
+  }
   if (!opened.ok()) {
     Log(LogLevel::kWarn, "refused a message from " + id_ + ": " + opened.status().ToString());
     ctx_.emit(Event{"rejected",
                     ctx_.env->config.gateway_id,
                     {{"bytes", static_cast<int64_t>(m.payload.size())}},
                     {{"backup", id_}, {"reason", opened.status().message()}}});
+    return;
+  }
+  // A backup that follows a higher term refuses us with kFenced (whatever
+  // sync it answers); any authentic answer under a higher term fences too.
+  if (opened->header.kind == MsgKind::kAck) {
+    auto ack = DecodeAck(opened->plain);
+    if (ack.ok() && ack->kind == Ack::Kind::kFenced) {
+      ctx_.fenced(Claim{opened->header.term, ack->primary});
+      return;
+    }
+  }
+  if (opened->header.term > ctx_.claim->term) {
+    ctx_.fenced(Claim{opened->header.term, ""});
     return;
   }
   MsgKind expected = is_ack ? MsgKind::kAck : MsgKind::kManifestRes;
@@ -114,6 +133,8 @@ bool SyncSession::EnsureChannel(int64_t now) {
     return false;
   }
   channel_ = std::move(ch).value();
+  channel_->set_primary(c.gateway_id);
+  channel_->set_term(ctx_.claim->term);
   channel_->set_max_plain(static_cast<size_t>(c.max_message_bytes));
   channel_->set_compress(c.compress);
   return true;
@@ -318,6 +339,8 @@ void SyncSession::OnAck(const Opened& o) {
       return Fail("backup refused the delta: " + ack->error, ack->retry_plain);
     case Ack::Kind::kConfirm:
       return;  // a repeated confirmation of a key already installed
+    case Ack::Kind::kFenced:
+      return;  // handled in OnSealed before any sync's answer
     case Ack::Kind::kStale:
       // The backup is not at the tree the delta was computed against (it
       // restarted after a crash, was checked or edited): nothing was

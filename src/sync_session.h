@@ -28,6 +28,7 @@
 
 #include "hubsync/delta_writer.h"
 #include "hubsync/engine.h"
+#include "hubsync/term.h"
 #include "hubsync/wire.h"
 
 namespace hubsync {
@@ -59,6 +60,12 @@ class SyncSession {
     const BrokerLink* link = nullptr;  // sizes messages; null: max_message_bytes
     std::function<void()> status_changed;
     std::function<void(Event)> emit;
+    // The primary's own claim (term, id), sealed into everything it sends.
+    const Claim* claim = nullptr;
+    // An authentic answer says the backup follows a claim that beats ours
+    // (SPEC 11): the engine stops serving. The claim's primary is "" when
+    // the answer did not name it.
+    std::function<void(const Claim&)> fenced;
     // Joins a delta another session is sending under `key`; null if none.
     std::function<std::unique_ptr<DeltaReader>(const DeltaKey& key)> join;
   };

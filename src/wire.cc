@@ -350,6 +350,7 @@ std::string EncodeAck(const Ack& a) {
   w.U64(a.bytes);
   w.U8(a.retry_plain ? 1 : 0);
   w.Str(a.error.substr(0, 1000));
+  w.Str(a.primary);
   return out;
 }
 
@@ -358,10 +359,11 @@ Result<Ack> DecodeAck(std::string_view plain) {
   Ack a;
   uint8_t kind, retry;
   if (!r.U8(&kind) || !r.U32(&a.chunk) || !r.Raw(a.root.data(), a.root.size()) ||
-      !r.U32(&a.files) || !r.U64(&a.bytes) || !r.U8(&retry) || !r.Str(&a.error) || !r.done()) {
+      !r.U32(&a.files) || !r.U64(&a.bytes) || !r.U8(&retry) || !r.Str(&a.error) || !r.Str(&a.primary) || !r.done()) {
     return Status::Corruption("malformed ack");
   }
-  if (kind < 1 || kind > 5) return Status::Corruption("bad ack kind");
+  if (kind < 1 || kind > 6) return Status::Corruption("bad ack kind");
+  if (!a.primary.empty() && !IsValidId(a.primary)) return Status::Corruption("bad primary id");
   a.kind = static_cast<Ack::Kind>(kind);
   a.retry_plain = retry == 1;
   return a;

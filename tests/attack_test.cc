@@ -163,8 +163,11 @@ TEST_F(HomeTest, AnEndlessManifestFromACompromisedBackupIsCutOffAtTheLimit) {
   Gateway& b = backups_["hub-b1"];
   WriteFile(primary_.data + "/devices/lamp.json", "on");
   auto state = NewPosixStateStore(b.state);
-  auto ch = SecureChannel::Create(state.get(), "home-1", "hub-b1", false);
+  auto ch = SecureChannel::Create(state.get(), "home-1", "hub-b1", false,
+                                  KeyStore::MadeBy("hub-b1", "hub-p"));
   ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  (*ch)->set_primary("hub-p");
+  (*ch)->set_term(1);
   const std::string gw = std::string(kHome) + "gw/hub-b1/";
   Recorder rec(broker_->uri());
   Recorder attacker(Recorder::Options(broker_->uri()), {gw + "manifest/req"});

@@ -23,11 +23,15 @@ class EnvelopeTest : public ::testing::Test {
   std::unique_ptr<SecureChannel> Primary() {
     auto c = SecureChannel::Create(pstore_.get(), "home", "hub-b", true);
     EXPECT_TRUE(c.ok()) << c.status().ToString();
+    (*c)->set_primary("hub-p");
+    (*c)->set_term(1);
     return std::move(c).value();
   }
   std::unique_ptr<SecureChannel> Backup() {
     auto c = SecureChannel::Create(bstore_.get(), "home", "hub-b", false);
     EXPECT_TRUE(c.ok()) << c.status().ToString();
+    (*c)->set_primary("hub-p");
+    (*c)->set_term(1);
     return std::move(c).value();
   }
   testing::TempDir primary_, backup_;
@@ -45,6 +49,8 @@ TEST_F(EnvelopeTest, RoundTripBindsEveryHeaderField) {
   auto opened = b->Open(*sealed);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   EXPECT_EQ(opened->plain, "secret payload");
+  EXPECT_EQ(opened->header.term, 1u);
+  EXPECT_EQ(opened->header.primary, "hub-p");
   EXPECT_EQ(opened->header.transfer, 42u);
   EXPECT_EQ(opened->header.chunk, 7u);
   EXPECT_TRUE(opened->header.last);
@@ -88,7 +94,8 @@ TEST_F(EnvelopeTest, CompressiblePlaintextIsSealedSmallerAndInflatedWithinTheLim
   auto plain = p->Seal(MsgKind::kDelta, 2, 0, true, json);
   ASSERT_TRUE(plain.ok());
   EXPECT_FALSE(DecodeEnvelopeHeader(*plain)->compressed);
-  EXPECT_EQ(plain->size(), json.size() + kEnvelopeOverhead);
+  EXPECT_EQ(plain->size(), json.size() + kEnvelopeHeaderBytes + std::string("hub-p").size() + kTagBytes);
+  EXPECT_LE(plain->size(), json.size() + kEnvelopeOverhead);
   EXPECT_EQ(b->Open(*plain)->plain, json);
 }
 
@@ -233,17 +240,34 @@ TEST_F(EnvelopeTest, KeysAreStoredPrivately) {
   auto loaded = KeyStore(pstore_.get()).Load("hub-b");
   ASSERT_TRUE(loaded.ok());
   EXPECT_EQ(loaded->back().key, key_.key);
-  std::string exported = KeyStore::Export("home", "hub-b", key_);
-  EXPECT_TRUE(KeyStore::Import(exported, "home", "hub-b").ok());
-  EXPECT_FALSE(KeyStore::Import(exported, "home", "hub-c").ok());
-  EXPECT_FALSE(KeyStore::Import(exported, "other", "hub-b").ok());
-  EXPECT_FALSE(KeyStore::Import("garbage", "home", "hub-b").ok());
+  std::string exported = KeyStore::Export("home", "hub-b", "hub-p", key_);
+  std::string maker;
+  EXPECT_TRUE(KeyStore::Import(exported, "home", "hub-b", &maker).ok());
+  EXPECT_EQ(maker, "hub-p") << "the file names the hub that made it";
+  EXPECT_FALSE(KeyStore::Import(exported, "home", "hub-c", &maker).ok());
+  EXPECT_FALSE(KeyStore::Import(exported, "other", "hub-b", &maker).ok());
+  EXPECT_FALSE(KeyStore::Import("garbage", "home", "hub-b", &maker).ok());
+  // A file from before the maker was named: the key with the primary.
+  std::string old_file = "hubsync-key v1\nhome home\nbackup hub-b\n1 " + std::string(64, 'c') + "\n";
+  EXPECT_TRUE(KeyStore::Import(old_file, "home", "hub-b", &maker).ok());
+  EXPECT_EQ(maker, "");
+  EXPECT_EQ(KeyStore::Import(KeyStore::Export("home", "hub-b", "hub-b", key_), "home", "hub-b", &maker)
+                .status().message(), "key made by the backup itself");
+  EXPECT_EQ(KeyStore::Import("hubsync-key v1\nhome home\nbackup hub-b\nmade-by ../x\n", "home",
+                             "hub-b", &maker).status().message(), "malformed key file");
   // Found by fuzz_state: a short "backup" line threw out of Import.
   auto short_line = KeyStore::Import("hubsync-key v1\nhome home\nba\n1 " + std::string(64, 'c'),
-                                     "home", "hub-b");
+                                     "home", "hub-b", &maker);
   EXPECT_EQ(short_line.status().message(), "not a hubsync key file");
-  auto bad_id = KeyStore::Import("hubsync-key v1\nhome home\nbackup \x1b[2J\n", "home", "hub-b");
+  auto bad_id = KeyStore::Import("hubsync-key v1\nhome home\nbackup \x1b[2J\n", "home", "hub-b", &maker);
   EXPECT_EQ(bad_id.status().message(), "malformed key file") << "no escape reaches the terminal";
+  // Records: a backup's own id, or its key made by another hub.
+  KeyStore ks(pstore_.get());
+  EXPECT_TRUE(ks.Put(KeyStore::MadeBy("hub-b", "hub-c"), key_).ok());
+  EXPECT_TRUE(ks.Load("hub-b.from-hub-c").ok());
+  EXPECT_FALSE(ks.Load("hub-b.from-").ok());
+  EXPECT_FALSE(ks.Load("hub-b.from-../x").ok());
+  EXPECT_EQ(ks.List(), std::vector<std::string>{"hub-b"}) << "a key made by another hub is not served";
 }
 
 TEST_F(EnvelopeTest, NewEpochSealsWithItAndOldEpochStillOpens) {
@@ -268,6 +292,7 @@ TEST_F(EnvelopeTest, NewEpochSealsWithItAndOldEpochStillOpens) {
   ASSERT_TRUE(KeyStore(old_store.get()).Put("hub-b", key_).ok());
   auto sealer = SecureChannel::Create(old_store.get(), "home", "hub-b", true);
   ASSERT_TRUE(sealer.ok());
+  (*sealer)->set_primary("hub-p");
   auto late = (*sealer)->Seal(MsgKind::kDelta, 3, 0, true, "late, under epoch 1");
   ASSERT_TRUE(late.ok());
   EXPECT_EQ(b->Open(*late).status().message(), "unknown key epoch");
@@ -290,6 +315,38 @@ TEST_F(EnvelopeTest, AnEpochTwoRotationsOldIsRefused) {
   auto r = Backup()->Open(*epoch1);
   EXPECT_EQ(r.status().code(), Status::Code::kRejected);
   EXPECT_EQ(r.status().message(), "unknown key epoch");
+}
+
+// SPEC 11: the term and the primary's id are sealed; a primary's channel
+// leaves a message for another primary of the same backup unopened, and a
+// backup's channel names whom it answers.
+TEST_F(EnvelopeTest, TermAndPrimaryAreSealedAndAnotherPrimarysMessageIsLeftAlone) {
+  auto p = Primary();
+  p->set_term(5);
+  auto b = Backup();
+  auto sealed = p->Seal(MsgKind::kRequest, 1, 0, true, "req");
+  ASSERT_TRUE(sealed.ok());
+  auto opened = b->Open(*sealed);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(opened->header.term, 5u);
+  EXPECT_EQ(opened->header.primary, "hub-p");
+  b->set_primary("hub-other");
+  auto answer = b->Seal(MsgKind::kAck, 1, 0, true, "ack");
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(p->Open(*answer).status().message(), "for another primary");
+  b->set_primary("hub-p");
+  auto ours = b->Seal(MsgKind::kAck, 1, 0, true, "ack");
+  EXPECT_TRUE(p->Open(*ours).ok()) << "the refusal above used no counter";
+  // A header naming no primary, or one that is no gateway id, is refused.
+  std::string bad = *sealed;
+  bad[kEnvelopeHeaderBytes - 1] = 0;
+  EXPECT_EQ(DecodeEnvelopeHeader(bad).status().message(), "bad primary id");
+  bad = *sealed;
+  bad[kEnvelopeHeaderBytes] = '/';
+  EXPECT_EQ(DecodeEnvelopeHeader(bad).status().message(), "bad primary id");
+  auto none = Backup();
+  none->set_primary("");
+  EXPECT_FALSE(none->Seal(MsgKind::kAck, 1, 0, true, "x").ok()) << "sealing names a primary";
 }
 
 }  // namespace

@@ -265,6 +265,8 @@ TEST_F(HomeTest, CraftedDeltaEscapingDataDirIsRefusedWithNothingApplied) {
   auto state = NewPosixStateStore(primary_.state);
   auto ch = SecureChannel::Create(state.get(), "home-1", "hub-b1", true);
   ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  (*ch)->set_primary("hub-p");
+  (*ch)->set_term(1);
   std::string plain;
   DeltaRecord begin;
   begin.kind = RecKind::kBegin;

@@ -143,9 +143,9 @@ TEST_F(HomeTest, DamagedStateFilesAreRebuiltOrNamedNeverGuessed) {
   ASSERT_TRUE(AllConverged()) << "a damaged cache only costs re-hashing";
 
   // The backup's key record: named, the daemon stays up, nothing applied.
-  WriteFile(b.state + "/keys/hub-b1.key", "not a key file\n");
+  WriteFile(b.state + "/keys/hub-b1.from-hub-p.key", "not a key file\n");
   restart(b, "backup");
-  ASSERT_TRUE(WaitFor([&] { return b.proc->Log().find("keys/hub-b1.key: bad header") !=
+  ASSERT_TRUE(WaitFor([&] { return b.proc->Log().find("keys/hub-b1.from-hub-p.key: bad header") !=
                                    std::string::npos; }, 10000)) << b.proc->Log();
   WriteFile(primary_.data + "/while-damaged.json", "x");
   EXPECT_FALSE(WaitFor([&] { return access((b.data + "/while-damaged.json").c_str(), F_OK) == 0; },

@@ -48,6 +48,8 @@ class SyncSessionTest : public ::testing::Test {
     EXPECT_TRUE(KeyStore(&backup_state_).Put(id, k).ok());
     auto ch = SecureChannel::Create(&backup_state_, "home", id, false);
     EXPECT_TRUE(ch.ok());
+    (*ch)->set_primary("hub-p");
+    (*ch)->set_term(1);
     backup_channels_[id] = std::move(ch).value();
     SyncSession::Context ctx;
     ctx.env = &env_;
@@ -56,6 +58,8 @@ class SyncSessionTest : public ::testing::Test {
     ctx.filter = &filter_;
     ctx.policies = &policies_;
     ctx.current = &current_;
+    ctx.claim = &claim_;
+    ctx.fenced = [this](const Claim& c) { fenced_by_ = c; };
     ctx.status_changed = [] {};
     ctx.emit = [this](Event e) { events_.push_back(e.type); };
     ctx.join = [this](const SyncSession::DeltaKey& key) -> std::unique_ptr<DeltaReader> {
@@ -149,6 +153,8 @@ class SyncSessionTest : public ::testing::Test {
   MemoryStateStore primary_state_, backup_state_;
   ManualClock clock_;
   EngineEnv env_;
+  Claim claim_{1, "hub-p"};
+  Claim fenced_by_;
   Topics topics_{Config()};
   RecordingTransport transport_;
   Outbox outbox_{&transport_};

@@ -268,8 +268,17 @@ TEST(WireTest, PreconditionAndStaleAckRoundTrip) {
   EXPECT_EQ(back->kind, Ack::Kind::kStale);
   EXPECT_EQ(back->root, stale.root);
   std::string bad = EncodeAck(stale);
-  bad[0] = 6;
-  EXPECT_FALSE(DecodeAck(bad).ok()) << "no ack kind beyond kStale";
+  bad[0] = 7;
+  EXPECT_FALSE(DecodeAck(bad).ok()) << "no ack kind beyond kFenced";
+  Ack fenced;
+  fenced.kind = Ack::Kind::kFenced;
+  fenced.primary = "hub-kitchen";
+  back = DecodeAck(EncodeAck(fenced));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->kind, Ack::Kind::kFenced);
+  EXPECT_EQ(back->primary, "hub-kitchen");
+  fenced.primary = "not an id";
+  EXPECT_FALSE(DecodeAck(EncodeAck(fenced)).ok()) << "a primary that is no gateway id";
 }
 
 TEST(WireTest, ManifestRequestRoundTripsAndRefusesNonsense) {

@@ -34,6 +34,7 @@
 #include "hubsync/policy.h"
 #include "hubsync/scanner.h"
 #include "hubsync/state_store.h"
+#include "hubsync/term.h"
 #include "hubsync/transport.h"
 
 namespace hubsync {
@@ -220,6 +221,10 @@ class PrimaryEngine {
   void Emit(Event e);
   bool MayPair(const std::string& backup, std::string* why);
   void RevokeRemovedBackups();
+  // A claim that beats ours (SPEC 11): serve no more, at once and after a
+  // restart (it is stored), and say so in the status.
+  void Fence(const Claim& winner);
+  bool fenced() const { return !fenced_by_.empty(); }
   // Subscribes to what the primary hears; announces us once granted.
   void Subscribe();
   void OnPolicy(const std::string& module, const std::string& payload);
@@ -245,6 +250,8 @@ class PrimaryEngine {
   StatusAsks asks_;
   std::string last_status_;
   std::map<std::string, std::unique_ptr<SyncSession>> peers_;  // by backup
+  Claim claim_;      // the term we serve under, and our id
+  Claim fenced_by_;  // the claim that beat ours; empty while we serve
   // data_dir could not be read: why, when to try again, and what changed
   // meanwhile (for the policy schedule once the tree is read).
   struct ScanFault {
@@ -299,7 +306,20 @@ class BackupEngine {
   // file; `detail` (which may) only into the log.
   void FailTransfer(const std::string& why, bool retry_plain, const std::string& detail = "");
   // Seals with `via` (a candidate's channel) or, by default, the adopted one.
-  void SendAck(const Ack& a, uint64_t transfer, SecureChannel* via = nullptr);
+  // Sealed under `via` (default: our channel), for `to` (default: the
+  // primary we follow).
+  void SendAck(const Ack& a, uint64_t transfer, SecureChannel* via = nullptr,
+               const std::string& to = "");
+  // SPEC 11: whether the opened message's (term, primary) may be followed:
+  // a higher claim is stored and followed; a lower one is refused and its
+  // sender told (kFenced).
+  bool FollowTerm(const Message& m, const std::string& source, const EnvelopeHeader& h);
+  // The channel with `primary`: the key that hub made for us when we hold
+  // one (keyimport, SPEC 11), else the key agreed by pairing; null if none.
+  SecureChannel* ChannelFor(const std::string& primary);
+  // The channel with the primary we follow.
+  SecureChannel* Following();
+  bool HasStandbyKey() const;
   // Opens a message under a candidate key; on success adopts that key.
   std::optional<Opened> OpenWithCandidate(const Message& m);
   bool EnsureChannel();
@@ -320,6 +340,9 @@ class BackupEngine {
   std::unique_ptr<Scanner> scanner_;
   std::unique_ptr<Applier> applier_;
   std::unique_ptr<SecureChannel> channel_;
+  Claim claim_;  // the highest (term, primary) seen: the primary we follow
+  // Keys other hubs made for us (keys/<us>.from-<hub>), by that hub.
+  std::map<std::string, std::unique_ptr<SecureChannel>> standby_;
   Outbox outbox_;
   BrokerLink link_, oob_link_;
   Manifest manifest_;

@@ -2,13 +2,19 @@
 // (SPEC 6), and the SecureChannel that seals and opens them for one
 // primary<->backup pair.
 //
-// Wire layout (big-endian), 37 header bytes then ciphertext||16-byte tag:
+// Wire layout (big-endian), 46 fixed header bytes, the primary's id, then
+// ciphertext||16-byte tag:
 //   'H' 'S' version(1) kind(1) flags(1: bit0 last, bit1 zstd) epoch(4) session(8)
-//   counter(8) transfer(8) chunk(4)
-// Associated data = the 37 header bytes || len(home)(1) home ||
+//   counter(8) transfer(8) chunk(4) term(8) len(primary)(1) primary
+// Associated data = the whole header || len(home)(1) home ||
 //   len(backup)(1) backup, so every header field plus home and backup id is
 //   authenticated. Nonce = direction(1) 0 0 0 counter(8); the direction byte
 //   keeps the two sides' counters apart under the one shared key.
+//
+// Term and primary (SPEC 11): every message names the primary of the pair it
+// belongs to and a term: the primary's own term on requests and deltas, the
+// highest term the backup has seen on its answers. Both are sealed, so a
+// primary cannot be made to believe a term no backup of its own sent.
 //
 // Message key: every process that seals picks a random 64-bit session when
 // it opens its channel and seals under SessionKey(key, session); the session
@@ -36,9 +42,11 @@ namespace hubsync {
 // acts on nothing its primary did not send (SPEC 6).
 enum class MsgKind : uint8_t { kManifestRes = 1, kDelta = 2, kAck = 3, kRequest = 4 };
 
-inline constexpr uint8_t kProtocolVersion = 2;  // 2: the session field
-inline constexpr size_t kEnvelopeHeaderBytes = 37;
-inline constexpr size_t kEnvelopeOverhead = kEnvelopeHeaderBytes + kTagBytes;
+inline constexpr uint8_t kProtocolVersion = 3;  // 2: the session field; 3: term, primary
+inline constexpr size_t kEnvelopeHeaderBytes = 46;  // without the primary's id
+inline constexpr size_t kMaxEnvelopeIdBytes = 64;   // IsValidId's limit
+// The most an envelope adds to its plaintext (sizes chunks to fit a message).
+inline constexpr size_t kEnvelopeOverhead = kEnvelopeHeaderBytes + kMaxEnvelopeIdBytes + kTagBytes;
 
 struct EnvelopeHeader {
   MsgKind kind = MsgKind::kDelta;
@@ -49,6 +57,9 @@ struct EnvelopeHeader {
   uint64_t counter = 0;
   uint64_t transfer = 0;
   uint32_t chunk = 0;
+  uint64_t term = 0;
+  std::string primary;  // the pair's primary (empty on a v3 header is refused)
+  size_t size = 0;      // bytes the header took (decoding sets it)
 };
 
 // True for kinds the primary sends (request, delta), false for the backup's.
@@ -65,7 +76,8 @@ Key SessionKey(const Key& key, uint64_t session);
 // `aead` is keyed with SessionKey(key, h.session).
 Status SealEnvelope(AesGcm& aead, const std::string& home, const std::string& backup,
                     const EnvelopeHeader& h, std::string_view plain, std::string* out);
-// Verifies the tag over header, home and backup; Corruption if it fails.
+// Verifies the tag over header (with term and primary), home and backup;
+// Corruption if it fails.
 // `aead` must be keyed with the session key of the header's session.
 Status OpenEnvelope(AesGcm& aead, const std::string& home, const std::string& backup,
                     std::string_view msg, EnvelopeHeader* h, std::string* plain);
@@ -99,11 +111,13 @@ struct Opened {
 // Thread rule: one thread (the engine's).
 class SecureChannel {
  public:
-  // Keys and counters from `store`, which must outlive the channel.
+  // Keys and counters from `store`, which must outlive the channel, under
+  // the record `record` (KeyStore; default: the backup's id).
   static Result<std::unique_ptr<SecureChannel>> Create(StateStore* store,
                                                        const std::string& home,
                                                        const std::string& backup,
-                                                       bool is_primary);
+                                                       bool is_primary,
+                                                       const std::string& record = "");
   // A channel over keys not (yet) in the store, e.g. a key a backup has
   // derived but not adopted; its counters are the store's own records for
   // those epochs, so adopting the key later continues them. `keys` oldest
@@ -112,7 +126,14 @@ class SecureChannel {
                                                            StateStore* store,
                                                            const std::string& home,
                                                            const std::string& backup,
-                                                           bool is_primary);
+                                                           bool is_primary,
+                                                           const std::string& record = "");
+  // The term and primary id sealed into what this side sends: on the
+  // primary side its own; on a backup's, the primary it follows (or answers)
+  // and the highest term it has seen. Sealing without a primary fails.
+  void set_term(uint64_t term) { term_ = term; }
+  void set_primary(const std::string& id) { primary_ = id; }
+  const std::string& primary() const { return primary_; }
   // Compresses `plain` first when that saves space and compression is on
   // (the header says so).
   Result<std::string> Seal(MsgKind kind, uint64_t transfer, uint32_t chunk, bool last,
@@ -121,7 +142,10 @@ class SecureChannel {
   Result<std::string> SealPacked(MsgKind kind, uint64_t transfer, uint32_t chunk,
                                  const PackedChunk& packed);
   // Opened.plain is decompressed; a compressed message that is malformed or
-  // would exceed max_plain() is Corruption (counters untouched).
+  // would exceed max_plain() is Corruption (counters untouched). On the
+  // primary side a message naming another primary is Rejected unopened (it
+  // is for another primary of the same backup); a backup's channel opens a
+  // message from any primary that holds its key (the engine checks terms).
   Result<Opened> Open(std::string_view msg);
   // The largest plaintext Open decompresses to: the engines set their
   // max_message_bytes (nothing larger could have been sent uncompressed).
@@ -149,7 +173,7 @@ class SecureChannel {
   SecureChannel() = default;
   Result<std::string> SealBytes(MsgKind kind, uint64_t transfer, uint32_t chunk, bool last,
                                 bool compressed, std::string_view bytes);
-  std::string home_, backup_;
+  std::string home_, backup_, record_;
   StateStore* store_ = nullptr;
   bool retire_in_store_ = false;  // made by Create: the store's keys are this channel's
   bool is_primary_ = false;
@@ -160,6 +184,8 @@ class SecureChannel {
   std::unique_ptr<TxCounter> tx_;
   size_t max_plain_ = 1 << 20;
   bool compress_ = true;
+  uint64_t term_ = 0;
+  std::string primary_;
 };
 
 }  // namespace hubsync

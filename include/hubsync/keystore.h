@@ -1,14 +1,17 @@
-// Per-backup symmetric keys and the message counters used with them, kept in
+// Per-pair symmetric keys and the message counters used with them, kept in
 // a StateStore (state_dir):
-//   keys/<backup>.key          "hubsync-key v1" then "<epoch> <hex key>" lines,
+//   keys/<record>.key          "hubsync-key v1" then "<epoch> <hex key>" lines,
 //                              oldest first; at most two epochs are kept so a
 //                              rotation can finish messages in flight.
-//   counters/<backup>.e<epoch>.tx   next counter this side may use (reserved
+//   counters/<record>.e<epoch>.tx   next counter this side may use (reserved
 //                              in blocks, made durable before any use)
-//   counters/<backup>.e<epoch>.rx   highest counter accepted from the peer
-// Both the primary and a backup key the records by the backup's id, because
-// the key belongs to the primary<->backup pair. Pairing (SPEC 6) and
-// keygen/keyimport fill the store through Put.
+//   counters/<record>.e<epoch>.rx   highest counter accepted from the peer
+// A key belongs to a primary<->backup pair. The record is named by the
+// backup's id on the hub that serves it (as primary, or as standby primary:
+// SPEC 11), and on the backup's hub by its own id for the key agreed by
+// pairing with its primary, or "<backup>.from-<maker>" for a key another hub
+// made for it (keygen/keyimport: a hub holds one key per peer and role).
+// Pairing (SPEC 6) and keygen/keyimport fill the store.
 //
 // Thread rule: one thread per object; the store outlives every object made
 // over it.
@@ -52,13 +55,18 @@ class KeyStore {
   Status Remove(const std::string& backup);
   // Drops the epochs below `epoch` (the peer has moved to it).
   Status Retire(const std::string& backup, uint32_t epoch);
-  // The backups that have a key.
+  // The ids of the records named by a plain gateway id (the backups this
+  // hub serves, plus, on a backup, its own id when it has paired).
   std::vector<std::string> List() const;
-  // Serialises one key for `hubsync keygen --out` / keyimport.
+  // The record of `backup`'s key made by the hub `maker`.
+  static std::string MadeBy(const std::string& backup, const std::string& maker);
+  // Serialises one key for `hubsync keygen --out` / keyimport; the file
+  // names the hub that made it.
   static std::string Export(const std::string& home, const std::string& backup,
-                            const KeyEntry& e);
+                            const std::string& maker, const KeyEntry& e);
+  // `maker` gets the hub that made it ("" for a file that does not say).
   static Result<KeyEntry> Import(const std::string& text, const std::string& home,
-                                 const std::string& backup);
+                                 const std::string& backup, std::string* maker);
   StateStore* store() const { return store_; }
   // The records of `backup`'s counters under `epoch`.
   static std::string TxName(const std::string& backup, uint32_t epoch);

@@ -29,6 +29,10 @@ struct GatewayStatus {
   std::string last_sync;  // ISO-8601 UTC, "" if never
   int64_t lag_ms = 0;
   uint32_t key_epoch = 0;
+  // SPEC 11: a primary's own term and id; a backup's highest seen term and
+  // the primary of it (0 and "" before any).
+  uint64_t term = 0;
+  std::string primary;
   // During a sync (backup): bytes and entries (files, directories, links,
   // deletions) applied so far of the delta's totals; -1 when not syncing.
   int64_t progress_done = -1;

@@ -176,7 +176,11 @@ struct Ack {
   // kStale: a delta's precondition (kBase) is not the backup's root, which
   // `root` carries (zero when the backup does not know its own yet): nothing
   // was applied; the primary asks for the backup's manifest.
-  enum class Kind : uint8_t { kProgress = 1, kDone = 2, kError = 3, kConfirm = 4, kStale = 5 };
+  // kFenced: the sender's term is over (SPEC 11): the backup follows a
+  // higher term (its envelope's term) of `primary`; nothing was applied.
+  enum class Kind : uint8_t {
+    kProgress = 1, kDone = 2, kError = 3, kConfirm = 4, kStale = 5, kFenced = 6
+  };
   Kind kind = Kind::kDone;
   uint32_t chunk = 0;        // progress: highest chunk written
   Digest root{};             // done: backup's root after applying
@@ -184,6 +188,7 @@ struct Ack {
   uint64_t bytes = 0;
   std::string error;         // error: one line, no file names
   bool retry_plain = false;  // error: resend without local copies / block reuse
+  std::string primary;       // fenced: the primary of the higher term
 };
 std::string EncodeAck(const Ack& a);
 Result<Ack> DecodeAck(std::string_view plain);

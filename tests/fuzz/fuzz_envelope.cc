@@ -26,11 +26,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto hdr = hubsync::DecodeEnvelopeHeader(msg);
   if (hdr.ok()) {
     std::string sealed;
-    std::string_view body = msg.substr(hubsync::kEnvelopeHeaderBytes);
+    std::string_view body = msg.substr(hdr->size);
     if (!hubsync::SealEnvelope(aead, "home-1", "hub-b1", *hdr, body, &sealed).ok()) __builtin_trap();
     hubsync::EnvelopeHeader h2;
     std::string p2;
-    if (!hubsync::OpenEnvelope(aead, "home-1", "hub-b1", sealed, &h2, &p2).ok() || p2 != body) {
+    if (!hubsync::OpenEnvelope(aead, "home-1", "hub-b1", sealed, &h2, &p2).ok() || p2 != body ||
+        h2.term != hdr->term || h2.primary != hdr->primary) {
       __builtin_trap();
     }
   }

@@ -49,9 +49,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       store.Put("pairing-window", in);
       hubsync::PairingWindowOpen(store, 1000, "boot");
       break;
-    case 5:
-      hubsync::KeyStore::Import(in, "home", "hub-b");
+    case 5: {
+      std::string maker;
+      hubsync::KeyStore::Import(in, "home", "hub-b", &maker);
       break;
+    }
   }
   return 0;
 }

@@ -127,6 +127,10 @@ int main(int argc, char** argv) {
   Ack stale;
   stale.kind = Ack::Kind::kStale;
   Put("wire", "ack-stale", std::string(1, '\2') + EncodeAck(stale));
+  Ack fenced;
+  fenced.kind = Ack::Kind::kFenced;
+  fenced.primary = "hub-kitchen";
+  Put("wire", "ack-fenced", std::string(1, '\2') + EncodeAck(fenced));
 
   // Envelopes under the fuzz target's fixed key.
   Key key{};
@@ -137,6 +141,8 @@ int main(int argc, char** argv) {
   eh.counter = 5;
   eh.transfer = 9;
   eh.last = true;
+  eh.term = 2;
+  eh.primary = "hub-p";
   std::string sealed;
   SealEnvelope(aead, "home-1", "hub-b1", eh, deltas[0].second, &sealed);
   Put("envelope", "delta", sealed);
@@ -148,6 +154,8 @@ int main(int argc, char** argv) {
   GatewayStatus st;
   st.role = "backup";
   st.state = "syncing";
+  st.term = 3;
+  st.primary = "hub-kitchen";
   st.progress_total = 10;
   st.progress_done = 5;
   st.policies["db"] = "abc";
