@@ -270,6 +270,9 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   }
   auto req = DecodeManifestRequest(opened->plain, opened->header.transfer);
   if (!req.ok()) return Refuse(m, "manifest/req", req.status().message());
+  if (Digest announced; FromHex(req->root, announced.data(), announced.size())) {
+    announced_root_ = announced;
+  }
   // Answer only on our own response topic: never act as a reflector.
   if (m.response_topic != topics_.ManifestRes(env_.config.gateway_id)) {
     return Refuse(m, "manifest/req", "foreign response topic");
@@ -551,6 +554,7 @@ void BackupEngine::OnDelta(const Message& m) {
     if (r.kind == RecKind::kBegin) {
       if (h.chunk != 0) return FailTransfer("begin record inside a delta", false);
       primary_root_ = r.root;
+      announced_root_ = r.root;
       progress_total_ = r.total;
       progress_files_total_ = r.count;
       progress_files_done_ = 0;
@@ -702,11 +706,50 @@ int64_t BackupEngine::Tick(int64_t now) {
   return next;
 }
 
+Result<Claim> BackupEngine::Promote(bool force) {
+  if (promoted_) return claim_;
+  // An apply in flight is dropped (its primary is gone), and whatever a
+  // crash or that drop left is finished or discarded: the tree is exactly
+  // old or new before this hub serves it.
+  if (applier_->active()) {
+    Log(LogLevel::kInfo, "promotion: the delta being applied is discarded");
+    applier_->Abort();
+    touched_.clear();
+  }
+  Applier::Recovery recovery;
+  HUBSYNC_RETURN_IF_ERROR(applier_->Recover(&recovery));
+  if (recovery.finished || recovery.discarded) {
+    Status s = Rescan();
+    if (!s.ok()) return s;
+  }
+  std::string behind;
+  if (announced_root_ && *announced_root_ != root_) {
+    behind = "this hub is behind " + (claim_.primary.empty() ? std::string("its primary") : claim_.primary) +
+             " (its last announced root " + ToHex(*announced_root_).substr(0, 12) + ", ours " +
+             ToHex(root_).substr(0, 12) + ")";
+    if (!force) {
+      return Status::Rejected(behind + "; --force promotes it anyway, losing what it lacks");
+    }
+  }
+  Claim next{std::max<uint64_t>(claim_.term, 1) + 1, env_.config.gateway_id};
+  HUBSYNC_RETURN_IF_ERROR(SaveClaim(env_.state, next));
+  Log(LogLevel::kInfo, "promoted: primary of " + Describe(next) +
+                           (behind.empty() ? "" : "; forced although " + behind +
+                                                       ": changes it lacked are lost"));
+  Emit(Event{"promoted", env_.config.gateway_id, {{"term", static_cast<int64_t>(next.term)}},
+             {{"forced", behind.empty() ? "no" : "yes"}}});
+  claim_ = next;
+  promoted_ = true;
+  return next;
+}
+
 Message BackupEngine::FinalStatus() {
   GatewayStatus s;
   s.role = "backup";
   s.state = "offline";
   s.root = ToHex(root_);
+  s.term = claim_.term;
+  s.primary = claim_.primary;
   Message m;
   m.topic = topics_.Status(env_.config.gateway_id);
   m.payload = EncodeStatus(s);

@@ -37,10 +37,18 @@ LogFn StderrLogger(const std::string& tag, LogLevel min) {
 
 namespace {
 
-// The shared shape of both daemons; Engine is PrimaryEngine or BackupEngine.
-template <typename Engine>
-int Run(const char* role, const Config& config, bool watch_changes) {
-  LogFn log = StderrLogger(std::string(role) + "/" + config.gateway_id, config.log_level);
+const char* RoleName(Role r) { return r == Role::kPrimary ? "primary" : "backup"; }
+
+// The state_dir records `hubsync promote` leaves for the running daemon
+// (then SIGUSR2) and the daemon's answer.
+constexpr char kPromoteRequest[] = "promote";
+constexpr char kPromoteResult[] = "promote.result";
+
+}  // namespace
+
+int RunDaemon(Role start_role, const Config& config) {
+  Role role = start_role;
+  LogFn log = StderrLogger(std::string(RoleName(role)) + "/" + config.gateway_id, config.log_level);
   // Keys and counters are this process's alone while it runs.
   auto lock = StateDirLock::Acquire(config.state_dir);
   if (!lock.ok()) {
@@ -51,7 +59,6 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   std::unique_ptr<StateStore> state = NewPosixStateStore(config.state_dir);
   PathFilter filter(config.exclude);
   std::unique_ptr<ChangeSource> changes;
-  if (watch_changes) changes = NewInotifySource(config.data_dir, &filter);
 
   EventLoop loop(RealClock());
   MqttOptions mo = LanMqttOptions(config, "hubsync-" + config.home + "-" + config.gateway_id);
@@ -61,12 +68,10 @@ int Run(const char* role, const Config& config, bool watch_changes) {
   env.fs = fs.get();
   env.state = state.get();
   env.clock = RealClock();
-  env.changes = changes.get();
-  env.log = log;
   // The broker publishes this will (retained "offline") if we vanish.
   {
     GatewayStatus offline;
-    offline.role = role;
+    offline.role = RoleName(role);
     offline.state = "offline";
     mo.will.topic = Topics(config).Status(config.gateway_id);
     mo.will.payload = EncodeStatus(offline);
@@ -79,21 +84,41 @@ int Run(const char* role, const Config& config, bool watch_changes) {
     oob = NewMqttTransport(OobMqttOptions(config, mo.client_id + "-oob"));
     env.oob = oob.get();
   }
-  Engine engine(env);
 
-  // Changes are taken before the first scan so none falls between them.
-  if constexpr (std::is_same_v<Engine, PrimaryEngine>) {
-    Status s = changes->Start([&] { loop.Post([&] { engine.OnChanges(); }); });
-    if (!s.ok()) {
-      log(LogLevel::kError, "cannot watch data_dir: " + s.ToString());
-      return 1;
+  // The engine of the current role, and how it starts: a primary watches
+  // data_dir, taking changes before its first scan so none falls between.
+  std::unique_ptr<Engine> engine;
+  auto make_engine = [&](Role r) -> Status {
+    if (changes) changes->Stop();
+    changes.reset();
+    env.log = StderrLogger(std::string(RoleName(r)) + "/" + config.gateway_id, config.log_level);
+    env.changes = nullptr;
+    if (r == Role::kPrimary) {
+      changes = NewInotifySource(config.data_dir, &filter);
+      env.changes = changes.get();
+      engine = std::make_unique<PrimaryEngine>(env);
+      Status s = changes->Start([&] { loop.Post([&] { engine->OnChanges(); }); });
+      if (!s.ok()) return Status::IoError("cannot watch data_dir: " + s.ToString());
+    } else {
+      engine = std::make_unique<BackupEngine>(env);
     }
+    log = env.log;
+    role = r;
+    return Status::Ok();
+  };
+  if (Status s = make_engine(role); !s.ok()) {
+    log(LogLevel::kError, s.message());
+    return 1;
   }
   // Received messages wait in a bounded queue (EventLoop::PostBounded): a
   // flood faster than the engine works is dropped, said once per 1,000.
-  auto deliver = [&](Message m, void (Engine::*handler)(const Message&)) {
+  // They go to whichever engine runs when they are handled.
+  auto deliver = [&](Message m, bool lan) {
     size_t bytes = m.payload.size() + m.topic.size() + 256;
-    if (loop.PostBounded(bytes, [&engine, handler, m = std::move(m)] { (engine.*handler)(m); })) {
+    if (loop.PostBounded(bytes, [&engine, lan, m = std::move(m)] {
+          if (lan) engine->OnMessage(m);
+          else engine->OnOobMessage(m);
+        })) {
       return;
     }
     if (loop.dropped() % 1000 == 1) {
@@ -101,33 +126,85 @@ int Run(const char* role, const Config& config, bool watch_changes) {
                                std::to_string(loop.dropped()) + " dropped so far");
     }
   };
+  // The last news of each connection, handed to an engine that takes over.
+  std::optional<LinkEvent> lan_state, oob_state;
   // Connecting (Paho takes ~100 ms to) goes on while the engine reads the
   // tree; what arrives waits in the loop until Start is done.
-  transport->SetHandlers(
-      [&](Message m) { deliver(std::move(m), &Engine::OnMessage); },
-      [&](const LinkEvent& e) { loop.Post([&engine, e] { engine.OnConnection(e); }); });
+  transport->SetHandlers([&](Message m) { deliver(std::move(m), true); },
+                         [&](const LinkEvent& e) {
+                           loop.Post([&engine, &lan_state, e] {
+                             lan_state = e;
+                             engine->OnConnection(e);
+                           });
+                         });
   Status s = transport->Connect();
   if (!s.ok()) {
     log(LogLevel::kError, "broker.uri: " + s.ToString());
     return 1;
   }
   if (oob) {
-    oob->SetHandlers(
-        [&](Message m) { deliver(std::move(m), &Engine::OnOobMessage); },
-        [&](const LinkEvent& e) { loop.Post([&engine, e] { engine.OnOobConnection(e); }); });
+    oob->SetHandlers([&](Message m) { deliver(std::move(m), false); },
+                     [&](const LinkEvent& e) {
+                       loop.Post([&engine, &oob_state, e] {
+                         oob_state = e;
+                         engine->OnOobConnection(e);
+                       });
+                     });
     s = oob->Connect();
     if (!s.ok()) {
       log(LogLevel::kError, "oob.uri: " + s.ToString());
       return 1;
     }
   }
-  s = engine.Start();
+  s = engine->Start();
   if (!s.ok()) {
     log(LogLevel::kError, "cannot start: " + s.ToString());
     return 1;
   }
-  log(LogLevel::kInfo, std::string("started as ") + role + " of home " + config.home +
+  log(LogLevel::kInfo, std::string("started as ") + RoleName(role) + " of home " + config.home +
                            " on " + config.broker.uri);
+
+  // A role change the engine asks for (SPEC 11): the other engine starts
+  // over the same seams and connections, told of them as if they had just
+  // come up. A failure to start it is fatal (the unit restarts the daemon,
+  // whose stored term then decides its role).
+  int exit_code = 0;
+  auto hand_over = [&] {
+    std::optional<Role> next = engine->Handover();
+    if (!next) return;
+    Role from = role;
+    Status st = make_engine(*next);
+    if (st.ok()) st = engine->Start();
+    if (!st.ok()) {
+      log(LogLevel::kError, "cannot start as " + std::string(RoleName(*next)) + ": " + st.ToString());
+      exit_code = 1;
+      loop.Stop();
+      return;
+    }
+    log(LogLevel::kInfo, std::string("now ") + RoleName(role) + " (was " + RoleName(from) + ")");
+    if (lan_state) engine->OnConnection(*lan_state);
+    if (oob_state) engine->OnOobConnection(*oob_state);
+  };
+  // `hubsync promote` left a request and sent SIGUSR2; without one, SIGUSR2
+  // is `hubsync pair` asking to rotate the key.
+  auto on_usr2 = [&] {
+    auto request = state->Get(kPromoteRequest);
+    if (!request.ok()) {
+      engine->RotateKey();
+      return;
+    }
+    state->Remove(kPromoteRequest);
+    bool force = request->find("force") != std::string::npos;
+    auto claim = engine->Promote(force);
+    if (claim.ok()) hand_over();  // answered once we serve
+    std::string result = !claim.ok()    ? "refused " + claim.status().message() + "\n"
+                         : exit_code   ? "refused this hub could not start as primary\n"
+                                       : "ok " + std::to_string(claim->term) + "\n";
+    if (!claim.ok()) log(LogLevel::kWarn, "promotion refused: " + claim.status().message());
+    if (Status w = state->Put(kPromoteResult, result); !w.ok()) {
+      log(LogLevel::kError, "cannot answer hubsync promote: " + w.ToString());
+    }
+  };
 
   std::thread signals([&] {
     sigset_t set;
@@ -141,11 +218,11 @@ int Run(const char* role, const Config& config, bool watch_changes) {
       sigwait(&set, &sig);
       if (sig == SIGUSR1) {
         log(LogLevel::kInfo, "SIGUSR1: checking every backup now");
-        loop.Post([&engine] { engine.CheckAll(); });
+        loop.Post([&engine] { engine->CheckAll(); });
         continue;
       }
-      if (sig == SIGUSR2) {  // `hubsync pair` asks the running daemon to rotate
-        loop.Post([&engine] { engine.RotateKey(); });
+      if (sig == SIGUSR2) {
+        loop.Post(on_usr2);
         continue;
       }
       log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
@@ -153,21 +230,22 @@ int Run(const char* role, const Config& config, bool watch_changes) {
       return;
     }
   });
-  loop.Run([&](int64_t now) { return engine.Tick(now); });
+  loop.Run([&](int64_t now) {
+    int64_t next = engine->Tick(now);
+    if (engine->Handover()) {
+      hand_over();
+      return now;  // the new engine's first tick at once
+    }
+    return next;
+  });
+  if (exit_code != 0) kill(getpid(), SIGTERM);  // release the signal thread
   signals.join();
   if (changes) changes->Stop();
-  Message final_status = engine.FinalStatus();
+  Message final_status = engine->FinalStatus();
   if (oob) oob->Disconnect(nullptr);
   transport->Disconnect(&final_status);
   log(LogLevel::kInfo, "stopped");
-  return 0;
-}
-
-}  // namespace
-
-int RunDaemon(Role role, const Config& config) {
-  if (role == Role::kPrimary) return Run<PrimaryEngine>("primary", config, true);
-  return Run<BackupEngine>("backup", config, false);
+  return exit_code;
 }
 
 }  // namespace hubsync

@@ -612,6 +612,10 @@ std::string EncodeStatusReport(const StatusRows& rows) {
   Document d(rapidjson::kObjectType);
   auto& a = d.GetAllocator();
   d.AddMember("in_sync", AllBackupsInSync(rows), a);
+  const auto* primary = CurrentPrimary(rows);
+  if (primary) d.AddMember("primary", Value(primary->first.c_str(), a), a);
+  else d.AddMember("primary", Value(), a);
+  d.AddMember("term", primary ? std::max<uint64_t>(primary->second.term, 1) : 0, a);
   Value gateways(rapidjson::kObjectType);
   for (const auto& [id, st] : rows) {
     Value v(rapidjson::kObjectType);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <condition_variable>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -47,8 +48,11 @@ constexpr char kUsage[] =
     "                                                          when a backup is not in sync\n"
     "  hubsync recover   -c CONFIG                             (backup) finish or discard an apply\n"
     "                                                          a crash interrupted; no broker needed\n"
-    "  hubsync keygen    -c CONFIG --backup ID --out FILE      (primary) make a key for a backup\n"
-    "  hubsync keyimport -c CONFIG FILE                        (backup) install a keygen key\n"
+    "  hubsync promote   -c CONFIG [--force] [--timeout S]     (backup) make this hub the primary\n"
+    "                                                          (its running daemon takes a new term)\n"
+    "  hubsync keygen    -c CONFIG --backup ID --out FILE      make a key for a hub this hub serves\n"
+    "                                                          (as primary, or as standby primary)\n"
+    "  hubsync keyimport -c CONFIG FILE                        install a key another hub made\n"
     "  hubsync --version | --help\n"
     "exit codes: 0 done, 2 bad usage or configuration, 1 other errors\n";
 
@@ -62,7 +66,7 @@ struct Args {
   std::string config_path;
   std::vector<Override> overrides;
   std::map<std::string, std::string> options;  // --backup, --out, --timeout
-  std::set<std::string> flags;                 // --json, --watch
+  std::set<std::string> flags;                 // --json, --watch, --force
   std::vector<std::string> positional;
 };
 
@@ -91,7 +95,7 @@ int ParseArgs(int argc, char** argv, Args* a) {
       const char* v = value(arg.c_str());
       if (!v) return Usage(arg + " needs a value");
       a->options[arg.substr(2)] = v;
-    } else if (arg == "--json" || arg == "--watch") {
+    } else if (arg == "--json" || arg == "--watch" || arg == "--force") {
       a->flags.insert(arg.substr(2));
     } else if (!arg.empty() && arg[0] == '-') {
       return Usage("unknown option " + arg);
@@ -365,6 +369,53 @@ int Recover(const Config& c) {
   return 0;
 }
 
+// `hubsync promote` (SPEC 11): the running backup daemon, which holds
+// state_dir, is asked (a request record, then SIGUSR2) and answers in
+// another record once it serves as primary, or why not.
+int Promote(const Config& c, const Args& a) {
+  int64_t timeout_s = a.options.count("timeout") ? std::atoll(a.options.at("timeout").c_str()) : 60;
+  if (timeout_s <= 0) return Usage("--timeout: a number of seconds");
+  int pid = StateDirLock::Holder(c.state_dir);
+  if (pid <= 0) {
+    std::fprintf(stderr, "hubsync promote: no daemon runs on state_dir %s: start the backup "
+                         "(hubsync backup -c CONFIG) and promote it\n", c.state_dir.c_str());
+    return 1;
+  }
+  auto state = NewPosixStateStore(c.state_dir);
+  Status s = state->Remove("promote.result");
+  if (s.ok()) s = state->Put("promote", a.flags.count("force") ? "force\n" : "\n");
+  if (!s.ok()) {
+    std::fprintf(stderr, "hubsync promote: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  if (kill(pid, SIGUSR2) != 0) {
+    std::fprintf(stderr, "hubsync promote: cannot signal the daemon (pid %d): %s\n", pid,
+                 std::strerror(errno));
+    return 1;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto result = state->Get("promote.result");
+    if (result.ok()) {
+      state->Remove("promote.result");
+      std::string text = result->substr(0, result->find('\n'));
+      if (text.rfind("ok ", 0) == 0) {
+        std::fprintf(stderr, "hubsync promote: %s is the primary of home %s in term %s\n",
+                     c.gateway_id.c_str(), c.home.c_str(), text.substr(3).c_str());
+        return 0;
+      }
+      std::fprintf(stderr, "hubsync promote: refused: %s\n",
+                   text.rfind("refused ", 0) == 0 ? text.substr(8).c_str() : text.c_str());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  state->Remove("promote");
+  std::fprintf(stderr, "hubsync promote: the daemon (pid %d) did not answer within %lld s\n", pid,
+               static_cast<long long>(timeout_s));
+  return 1;
+}
+
 int Unpair(const Config& c, const Args& a) {
   if (a.positional.size() != 1 || !IsValidId(a.positional[0])) {
     return Usage("unpair needs one backup id");
@@ -578,7 +629,8 @@ int Main(int argc, char** argv) {
   Args a;
   if (int rc = ParseArgs(argc, argv, &a)) return rc;
   static const char* kCommands[] = {"primary", "backup", "bridge",    "pair",
-                                    "unpair",  "status", "keygen",    "keyimport", "recover"};
+                                    "unpair",  "status", "keygen",    "keyimport", "recover",
+                                    "promote"};
   bool known = false;
   for (const char* k : kCommands) known |= a.command == k;
   if (!known) return Usage("unknown command " + a.command);
@@ -595,6 +647,7 @@ int Main(int argc, char** argv) {
   if (a.command == "bridge") return RunBridge(*config);
   if (a.command == "unpair") return Unpair(*config, a);
   if (a.command == "recover") return Recover(*config);
+  if (a.command == "promote") return Promote(*config, a);
   return Pair(*config, a);
 }
 

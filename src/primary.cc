@@ -132,6 +132,13 @@ void PrimaryEngine::Subscribe() {
     return;
   }
   SubscribeStatusAsk(env_.transport, topics_, env_.log);
+  // Our own request and delta topics, where a primary whose term is over
+  // may still send and is told so (SPEC 11). An account without the
+  // standby rights (make-passwords.sh --standby) may not read them: then
+  // only our backups fence it.
+  const std::string& self = env_.config.gateway_id;
+  Status own = SubscribeAll(env_.transport, {topics_.ManifestReq(self), topics_.Delta(self)});
+  if (!own.ok()) Log(LogLevel::kDebug, "not following our own backup topics: " + own.ToString());
   if (env_.config.homeassistant.discovery) {
     // Home Assistant's birth message: it (re)started and wants our configs.
     Status ha = env_.transport->Subscribe(env_.config.homeassistant.prefix + "/status", 1);
@@ -251,7 +258,10 @@ void PrimaryEngine::OnMessage(const Message& m) {
   if (slash == std::string::npos) return;
   std::string gw = rest.substr(3, slash - 3);
   std::string kind = rest.substr(slash + 1);
-  if (gw == env_.config.gateway_id) return;
+  if (gw == env_.config.gateway_id) {
+    if (kind == "manifest/req" || kind == "delta") OnOwnTopic(m);
+    return;
+  }
 
   if (kind == "status") {
     auto st = DecodeStatus(m.payload);
@@ -276,26 +286,6 @@ void PrimaryEngine::OnMessage(const Message& m) {
   if (kind != "manifest/res" && kind != "ack") return;
   if (fenced()) return;
   if (SyncSession* session = FindPeer(gw)) session->OnSealed(kind == "ack", m);
-}
-
-void PrimaryEngine::Fence(const Claim& winner) {
-  if (fenced()) return;
-  fenced_by_ = winner;
-  outbox_.Clear();  // nothing queued goes out either
-  std::string who = winner.primary.empty() ? "term " + std::to_string(winner.term)
-                                           : Describe(winner);
-  Log(LogLevel::kError, "fenced: a backup follows " + who + ", which beats our " +
-                            Describe(claim_) + "; this hub serves no more");
-  if (!winner.primary.empty()) {
-    // Remembered, so a restart with the same config stays fenced.
-    Status s = SaveClaim(env_.state, winner);
-    if (!s.ok()) Log(LogLevel::kError, "cannot store the winning term: " + s.ToString());
-  }
-  Emit(Event{"fenced",
-             env_.config.gateway_id,
-             {{"term", static_cast<int64_t>(winner.term)}, {"our_term", static_cast<int64_t>(claim_.term)}},
-             {{"primary", winner.primary}}});
-  PublishStatus();
 }
 
 int64_t PrimaryEngine::Tick(int64_t now) {

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "hubsync/term.h"
+
 namespace hubsync {
 namespace {
 
@@ -39,16 +41,34 @@ std::string Printable(const std::string& s, size_t max) {
 
 }  // namespace
 
-void ReconcileStatus(StatusRows* rows, const std::vector<std::string>& configured) {
-  const GatewayStatus* primary = nullptr;
-  for (const auto& [id, st] : *rows) {
-    if (st.role == "primary" && st.state != "offline") primary = &st;
+std::vector<std::string> Claimants(const StatusRows& rows) {
+  std::vector<std::string> out;
+  for (const auto& [id, st] : rows) {
+    if (st.role == "primary" && st.state != "offline" && st.state != "fenced") out.push_back(id);
   }
-  if (!primary) {
-    for (const auto& [id, st] : *rows) {
-      if (st.role == "primary") primary = &st;
+  return out;
+}
+
+const StatusRows::value_type* CurrentPrimary(const StatusRows& rows) {
+  const StatusRows::value_type* best = nullptr;
+  auto claim = [](const StatusRows::value_type& r) { return Claim{std::max<uint64_t>(r.second.term, 1), r.first}; };
+  for (const std::string& id : Claimants(rows)) {
+    const auto& r = *rows.find(id);
+    if (!best || Beats(claim(r), claim(*best))) best = &r;
+  }
+  if (best) return best;
+  for (const auto& r : rows) {  // none live: the last one heard of
+    if (r.second.role == "primary" && r.second.state != "fenced" &&
+        (!best || Beats(claim(r), claim(*best)))) {
+      best = &r;
     }
   }
+  return best;
+}
+
+void ReconcileStatus(StatusRows* rows, const std::vector<std::string>& configured) {
+  const auto* current = CurrentPrimary(*rows);
+  const GatewayStatus* primary = current ? &current->second : nullptr;
   for (auto& [id, st] : *rows) {
     if (!primary || st.role != "backup" || st.state != "in_sync" || st.root == primary->root) continue;
     st.state = primary->due.empty() ? "behind" : "pending";
@@ -65,8 +85,9 @@ void ReconcileStatus(StatusRows* rows, const std::vector<std::string>& configure
 
 bool AllBackupsInSync(const StatusRows& rows) {
   int backups = 0, primaries = 0;
+  if (Claimants(rows).size() > 1) return false;  // split brain
   for (const auto& [id, st] : rows) {
-    if (st.role == "primary") ++primaries;
+    if (st.role == "primary" && st.state != "fenced") ++primaries;
     if (st.role != "backup") continue;
     ++backups;
     if (st.state != "in_sync") return false;
@@ -109,10 +130,11 @@ std::string ProgressBar(int64_t done, int64_t total, int width) {
 std::string FormatStatusTable(const StatusRows& rows) {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-20s %-8s %-8s %7s %10s  %-20s %8s %5s\n", "GATEWAY", "ROLE",
-                "STATE", "FILES", "BYTES", "LAST SYNC", "LAG", "KEY");
+  std::snprintf(line, sizeof line, "%-20s %-8s %-8s %5s %7s %10s  %-20s %8s %5s\n", "GATEWAY", "ROLE",
+                "STATE", "TERM", "FILES", "BYTES", "LAST SYNC", "LAG", "KEY");
   out += line;
   int backups = 0, in_sync = 0, syncing = 0, pending = 0, unknown = 0, other = 0, primaries = 0;
+  const auto* current = CurrentPrimary(rows);
   for (const auto* r : Ordered(rows)) {
     const std::string id = Printable(r->first, 64);
     const GatewayStatus& st = r->second;
@@ -121,8 +143,10 @@ std::string FormatStatusTable(const StatusRows& rows) {
     if (last.size() > 20) last = last.substr(0, 19) + "Z";  // drop sub-seconds
     std::string lag = backup && st.state != "offline" ? HumanDuration(st.lag_ms) : "-";
     std::string key = backup && st.key_epoch ? "e" + std::to_string(st.key_epoch) : "-";
-    std::snprintf(line, sizeof line, "%-20s %-8s %-8s %7lld %10s  %-20s %8s %5s\n", id.c_str(),
-                  Printable(st.role, 16).c_str(), Printable(st.state, 16).c_str(), static_cast<long long>(st.files),
+    std::string term = st.term ? std::to_string(st.term) : "-";
+    std::snprintf(line, sizeof line, "%-20s %-8s %-8s %5s %7lld %10s  %-20s %8s %5s\n", id.c_str(),
+                  Printable(st.role, 16).c_str(), Printable(st.state, 16).c_str(), term.c_str(),
+                  static_cast<long long>(st.files),
                   HumanBytes(st.bytes).c_str(), last.c_str(), lag.c_str(), key.c_str());
     out += line;
     if (st.progress_files_total > 0 || st.progress_total > 0) {
@@ -142,7 +166,10 @@ std::string FormatStatusTable(const StatusRows& rows) {
     if (st.state == "unknown") {
       out += "    configured, but no status heard from it (not running, or on another broker node)\n";
     }
-    if (st.role == "primary") ++primaries;
+    if (backup && !st.primary.empty() && current && st.primary != current->first) {
+      out += "    follows " + Printable(st.primary, 64) + " (term " + std::to_string(st.term) + ")\n";
+    }
+    if (st.role == "primary" && st.state != "fenced") ++primaries;
     if (!backup) continue;
     ++backups;
     if (st.state == "in_sync") ++in_sync;
@@ -158,6 +185,18 @@ std::string FormatStatusTable(const StatusRows& rows) {
          (unknown ? std::to_string(unknown) + " unknown, " : "") + std::to_string(other) +
          " not in sync" + (backups == 0 ? " (none known)" : "") +
          (primaries == 0 ? " (no primary has published a status)" : "") + "\n";
+  if (current) {
+    out += "primary: " + Printable(current->first, 64) + " (term " +
+           std::to_string(std::max<uint64_t>(current->second.term, 1)) + ")\n";
+  }
+  std::vector<std::string> claim = Claimants(rows);
+  if (claim.size() > 1) {
+    out += "WARNING: " + std::to_string(claim.size()) + " hubs claim to be primary:";
+    for (const std::string& id : claim) {
+      out += " " + Printable(id, 64) + " (term " + std::to_string(rows.at(id).term) + ")";
+    }
+    out += "; the higher term wins and the other stops serving once they hear of each other\n";
+  }
   return out;
 }
 

@@ -455,7 +455,7 @@ TEST_F(HomeTest, StatusCommandReportsEveryGateway) {
   EXPECT_NE(out.find("2 backups: 2 in sync, 0 syncing, 0 not in sync"), std::string::npos) << out;
   // For scripts: the same statuses as JSON, with the verdict.
   ASSERT_EQ(Tool({"status", "-c", primary_.config, "--json"}, &out), 0) << out;
-  auto report_ok = out.rfind("{\"in_sync\":true,\"gateways\":{", 0) == 0;
+  auto report_ok = out.rfind("{\"in_sync\":true,\"primary\":\"hub-p\",\"term\":1,\"gateways\":{", 0) == 0;
   EXPECT_TRUE(report_ok) << out;
   EXPECT_NE(out.find("\"hub-b1\":{\"v\":1,\"role\":\"backup\",\"state\":\"in_sync\""),
             std::string::npos) << out;

@@ -53,7 +53,7 @@ TEST(StatusViewTest, TableHasOneRowPerGatewayPrimaryFirstAndABarWhileSyncing) {
   rows["hub-z-primary"] = Gw("primary", "syncing");
   std::string t = FormatStatusTable(rows);
   EXPECT_LT(t.find("hub-z-primary"), t.find("hub-a")) << t;
-  EXPECT_NE(t.find("hub-b                backup   syncing       12    5.0 MiB  2026-11-25T10:01:02Z    3.2 s    e2"),
+  EXPECT_NE(t.find("hub-b                backup   syncing      -      12    5.0 MiB  2026-11-25T10:01:02Z    3.2 s    e2"),
             std::string::npos)
       << t;
   EXPECT_NE(t.find("[###############---------------]  50%  2.0 MiB of 4.0 MiB, 30 of 60 entries"),
@@ -120,9 +120,41 @@ TEST(StatusViewTest, JsonReportCarriesEveryStatusAndTheVerdict) {
   rows["p"].policies["default"] = "0123456789abcdef";
   rows["a"] = Gw("backup", "in_sync");
   std::string j = EncodeStatusReport(rows);
-  EXPECT_EQ(j.rfind("{\"in_sync\":true,\"gateways\":{", 0), 0u) << j;
+  EXPECT_EQ(j.rfind("{\"in_sync\":true,\"primary\":\"p\",\"term\":1,\"gateways\":{", 0), 0u) << j;
   EXPECT_NE(j.find("\"a\":{\"v\":1,\"role\":\"backup\",\"state\":\"in_sync\""), std::string::npos) << j;
   EXPECT_NE(j.find("\"policies\":{\"default\":\"0123456789abcdef\"}"), std::string::npos) << j;
+}
+
+// SPEC 11: who is primary, and two hubs claiming it (split brain) is said
+// and never "in sync"; a fenced primary does not count.
+TEST(StatusViewTest, ThePrimaryIsNamedAndTwoClaimantsAreFlagged) {
+  StatusRows rows;
+  rows["hub-b1"] = Gw("primary", "in_sync");
+  rows["hub-b1"].term = 2;
+  rows["hub-p"] = Gw("primary", "fenced");
+  rows["hub-p"].term = 2;
+  rows["hub-p"].primary = "hub-b1";
+  rows["hub-b2"] = Gw("backup", "in_sync");
+  rows["hub-b2"].term = 2;
+  rows["hub-b2"].primary = "hub-b1";
+  EXPECT_EQ(Claimants(rows), std::vector<std::string>{"hub-b1"});
+  EXPECT_TRUE(AllBackupsInSync(rows));
+  std::string table = FormatStatusTable(rows);
+  EXPECT_NE(table.find("primary: hub-b1 (term 2)"), std::string::npos) << table;
+  EXPECT_EQ(table.find("WARNING"), std::string::npos) << table;
+
+  rows["hub-p"].state = "in_sync";  // a returning primary that has not heard yet
+  rows["hub-p"].term = 1;
+  rows["hub-p"].primary = "hub-p";
+  EXPECT_FALSE(AllBackupsInSync(rows));
+  table = FormatStatusTable(rows);
+  EXPECT_NE(table.find("primary: hub-b1 (term 2)"), std::string::npos) << "the higher term";
+  EXPECT_NE(table.find("WARNING: 2 hubs claim to be primary: hub-b1 (term 2) hub-p (term 1)"),
+            std::string::npos) << table;
+  rows["hub-p"].term = 2;  // a tie: the smaller id wins
+  EXPECT_EQ(CurrentPrimary(rows)->first, "hub-b1");
+  rows["hub-b2"].primary = "hub-a";
+  EXPECT_NE(FormatStatusTable(rows).find("follows hub-a (term 2)"), std::string::npos);
 }
 
 }  // namespace

@@ -13,8 +13,6 @@
 
 namespace hubsync {
 
-enum class Role { kPrimary, kBackup };
-
 // Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it
 // starts later). Call first thing in main.
 void BlockStopSignals();

@@ -167,12 +167,44 @@ class BrokerLink {
   int strikes_ = 0;  // drops in a row with a message near message_bytes_ unacknowledged
 };
 
+enum class Role { kPrimary, kBackup };
+
+// What a daemon drives: a primary's or a backup's engine. A hub changes role
+// without a restart (SPEC 11): after a promotion, or when a fenced primary
+// holds a key with the primary that beat it, the engine says which role
+// comes next (Handover) and its daemon builds that engine over the same
+// seams and connection.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual Status Start() = 0;
+  virtual void OnMessage(const Message& m) = 0;
+  virtual void OnConnection(const LinkEvent& e) = 0;
+  virtual void OnChanges() {}
+  virtual void OnOobMessage(const Message& m) = 0;
+  virtual void OnOobConnection(const LinkEvent& e) = 0;
+  virtual void CheckAll() = 0;
+  virtual void RotateKey() = 0;
+  virtual int64_t Tick(int64_t now_ms) = 0;
+  // Publishes the final status; call before the transport disconnects.
+  virtual Message FinalStatus() = 0;
+  // `hubsync promote` (SPEC 11): on a backup, makes this hub the primary of
+  // a new term; the result says why not (Rejected: behind the
+  // last primary and not forced). Only a backup can be promoted.
+  virtual Result<Claim> Promote(bool force) {
+    (void)force;
+    return Status::InvalidArgument("this hub is not a backup");
+  }
+  // The role the hub should take now, if it should change.
+  virtual std::optional<Role> Handover() const { return std::nullopt; }
+};
+
 class SyncSession;  // one backup as the primary serves it (src/sync_session.h)
 
 // ---------------------------------------------------------------------------
 // The primary: keeps every backup's copy equal to data_dir, one SyncSession
 // per backup.
-class PrimaryEngine {
+class PrimaryEngine : public Engine {
  public:
   static constexpr uint32_t kWindow = 8;          // delta chunks ahead of the last ack
   static constexpr int64_t kPhaseTimeoutMs = 15000;
@@ -185,21 +217,24 @@ class PrimaryEngine {
   static constexpr int64_t kDiscoveryGapMs = 5000;
 
   explicit PrimaryEngine(EngineEnv env);
-  ~PrimaryEngine();
+  ~PrimaryEngine() override;
 
-  Status Start();
-  void OnMessage(const Message& m);
-  void OnConnection(const LinkEvent& e);
-  void OnChanges();
-  void OnOobMessage(const Message& m);
-  void OnOobConnection(const LinkEvent& e);
+  Status Start() override;
+  void OnMessage(const Message& m) override;
+  void OnConnection(const LinkEvent& e) override;
+  void OnChanges() override;
+  void OnOobMessage(const Message& m) override;
+  void OnOobConnection(const LinkEvent& e) override;
   // Re-reads data_dir and has every backup re-read its own, repairing any
   // drift: what the period policy does, and what SIGUSR1 asks for.
-  void CheckAll();
-  void RotateKey() {}  // a primary's keys rotate from the backup's side
-  int64_t Tick(int64_t now_ms);
-  // Publishes the final status; call before the transport disconnects.
-  Message FinalStatus();
+  void CheckAll() override;
+  void RotateKey() override {}  // a primary's keys rotate from the backup's side
+  int64_t Tick(int64_t now_ms) override;
+  Message FinalStatus() override;
+  // Fenced by a primary this hub holds a key with (one that hub made for
+  // it): it becomes that primary's backup, its tree kept aside first.
+  std::optional<Role> Handover() const override;
+  const Claim& fenced_by() const { return fenced_by_; }
 
   // For tests and the benchmark.
   Digest root() const { return root_; }
@@ -223,8 +258,14 @@ class PrimaryEngine {
   void RevokeRemovedBackups();
   // A claim that beats ours (SPEC 11): serve no more, at once and after a
   // restart (it is stored), and say so in the status.
+  // Then, if we hold a key the winner made for us, the tree is kept aside
+  // (data_dir/.hubsync/kept/term-<ours>/) and the hub becomes its backup.
   void Fence(const Claim& winner);
   bool fenced() const { return !fenced_by_.empty(); }
+  bool HoldsKeyWith(const std::string& primary) const;
+  Status KeepAside();
+  // A message on our own manifest/req or delta topic (primary_failover.cc).
+  void OnOwnTopic(const Message& m);
   // Subscribes to what the primary hears; announces us once granted.
   void Subscribe();
   void OnPolicy(const std::string& module, const std::string& payload);
@@ -252,6 +293,7 @@ class PrimaryEngine {
   std::map<std::string, std::unique_ptr<SyncSession>> peers_;  // by backup
   Claim claim_;      // the term we serve under, and our id
   Claim fenced_by_;  // the claim that beat ours; empty while we serve
+  bool demote_ = false;  // fenced, tree kept aside: the backup role takes over
   // data_dir could not be read: why, when to try again, and what changed
   // meanwhile (for the policy schedule once the tree is read).
   struct ScanFault {
@@ -273,23 +315,31 @@ class PrimaryEngine {
 
 // ---------------------------------------------------------------------------
 // A backup: answers manifest requests and applies deltas.
-class BackupEngine {
+class BackupEngine : public Engine {
  public:
   explicit BackupEngine(EngineEnv env);
-  ~BackupEngine();
+  ~BackupEngine() override;
 
-  Status Start();
-  void OnMessage(const Message& m);
-  void OnConnection(const LinkEvent& e);
-  void OnOobMessage(const Message& m);
-  void OnOobConnection(const LinkEvent& e);
-  void CheckAll() {}  // the primary drives checks
+  Status Start() override;
+  void OnMessage(const Message& m) override;
+  void OnConnection(const LinkEvent& e) override;
+  void OnOobMessage(const Message& m) override;
+  void OnOobConnection(const LinkEvent& e) override;
+  void CheckAll() override {}  // the primary drives checks
   // Agrees a new key (the next epoch) over the out-of-band topic, as
   // `hubsync pair` does: what that command asks a running daemon for
   // (SIGUSR2), since only the process holding state_dir may seal.
-  void RotateKey();
-  int64_t Tick(int64_t now_ms);
-  Message FinalStatus();
+  void RotateKey() override;
+  int64_t Tick(int64_t now_ms) override;
+  Message FinalStatus() override;
+  // Finishes or discards an interrupted apply, refuses when this hub is
+  // behind the root its primary last announced (unless `force`), then
+  // stores the claim (highest term seen + 1, this hub) and hands over to
+  // the primary role.
+  Result<Claim> Promote(bool force) override;
+  std::optional<Role> Handover() const override {
+    return promoted_ ? std::optional<Role>(Role::kPrimary) : std::nullopt;
+  }
 
   Digest root() const { return root_; }
 
@@ -305,7 +355,6 @@ class BackupEngine {
   // `why` goes into the ack, the event and the status, so it names no
   // file; `detail` (which may) only into the log.
   void FailTransfer(const std::string& why, bool retry_plain, const std::string& detail = "");
-  // Seals with `via` (a candidate's channel) or, by default, the adopted one.
   // Sealed under `via` (default: our channel), for `to` (default: the
   // primary we follow).
   void SendAck(const Ack& a, uint64_t transfer, SecureChannel* via = nullptr,
@@ -341,6 +390,9 @@ class BackupEngine {
   std::unique_ptr<Applier> applier_;
   std::unique_ptr<SecureChannel> channel_;
   Claim claim_;  // the highest (term, primary) seen: the primary we follow
+  bool promoted_ = false;  // Promote succeeded: the primary engine takes over
+  // The root the primary last said it holds (a request's, a delta's target).
+  std::optional<Digest> announced_root_;
   // Keys other hubs made for us (keys/<us>.from-<hub>), by that hub.
   std::map<std::string, std::unique_ptr<SecureChannel>> standby_;
   Outbox outbox_;

@@ -34,8 +34,15 @@ enum StatusExit {
 // then says false).
 void ReconcileStatus(StatusRows* rows, const std::vector<std::string>& configured);
 
-// True when a primary has a status, there is at least one backup and every
-// backup is in_sync.
+// The hubs that say they serve as primary now (role primary, neither
+// offline nor fenced): more than one is a split brain (SPEC 11).
+std::vector<std::string> Claimants(const StatusRows& rows);
+// The primary whose claim wins (highest term, then smallest id) among the
+// claimants, else among primaries heard of; null when there is none.
+const StatusRows::value_type* CurrentPrimary(const StatusRows& rows);
+
+// True when exactly one hub claims to be primary (or one has a status and
+// none is live), there is at least one backup and every backup is in_sync.
 bool AllBackupsInSync(const StatusRows& rows);
 
 // The table: a header, one row per gateway (primary first), a progress line
@@ -50,7 +57,8 @@ std::string HumanBytes(int64_t bytes);
 // 0 -> "0 s", 1500 -> "1.5 s", 125000 -> "2 min", 7200000 -> "2 h".
 std::string HumanDuration(int64_t ms);
 
-// {"in_sync":bool,"gateways":{"<id>":<status object as on the broker>,...}}
+// {"in_sync":bool,"primary":"<id>"|null,"term":N,"gateways":{"<id>":<status
+// object as on the broker>,...}}
 // (RapidJSON adapter, src/json.cc).
 std::string EncodeStatusReport(const StatusRows& rows);
 
