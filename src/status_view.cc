@@ -74,8 +74,17 @@ void ReconcileStatus(StatusRows* rows, const std::vector<std::string>& configure
     st.state = primary->due.empty() ? "behind" : "pending";
     st.due = primary->due;
   }
+  std::vector<std::string> claimants = Claimants(*rows);
   for (const std::string& id : configured) {
-    if (rows->count(id)) continue;
+    auto it = rows->find(id);
+    if (it != rows->end() && it->second.role == "primary" &&
+        std::find(claimants.begin(), claimants.end(), id) == claimants.end()) {
+      // A configured backup whose last word was as a primary (an old
+      // primary, offline or fenced, after a failover): a backup not in sync.
+      it->second.role = "backup";
+      continue;
+    }
+    if (it != rows->end()) continue;
     GatewayStatus unknown;
     unknown.role = "backup";
     unknown.state = "unknown";

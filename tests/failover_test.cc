@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <thread>
+
 #include "home_fixture.h"
 
 namespace hubsync {
@@ -101,6 +103,103 @@ TEST_F(FailoverTest, APromotedBackupServesTheOtherAndTheReturningPrimaryIsFenced
   primary_.proc->Wait();
   Start(primary_, "primary");
   ASSERT_TRUE(Logs(primary_, "not serving: this hub knows term 2 of hub-b1")) << primary_.proc->Log();
+}
+
+// Two backups promoted while cut off from each other (the broker is down;
+// each may take over and holds a key the other made): both take term 2.
+// When they hear of each other the tie goes to the smaller id; the other
+// stops serving, keeps its tree (with what it changed meanwhile) aside and
+// follows. Status names the winner.
+TEST_F(FailoverTest, TwoPromotionsAtOnceEndWithOnePrimaryTheSmallerIdOnATie) {
+  MakeFailoverHome(/*both_standby=*/true);
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  primary_.proc->Kill(SIGKILL);
+  primary_.proc->Wait();
+  broker_->Kill9();
+  std::string out;
+  ASSERT_EQ(Promote(b1(), &out), 0) << out << b1().proc->Log();
+  ASSERT_EQ(Promote(b2(), &out), 0) << out << b2().proc->Log();
+  EXPECT_NE(out.find("hub-b2 is the primary of home home-1 in term 2"), std::string::npos) << out;
+  WriteFile(b2().data + "/scenes/during-split.json", "b2");
+  ASSERT_TRUE(Logs(b2(), "now primary (was backup)"));
+  broker_->Start();
+  ASSERT_TRUE(Logs(b2(), "fenced: term 2 of hub-b1 beats our term 2 of hub-b2")) << b2().proc->Log();
+  ASSERT_TRUE(Logs(b2(), "now backup (was primary)")) << b2().proc->Log();
+  EXPECT_EQ(b1().proc->Log().find("fenced"), std::string::npos) << b1().proc->Log();
+  EXPECT_EQ(ReadFile(b2().data + "/.hubsync/kept/term-2/scenes/during-split.json"), "b2");
+  WriteFile(b1().data + "/scenes/winner.json", "b1");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(b2().data + "/scenes/winner.json") == "b1"; }, kConvergeMs))
+      << b1().proc->Log() << b2().proc->Log();
+  EXPECT_EQ(access((b1().data + "/scenes/during-split.json").c_str(), F_OK), -1) << "never pushed";
+  EXPECT_EQ(access((b2().data + "/scenes/during-split.json").c_str(), F_OK), -1) << "b1's tree won";
+  ASSERT_TRUE(WaitFor([&] {
+    // 3: P, configured on b1, is down.
+    return Tool({"status", "-c", b1().config}, &out) == 3 &&
+           out.find("primary: hub-b1 (term 2)") != std::string::npos &&
+           out.find("hub-b2               backup   in_sync      2") != std::string::npos &&
+           out.find("WARNING") == std::string::npos;
+  }, kConvergeMs)) << out;
+  std::printf("status after the split:\n%s", out.c_str());
+}
+
+// Promotion refused when the backup knows it is behind its primary's last
+// announced root (a policy held a change back); --force promotes it and
+// says what is lost.
+TEST_F(FailoverTest, APromotionBehindThePrimaryIsRefusedAndForceSaysWhatIsLost) {
+  MakeFailoverHome();
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  PublishPolicy("db", R"({"paths":["db/**"],"delay_ms":86400000})");
+  ASSERT_TRUE(PrimaryLogs("policy db applied"));
+  WriteFile(primary_.data + "/db/held.sqlite", "held back a day");
+  ASSERT_TRUE(WaitFor([&] { std::string out; Tool({"status", "-c", primary_.config}, &out);
+                            return out.find("hub-b1               backup   pending") != std::string::npos; },
+                      kConvergeMs)) << b1().proc->Log();
+  primary_.proc->Kill(SIGKILL);
+  primary_.proc->Wait();
+  std::string out;
+  EXPECT_EQ(Promote(b1(), &out), 1) << out;
+  EXPECT_NE(out.find("refused: this hub is behind hub-p"), std::string::npos) << out;
+  EXPECT_NE(out.find("--force"), std::string::npos) << out;
+  EXPECT_EQ(b1().proc->Log().find("now primary"), std::string::npos) << "still a backup";
+  ASSERT_EQ(Promote(b1(), &out, /*force=*/true), 0) << out << b1().proc->Log();
+  ASSERT_TRUE(Logs(b1(), "forced although this hub is behind hub-p")) << b1().proc->Log();
+  ASSERT_TRUE(Logs(b1(), "now primary (was backup)"));
+  WriteFile(b1().data + "/scenes/forced.json", "yes");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(b2().data + "/scenes/forced.json") == "yes"; }, kConvergeMs));
+  EXPECT_EQ(access((b2().data + "/db/held.sqlite").c_str(), F_OK), -1) << "lost with the old primary";
+}
+
+// The primary dies while a large delta is being applied: promotion discards
+// the unfinished apply (the tree stays exactly old, nothing partial, staging
+// empty) and the new primary brings the other backup to its own tree.
+TEST_F(FailoverTest, APromotionDuringAnApplyLeavesTheTreeExactlyOldAndServesFromThere) {
+  MakeFailoverHome();
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  auto old_tree = Replicated(b1().data);
+  std::string big(96 << 20, '\0');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i >> 12);
+  WriteFile(primary_.data + "/db/big.sqlite", big);
+  ASSERT_TRUE(WaitFor([&] {
+    for (auto& [p, v] : Snapshot(b1().data + "/.hubsync/staging")) {
+      if (v.size() > 1000) return true;  // bytes staged
+    }
+    return false;
+  }, kConvergeMs)) << b1().proc->Log();
+  primary_.proc->Kill(SIGKILL);
+  primary_.proc->Wait();
+  std::string out;
+  EXPECT_EQ(Promote(b1(), &out), 1) << "behind: the delta announced a newer root\n" << out;
+  ASSERT_EQ(Promote(b1(), &out, /*force=*/true), 0) << out << b1().proc->Log();
+  EXPECT_EQ(Replicated(b1().data), old_tree) << "exactly the old tree";
+  EXPECT_TRUE(Snapshot(b1().data + "/.hubsync/staging").empty()) << "nothing staged is left";
+  ASSERT_TRUE(SameTree(b1(), b2())) << b1().proc->Log() << b2().proc->Log();
+  EXPECT_EQ(access((b2().data + "/db/big.sqlite").c_str(), F_OK), -1);
 }
 
 }  // namespace

@@ -143,6 +143,12 @@ TEST(StatusViewTest, ThePrimaryIsNamedAndTwoClaimantsAreFlagged) {
   EXPECT_NE(table.find("primary: hub-b1 (term 2)"), std::string::npos) << table;
   EXPECT_EQ(table.find("WARNING"), std::string::npos) << table;
 
+  // From the new primary's config, the old one is a backup (not in sync).
+  StatusRows seen = rows;
+  ReconcileStatus(&seen, {"hub-b2", "hub-p"});
+  EXPECT_EQ(seen["hub-p"].role, "backup");
+  EXPECT_FALSE(AllBackupsInSync(seen));
+
   rows["hub-p"].state = "in_sync";  // a returning primary that has not heard yet
   rows["hub-p"].term = 1;
   rows["hub-p"].primary = "hub-p";

@@ -27,7 +27,9 @@ enum StatusExit {
 
 // What the statuses on the broker say, checked against each other and the
 // config: every backup in `configured` that has no status gets one whose
-// state is "unknown"; a backup that says in_sync but does not hold the
+// state is "unknown", and one whose last status was as a primary no longer
+// serving (offline or fenced, after a failover) is shown as a backup in
+// that state; a backup that says in_sync but does not hold the
 // primary's root is "pending" (with the primary's `due`) when the primary
 // holds changes back by policy, else "behind". Without a primary's status a
 // backup's claim cannot be checked and stays as it is (AllBackupsInSync
