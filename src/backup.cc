@@ -242,6 +242,11 @@ void BackupEngine::Subscribe() {
     return;
   }
   SubscribeStatusAsk(env_.transport, topics_, env_.log);
+  // Best effort: an account the ACL does not let read it is promoted only
+  // with `hubsync promote`.
+  if (Status s = env_.transport->SubscribeAndWait(topics_.Promote(me), 1); !s.ok()) {
+    Log(LogLevel::kDebug, "no promotion requests over the broker: " + s.ToString());
+  }
   // Birth, once both subscriptions are granted: the primary sees us and
   // starts a catch-up sync that we are sure to receive.
   subscribed_ = true;
@@ -253,6 +258,7 @@ void BackupEngine::OnMessage(const Message& m) {
   const std::string& me = env_.config.gateway_id;
   if (m.topic == topics_.ManifestReq(me)) return OnManifestRequest(m);
   if (m.topic == topics_.Delta(me)) return OnDelta(m);
+  if (m.topic == topics_.Promote(me)) return OnPromoteRequest(m);
   if (m.topic == topics_.StatusAsk() && asks_.OnAsk(env_.clock->NowMs())) {
     last_status_.clear();  // publish even if unchanged
     PublishStatus();
@@ -706,6 +712,21 @@ int64_t BackupEngine::Tick(int64_t now) {
   return next;
 }
 
+// Only the accounts the ACL lets write it (the hub software's) reach this
+// topic; a retained request is refused, so none takes effect long after it
+// was made (or again at every reconnect).
+void BackupEngine::OnPromoteRequest(const Message& m) {
+  if (m.retained) return Refuse(m, "promote", "a retained promotion request");
+  auto req = DecodePromoteRequest(m.payload);
+  if (!req.ok()) return Refuse(m, "promote", req.status().message());
+  Log(LogLevel::kInfo, std::string("promotion asked for over the broker") + (req->force ? " (forced)" : ""));
+  auto claim = Promote(req->force);
+  if (!claim.ok()) {
+    Log(LogLevel::kWarn, "promotion refused: " + claim.status().message());
+    Emit(Event{"promoted", env_.config.gateway_id, {}, {{"result", "refused"}, {"reason", claim.status().message()}}});
+  }
+}
+
 Result<Claim> BackupEngine::Promote(bool force) {
   if (promoted_) return claim_;
   // An apply in flight is dropped (its primary is gone), and whatever a
@@ -737,7 +758,7 @@ Result<Claim> BackupEngine::Promote(bool force) {
                            (behind.empty() ? "" : "; forced although " + behind +
                                                        ": changes it lacked are lost"));
   Emit(Event{"promoted", env_.config.gateway_id, {{"term", static_cast<int64_t>(next.term)}},
-             {{"forced", behind.empty() ? "no" : "yes"}}});
+             {{"result", "ok"}, {"forced", behind.empty() ? "no" : "yes"}}});
   claim_ = next;
   promoted_ = true;
   return next;

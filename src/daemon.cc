@@ -110,14 +110,38 @@ int RunDaemon(Role start_role, const Config& config) {
     log(LogLevel::kError, s.message());
     return 1;
   }
+  int exit_code = 0;
+  // The last news of each connection, handed to an engine that takes over.
+  std::optional<LinkEvent> lan_state, oob_state;
+  // A role change the engine asks for (SPEC 11): the other engine starts
+  // over the same seams and connections, told of them as if they had just
+  // come up. A failure to start it is fatal (the unit restarts the daemon,
+  // whose stored term then decides its role).
+  auto hand_over = [&] {
+    std::optional<Role> next = engine->Handover();
+    if (!next) return;
+    Role from = role;
+    Status st = make_engine(*next);
+    if (st.ok()) st = engine->Start();
+    if (!st.ok()) {
+      log(LogLevel::kError, "cannot start as " + std::string(RoleName(*next)) + ": " + st.ToString());
+      exit_code = 1;
+      loop.Stop();
+      return;
+    }
+    log(LogLevel::kInfo, std::string("now ") + RoleName(role) + " (was " + RoleName(from) + ")");
+    if (lan_state) engine->OnConnection(*lan_state);
+    if (oob_state) engine->OnOobConnection(*oob_state);
+  };
   // Received messages wait in a bounded queue (EventLoop::PostBounded): a
   // flood faster than the engine works is dropped, said once per 1,000.
   // They go to whichever engine runs when they are handled.
   auto deliver = [&](Message m, bool lan) {
     size_t bytes = m.payload.size() + m.topic.size() + 256;
-    if (loop.PostBounded(bytes, [&engine, lan, m = std::move(m)] {
+    if (loop.PostBounded(bytes, [&engine, &hand_over, lan, m = std::move(m)] {
           if (lan) engine->OnMessage(m);
           else engine->OnOobMessage(m);
+          hand_over();  // a message may end a role (promote request, fencing)
         })) {
       return;
     }
@@ -126,8 +150,6 @@ int RunDaemon(Role start_role, const Config& config) {
                                std::to_string(loop.dropped()) + " dropped so far");
     }
   };
-  // The last news of each connection, handed to an engine that takes over.
-  std::optional<LinkEvent> lan_state, oob_state;
   // Connecting (Paho takes ~100 ms to) goes on while the engine reads the
   // tree; what arrives waits in the loop until Start is done.
   transport->SetHandlers([&](Message m) { deliver(std::move(m), true); },
@@ -164,27 +186,6 @@ int RunDaemon(Role start_role, const Config& config) {
   log(LogLevel::kInfo, std::string("started as ") + RoleName(role) + " of home " + config.home +
                            " on " + config.broker.uri);
 
-  // A role change the engine asks for (SPEC 11): the other engine starts
-  // over the same seams and connections, told of them as if they had just
-  // come up. A failure to start it is fatal (the unit restarts the daemon,
-  // whose stored term then decides its role).
-  int exit_code = 0;
-  auto hand_over = [&] {
-    std::optional<Role> next = engine->Handover();
-    if (!next) return;
-    Role from = role;
-    Status st = make_engine(*next);
-    if (st.ok()) st = engine->Start();
-    if (!st.ok()) {
-      log(LogLevel::kError, "cannot start as " + std::string(RoleName(*next)) + ": " + st.ToString());
-      exit_code = 1;
-      loop.Stop();
-      return;
-    }
-    log(LogLevel::kInfo, std::string("now ") + RoleName(role) + " (was " + RoleName(from) + ")");
-    if (lan_state) engine->OnConnection(*lan_state);
-    if (oob_state) engine->OnOobConnection(*oob_state);
-  };
   // `hubsync promote` left a request and sent SIGUSR2; without one, SIGUSR2
   // is `hubsync pair` asking to rotate the key.
   auto on_usr2 = [&] {

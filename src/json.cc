@@ -515,6 +515,8 @@ const HaEntity kBackupEntities[] = {
      "{{ 'ON' if value_json.state == 'in_sync' else 'OFF' }}", "", ""},
     {"sensor", "lag", "Lag", "{{ (value_json.lag_ms / 1000) | round(1) }}", "duration", "s"},
     {"sensor", "last_sync", "Last sync", "{{ value_json.last_sync }}", "timestamp", ""},
+    // SPEC 11: the primary it follows.
+    {"sensor", "primary", "Primary", "{{ value_json.primary if value_json.primary else 'None' }}", "", ""},
 };
 
 // "None" is what an MQTT sensor reads as no value.
@@ -524,6 +526,9 @@ const HaEntity kPrimaryEntities[] = {
     {"sensor", "state", "State", "{{ value_json.state }}", "", ""},
     {"sensor", "changes_due", "Held changes due",
      "{{ value_json.due if value_json.due is defined else 'None' }}", "timestamp", ""},
+    // SPEC 11: who is primary (itself, or the hub that fenced it) and the term.
+    {"sensor", "primary", "Primary", "{{ value_json.primary if value_json.primary else 'None' }}", "", ""},
+    {"sensor", "term", "Term", "{{ value_json.term }}", "", ""},
 };
 
 // Home Assistant's entity ids take [a-z0-9_] only.
@@ -732,6 +737,22 @@ Result<PairWelcome> DecodePairWelcome(const std::string& json) {
     return Status::Corruption("bad pairing welcome");
   }
   return w;
+}
+
+Result<PromoteRequest> DecodePromoteRequest(const std::string& json) {
+  Document d;
+  auto p = ParseObject(&d, json);
+  if (!p.ok()) return p.status();
+  PromoteRequest r;
+  for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
+    std::string name = it->name.GetString();
+    if (name == "force" && it->value.IsBool()) {
+      r.force = it->value.GetBool();
+    } else if (name != "v") {
+      return Status::Corruption("promote request: unknown or malformed member " + name.substr(0, 32));
+    }
+  }
+  return r;
 }
 
 }  // namespace hubsync

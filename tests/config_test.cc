@@ -152,10 +152,12 @@ TEST(HomeAssistantTest, EachBackupGetsInSyncLagAndLastSyncEntities) {
   auto c = ParseConfig(kMinimal, {{"homeassistant.discovery", "true"}});
   ASSERT_TRUE(c.ok());
   auto msgs = HomeAssistantDiscovery(*c, "hub-kitchen");
-  ASSERT_EQ(msgs.size(), 3u);
+  ASSERT_EQ(msgs.size(), 4u);
   EXPECT_EQ(msgs[0].topic, "homeassistant/binary_sensor/hubsync_home-1_hub-kitchen/in_sync/config");
   EXPECT_EQ(msgs[1].topic, "homeassistant/sensor/hubsync_home-1_hub-kitchen/lag/config");
   EXPECT_EQ(msgs[2].topic, "homeassistant/sensor/hubsync_home-1_hub-kitchen/last_sync/config");
+  EXPECT_EQ(msgs[3].topic, "homeassistant/sensor/hubsync_home-1_hub-kitchen/primary/config");
+  EXPECT_NE(msgs[3].payload.find("value_json.primary"), std::string::npos) << "the primary it follows";
   const std::string status = "\"hubsync/v1/home-1/gw/hub-kitchen/status\"";
   for (const Message& m : msgs) {
     EXPECT_TRUE(m.retained);
@@ -184,11 +186,16 @@ TEST(HomeAssistantTest, ThePrimaryHasItsOwnDeviceAndARevokedBackupsConfigsAreCle
   auto c = ParseConfig(kMinimal, {{"homeassistant.discovery", "true"}});
   ASSERT_TRUE(c.ok());
   auto mine = HomeAssistantPrimaryDiscovery(*c);
-  ASSERT_EQ(mine.size(), 3u);
+  ASSERT_EQ(mine.size(), 5u);
   const std::string node = "hubsync_home-1_" + c->gateway_id;
   EXPECT_EQ(mine[0].topic, "homeassistant/binary_sensor/" + node + "/backups_in_sync/config");
   EXPECT_EQ(mine[1].topic, "homeassistant/sensor/" + node + "/state/config");
   EXPECT_EQ(mine[2].topic, "homeassistant/sensor/" + node + "/changes_due/config");
+  // SPEC 11: Home Assistant shows who is primary, and the term.
+  EXPECT_EQ(mine[3].topic, "homeassistant/sensor/" + node + "/primary/config");
+  EXPECT_NE(mine[3].payload.find("value_json.primary"), std::string::npos);
+  EXPECT_EQ(mine[4].topic, "homeassistant/sensor/" + node + "/term/config");
+  EXPECT_NE(mine[4].payload.find("value_json.term"), std::string::npos);
   for (const Message& m : mine) {
     EXPECT_TRUE(m.retained);
     EXPECT_NE(m.payload.find("\"state_topic\":\"hubsync/v1/home-1/gw/" + c->gateway_id + "/status\""),

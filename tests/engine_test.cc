@@ -358,7 +358,7 @@ TEST_F(EngineTest, HomeAssistantDiscoveryForEveryBackup) {
   discovery_ = true;
   Build(Policy{true, 0, 0});
   Settle();
-  EXPECT_EQ(broker_.Count("homeassistant/+/hubsync_home_hub-b/+/config"), 3);
+  EXPECT_EQ(broker_.Count("homeassistant/+/hubsync_home_hub-b/+/config"), 4);
 }
 
 TEST_F(PolicyEngineTest, PoliciesRetainedBeforeStartApplyBeforeTheFirstSync) {

@@ -202,6 +202,69 @@ TEST_F(FailoverTest, APromotionDuringAnApplyLeavesTheTreeExactlyOldAndServesFrom
   EXPECT_EQ(access((b2().data + "/db/big.sqlite").c_str(), F_OK), -1);
 }
 
+// The shipped broker setup (hub.conf, passwords, ACL, TLS) with b1 as a
+// standby (make-passwords.sh --standby): the hub software promotes b1 over
+// the broker, on the admin-only topic; a retained request is refused, and
+// a read-only account cannot ask at all.
+class LockedFailoverTest : public FailoverTest {
+ protected:
+  LockedFailoverTest() {
+    locked_ = true;
+    locked_accounts_ = "hub-p hub-b2 --standby hub-b1 --reader hub-viewer --admin hub-admin";
+  }
+  void AskToPromote(const std::string& account, const std::string& gw, bool retained) {
+    Recorder client(Client(account), {});
+    ASSERT_TRUE(WaitFor([&] { return client.connected(); }, 10000));
+    Message m;
+    m.topic = "hubsync/v1/home-1/gw/" + gw + "/promote";
+    m.payload = R"({"v":1,"force":false})";
+    m.retained = retained;
+    client.transport()->Publish(m);
+    ASSERT_TRUE(WaitFor([&] { return client.transport()->InFlight() == 0; }, 10000));
+  }
+};
+
+TEST_F(LockedFailoverTest, TheHubSoftwarePromotesABackupOverTheBrokerAndTheOldPrimaryFollows) {
+  MakeFailoverHome();
+  HubData(primary_.data);
+  StartAll();
+  ASSERT_TRUE(AllConverged());
+  primary_.proc->Kill(SIGKILL);
+  primary_.proc->Wait();
+  AskToPromote("hub-viewer", "hub-b1", false);  // refused by the ACL: never arrives
+  // A retained request left on the broker does not promote a hub that
+  // (re)starts later.
+  b1().proc->Stop();
+  b1().proc->Wait();
+  AskToPromote("hub-admin", "hub-b1", true);
+  Start(b1(), "backup");
+  ASSERT_TRUE(Logs(b1(), "a retained promotion request")) << b1().proc->Log();
+  EXPECT_EQ(b1().proc->Log().find("promotion asked for"), std::string::npos) << b1().proc->Log();
+  {  // (the retained request is cleared, as hub software would)
+    Recorder admin(Client("hub-admin"), {});
+    ASSERT_TRUE(WaitFor([&] { return admin.connected(); }, 10000));
+    Message clear;
+    clear.topic = "hubsync/v1/home-1/gw/hub-b1/promote";
+    clear.retained = true;
+    admin.transport()->Publish(clear);
+    ASSERT_TRUE(WaitFor([&] { return admin.transport()->InFlight() == 0; }, 10000));
+  }
+  AskToPromote("hub-admin", "hub-b1", false);
+  ASSERT_TRUE(Logs(b1(), "now primary (was backup)")) << b1().proc->Log();
+  WriteFile(b1().data + "/scenes/locked.json", "b1");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(b2().data + "/scenes/locked.json") == "b1"; }, kConvergeMs))
+      << b1().proc->Log() << b2().proc->Log();
+  Start(primary_, "primary");
+  ASSERT_TRUE(Logs(primary_, "now backup (was primary)")) << primary_.proc->Log();
+  ASSERT_TRUE(SameTree(b1(), primary_)) << primary_.proc->Log() << b1().proc->Log();
+  std::string out;
+  ASSERT_TRUE(WaitFor([&] {
+    return Tool({"status", "-c", b1().config, "--set", "broker.username=hub-viewer", "--set",
+                 "broker.password_file=" + root_.Sub("broker/hub-viewer.pass")}, &out) == 0 &&
+           out.find("primary: hub-b1 (term 2)") != std::string::npos;
+  }, kConvergeMs)) << out << b1().proc->Log();
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace hubsync

@@ -35,7 +35,7 @@ class HomeTest : public ::testing::Test {
       // The shipped hub configuration: passwords, per-gateway ACL.
       int port = testing::FreePort();
       std::string conf = testing::LockedBrokerConfig(
-          HUBSYNC_SOURCE_DIR, root_.Sub("broker"), port, testing::FreePort(), "hub-p hub-b1 hub-b2 --reader hub-viewer");
+          HUBSYNC_SOURCE_DIR, root_.Sub("broker"), port, testing::FreePort(), locked_accounts_);
       ASSERT_FALSE(conf.empty());
       broker_ = std::make_unique<Broker>(root_.Sub("broker"), port, conf);
       lan_uri_ = LockedUri(port);
@@ -208,6 +208,8 @@ class HomeTest : public ::testing::Test {
   }
 
   bool locked_ = false;  // run on broker-config/hub.conf with passwords, ACL and TLS
+  // locked_: the accounts, as make-passwords.sh takes them
+  std::string locked_accounts_ = "hub-p hub-b1 hub-b2 --reader hub-viewer";
   int ejabberd_nodes_ = 0;  // > 0: an ejabberd cluster of that many nodes instead of mosquitto
   std::string broker_extra_;  // !locked_: lines appended to the test broker's config
                               // (ejabberd: to its MQTT listener's options)

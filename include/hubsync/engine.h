@@ -67,6 +67,8 @@ struct Topics {
   // `hubsync status` asks every gateway to publish its status now (live
   // messages cross a clustered broker's nodes; retained ones may not).
   std::string StatusAsk() const { return prefix + "status/ask"; }
+  // Hub software (the admin account) asks a backup to take over (SPEC 11).
+  std::string Promote(const std::string& gw) const { return prefix + "gw/" + gw + "/promote"; }
   std::string Hello(const std::string& b) const { return prefix + "oob/" + b + "/hello"; }
   std::string Welcome(const std::string& b) const { return prefix + "oob/" + b + "/welcome"; }
   std::string prefix;
@@ -348,6 +350,7 @@ class BackupEngine : public Engine {
   void Subscribe();
   void OnManifestRequest(const Message& m);
   void OnDelta(const Message& m);
+  void OnPromoteRequest(const Message& m);
   // Opens a message the primary sealed; a refused one is counted, logged and
   // reported as a rejected event from `source`, and yields nothing.
   std::optional<Opened> OpenFromPrimary(const Message& m, const std::string& source);

@@ -1,7 +1,8 @@
 // Home Assistant MQTT discovery (optional, config homeassistant.discovery):
-// each backup appears as a device with an "In sync" binary sensor and "Lag" and
-// "Last sync" sensors, the primary as one with "Backups in sync", "State" and
-// "Held changes due", all read from the gateway's retained status topic,
+// each backup appears as a device with an "In sync" binary sensor and "Lag",
+// "Last sync" and "Primary" (the one it follows) sensors, the primary as one
+// with "Backups in sync", "State", "Held changes due", "Primary" and "Term"
+// (SPEC 11: itself, or the hub that fenced it), all read from the gateway's retained status topic,
 // available while that status is not "offline" (its LWT). Entity ids are set
 // with default_entity_id (Home Assistant 2025.10 and later; object_id is no
 // longer honoured since 2026.4). Built by the RapidJSON adapter

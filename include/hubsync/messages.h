@@ -88,6 +88,13 @@ struct PairWelcome {
 std::string EncodePairWelcome(const PairWelcome& w);
 Result<PairWelcome> DecodePairWelcome(const std::string& json);
 
+// gw/<id>/promote (SPEC 11): hub software asks a backup to take over, as
+// `hubsync promote` does. {"force":bool} (optional); never retained.
+struct PromoteRequest {
+  bool force = false;
+};
+Result<PromoteRequest> DecodePromoteRequest(const std::string& json);
+
 }  // namespace hubsync
 
 #endif  // HUBSYNC_MESSAGES_H_
