@@ -30,6 +30,12 @@ Status BackupEngine::Start() {
   auto claim = LoadClaim(*env_.state);
   if (!claim.ok()) return claim.status();
   claim_ = *claim;
+  if (claim_.primary == env_.config.gateway_id) {
+    // Promoted earlier (the backup unit restarted it): the term is ours.
+    Log(LogLevel::kInfo, "this hub is the primary of " + Describe(claim_) + " (promoted)");
+    promoted_ = true;
+    return Status::Ok();
+  }
   HUBSYNC_RETURN_IF_ERROR(scanner_->LoadCache());
   HUBSYNC_RETURN_IF_ERROR(Rescan());
   behind_since_ms_ = env_.clock->NowMs();
@@ -356,6 +362,7 @@ void BackupEngine::SendAck(const Ack& a, uint64_t transfer, SecureChannel* via,
   if (!via) return;  // no key with it (nothing could have opened)
   std::string follows = via->primary();
   if (!to.empty()) via->set_primary(to);  // an answer for another primary
+  via->set_term(claim_.term);             // the highest term we know, always
   auto sealed = via->Seal(MsgKind::kAck, transfer, 0, a.kind != Ack::Kind::kProgress,
                                EncodeAck(a));
   via->set_primary(follows);

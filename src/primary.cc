@@ -72,8 +72,6 @@ Status PrimaryEngine::Start() {
     claim_ = *stored;
   } else {
     fenced_by_ = *stored;
-    Log(LogLevel::kError, "not serving: this hub knows " + Describe(fenced_by_) +
-                              " (it was fenced, or was its backup); it stays idle");
   }
   HUBSYNC_RETURN_IF_ERROR(scanner_->LoadCache());
   int64_t t0 = env_.clock->NowMs();
@@ -88,6 +86,21 @@ Status PrimaryEngine::Start() {
   Log(LogLevel::kInfo, "scanned data_dir: " + std::to_string(current_->size()) + " entries, " +
                            std::to_string(current_->bytes()) + " bytes in " +
                            std::to_string(env_.clock->NowMs() - t0) + " ms");
+  if (fenced()) {
+    // Started as primary on a hub that knows another's term (fenced earlier,
+    // or that primary's backup): it follows that primary if it holds a key
+    // from it (its tree kept aside first, unless that was done at the
+    // fencing), else stays idle.
+    bool follows = HoldsKeyWith(fenced_by_.primary);
+    Log(LogLevel::kWarn, "not serving: this hub knows " + Describe(fenced_by_) +
+                             (follows ? "; following it as its backup" : "; it stays idle"));
+    if (follows) {
+      Status kept = KeepAside();
+      if (kept.ok()) demote_ = true;
+      else Log(LogLevel::kError, "cannot keep our tree aside (" + kept.ToString() + "): staying idle");
+    }
+    return Status::Ok();
+  }
   RevokeRemovedBackups();
   return Status::Ok();
 }

@@ -55,19 +55,28 @@ std::optional<Role> PrimaryEngine::Handover() const {
   return demote_ ? std::optional<Role>(Role::kBackup) : std::nullopt;
 }
 
+std::string PrimaryEngine::KeptDir(const Claim& winner) {
+  return std::string(kKeptRoot) + "/fenced-by-term-" + std::to_string(winner.term) + "-" + winner.primary;
+}
+
 Status PrimaryEngine::KeepAside() {
   if (!current_) return Status::Ok();
-  std::string dir = std::string(kKeptRoot) + "/term-" + std::to_string(claim_.term);
+  // Named by the claim that fenced us: kept once per fencing, and a restart
+  // that finds it (a hub fenced, then restarted as primary) keeps it as is.
+  std::string dir = KeptDir(fenced_by_);
+  if (env_.fs->Stat(dir).ok()) return Status::Ok();
   HUBSYNC_RETURN_IF_ERROR(env_.fs->MakeDir(".hubsync", 0700));
   HUBSYNC_RETURN_IF_ERROR(env_.fs->MakeDir(kKeptRoot, 0700));
-  // A second fencing of the same term keeps the newer tree.
-  HUBSYNC_RETURN_IF_ERROR(env_.fs->RemoveTree(dir));
-  HUBSYNC_RETURN_IF_ERROR(env_.fs->MakeDir(dir, 0700));
+  // Built under a temporary name and renamed: a crash never leaves a part
+  // that a restart would take for the whole.
+  std::string part = dir + ".part";
+  HUBSYNC_RETURN_IF_ERROR(env_.fs->RemoveTree(part));
+  HUBSYNC_RETURN_IF_ERROR(env_.fs->MakeDir(part, 0700));
   size_t files = 0;
   uint64_t bytes = 0;
   std::vector<char> buf(1 << 16);
   for (const Entry& e : *current_) {
-    std::string to = dir + "/" + e.path;
+    std::string to = part + "/" + e.path;
     if (e.type == EntryType::kDir) {
       HUBSYNC_RETURN_IF_ERROR(env_.fs->MakeDir(to, 0700));
       continue;
@@ -96,13 +105,15 @@ Status PrimaryEngine::KeepAside() {
     ++files;
   }
   HUBSYNC_RETURN_IF_ERROR(env_.fs->SyncAll());
+  HUBSYNC_RETURN_IF_ERROR(env_.fs->Rename(part, dir));
+  HUBSYNC_RETURN_IF_ERROR(env_.fs->SyncDir(kKeptRoot));
   Log(LogLevel::kWarn, "kept aside: our tree as it was when fenced (" + std::to_string(files) +
                            " files, " + std::to_string(bytes) + " bytes) in data_dir/" + dir +
                            "; what we changed after the split is there, never pushed");
   Emit(Event{"kept_aside",
              env_.config.gateway_id,
              {{"files", static_cast<int64_t>(files)}, {"bytes", static_cast<int64_t>(bytes)},
-              {"term", static_cast<int64_t>(claim_.term)}},
+              {"term", static_cast<int64_t>(fenced_by_.term)}},
              {{"dir", dir}}});
   return Status::Ok();
 }

@@ -81,10 +81,10 @@ TEST_F(FailoverTest, APromotedBackupServesTheOtherAndTheReturningPrimaryIsFenced
   WriteFile(primary_.data + "/devices/cut-off.json", "made while cut off");
   auto b1_before = Replicated(b1().data);
   Start(primary_, "primary");
-  ASSERT_TRUE(Logs(primary_, "fenced: ")) << primary_.proc->Log();
+  ASSERT_TRUE(Logs(primary_, "fenced: term 2 of hub-b1 beats our term 1 of hub-p")) << primary_.proc->Log();
   ASSERT_TRUE(Logs(primary_, "now backup (was primary)")) << primary_.proc->Log();
   ASSERT_TRUE(SameTree(b1(), primary_)) << primary_.proc->Log() << b1().proc->Log();
-  EXPECT_EQ(ReadFile(primary_.data + "/.hubsync/kept/term-1/devices/cut-off.json"), "made while cut off")
+  EXPECT_EQ(ReadFile(primary_.data + "/.hubsync/kept/fenced-by-term-2-hub-b1/devices/cut-off.json"), "made while cut off")
       << "the change made while cut off is kept aside";
   EXPECT_NE(primary_.proc->Log().find("kept aside"), std::string::npos);
   EXPECT_EQ(access((b1().data + "/devices/cut-off.json").c_str(), F_OK), -1) << "never pushed";
@@ -97,12 +97,26 @@ TEST_F(FailoverTest, APromotedBackupServesTheOtherAndTheReturningPrimaryIsFenced
   EXPECT_NE(out.find("primary: hub-b1 (term 2)"), std::string::npos) << out;
   EXPECT_EQ(out.find("WARNING"), std::string::npos) << out;
   std::printf("status after the failover:\n%s", out.c_str());
-  // A restart of the old primary with its old config stays a follower: its
-  // stored term is b1's.
+  // Restarts keep the roles: the old primary, started again with its old
+  // config, follows b1 at once (its stored term is b1's); b1, started again
+  // by its backup unit, serves as primary (the term is its own).
   primary_.proc->Stop();
   primary_.proc->Wait();
+  b1().proc->Stop();
+  b1().proc->Wait();
   Start(primary_, "primary");
-  ASSERT_TRUE(Logs(primary_, "not serving: this hub knows term 2 of hub-b1")) << primary_.proc->Log();
+  Start(b1(), "backup");
+  ASSERT_TRUE(Logs(primary_, "not serving: this hub knows term 2 of hub-b1; following it as its backup"))
+      << primary_.proc->Log();
+  ASSERT_TRUE(Logs(b1(), "this hub is the primary of term 2 of hub-b1 (promoted)")) << b1().proc->Log();
+  WriteFile(b1().data + "/scenes/after-restarts.json", "still b1");
+  for (Gateway* g : {&primary_, &b2()}) {
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(g->data + "/scenes/after-restarts.json") == "still b1"; },
+                        kConvergeMs))
+        << g->id << "\n" << g->proc->Log() << b1().proc->Log();
+  }
+  EXPECT_EQ(ReadFile(primary_.data + "/.hubsync/kept/fenced-by-term-2-hub-b1/devices/cut-off.json"),
+            "made while cut off") << "kept once, at the fencing";
 }
 
 // Two backups promoted while cut off from each other (the broker is down;
@@ -128,7 +142,7 @@ TEST_F(FailoverTest, TwoPromotionsAtOnceEndWithOnePrimaryTheSmallerIdOnATie) {
   ASSERT_TRUE(Logs(b2(), "fenced: term 2 of hub-b1 beats our term 2 of hub-b2")) << b2().proc->Log();
   ASSERT_TRUE(Logs(b2(), "now backup (was primary)")) << b2().proc->Log();
   EXPECT_EQ(b1().proc->Log().find("fenced"), std::string::npos) << b1().proc->Log();
-  EXPECT_EQ(ReadFile(b2().data + "/.hubsync/kept/term-2/scenes/during-split.json"), "b2");
+  EXPECT_EQ(ReadFile(b2().data + "/.hubsync/kept/fenced-by-term-2-hub-b1/scenes/during-split.json"), "b2");
   WriteFile(b1().data + "/scenes/winner.json", "b1");
   ASSERT_TRUE(WaitFor([&] { return ReadFile(b2().data + "/scenes/winner.json") == "b1"; }, kConvergeMs))
       << b1().proc->Log() << b2().proc->Log();

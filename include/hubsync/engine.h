@@ -261,11 +261,14 @@ class PrimaryEngine : public Engine {
   // A claim that beats ours (SPEC 11): serve no more, at once and after a
   // restart (it is stored), and say so in the status.
   // Then, if we hold a key the winner made for us, the tree is kept aside
-  // (data_dir/.hubsync/kept/term-<ours>/) and the hub becomes its backup.
+  // (KeptDir) and the hub becomes its backup.
   void Fence(const Claim& winner);
   bool fenced() const { return !fenced_by_.empty(); }
   bool HoldsKeyWith(const std::string& primary) const;
+  // Copies the tree, whole, to KeptDir(fenced_by_) unless it is there.
   Status KeepAside();
+  // data_dir/.hubsync/kept/fenced-by-term-<N>-<winner>
+  static std::string KeptDir(const Claim& winner);
   // A message on our own manifest/req or delta topic (primary_failover.cc).
   void OnOwnTopic(const Message& m);
   // Subscribes to what the primary hears; announces us once granted.
