@@ -3,8 +3,9 @@
 # runs a whole home on this machine: a Mosquitto broker on loopback (config
 # from broker-config/), a primary and two backups over temporary directories
 # holding sample hub data. It makes a few changes on the primary, shows the
-# backups converging and what `mosquitto_sub -v -t 'hubsync/#'` saw, then
-# cleans up after itself. With --keep, the home keeps running until Ctrl-C,
+# backups converging and what `mosquitto_sub -v -t 'hubsync/#'` saw, then a
+# failover (the primary killed, a backup promoted, the old primary fenced
+# when it returns), and cleans up after itself. With --keep, the home keeps running until Ctrl-C,
 # with the commands to watch and drive it printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +62,8 @@ start_hub_broker() {  # name lan-port oob-port primary-id [backup-ids...]
 }
 
 port=$(free_port 18830); oob_p=$(free_port 18840)
-start_hub_broker living-room "$port" "$oob_p" hub-living-room hub-kitchen hub-bedroom
+# hub-kitchen may take over if the living room's hub fails (--standby).
+start_hub_broker living-room "$port" "$oob_p" hub-living-room hub-bedroom --standby hub-kitchen
 declare -A oob_port
 for b in hub-kitchen hub-bedroom; do
   oob_port[$b]=$(free_port 18850)
@@ -105,9 +107,11 @@ bridge_config() {  # gateway-id oob-port dir bridge-json (a bridge talks only to
 JSON
 }
 config hub-living-room '["hub-kitchen","hub-bedroom"]' "$oob_p" > "$work/hub-living-room.json"
+# hub-kitchen lists whom it would serve if promoted.
+declare -A standby_of=([hub-kitchen]='["hub-bedroom","hub-living-room"]' [hub-bedroom]='[]')
 for b in hub-kitchen hub-bedroom; do
   mkdir -p "$work/$b/data"
-  config "$b" '[]' "${oob_port[$b]}" > "$work/$b.json"
+  config "$b" "${standby_of[$b]}" "${oob_port[$b]}" > "$work/$b.json"
   # The BLE link between the two hubs' bridges; an AF_UNIX SEQPACKET socket
   # stands in for the L2CAP channel on a machine without Bluetooth.
   link="unix:$work/ble-$b.sock"
@@ -134,14 +138,15 @@ pids+=($!)
 "$H" backup -c "$work/hub-kitchen.json" 2>"$work/hub-kitchen.log" & pids+=($!)
 "$H" backup -c "$work/hub-bedroom.json" 2>"$work/hub-bedroom.log" & pids+=($!)
 "$H" primary -c "$work/hub-living-room.json" 2>"$work/hub-living-room.log" & pids+=($!)
+primary_pid=$!
 
 same() {  # the replicated view of two data dirs is identical
-  diff -r --exclude=.hubsync --exclude=cache --exclude='*.tmp' --exclude='*.journal' "$work/hub-living-room/data" "$work/$1/data" >/dev/null 2>&1
+  diff -r --exclude=.hubsync --exclude=cache --exclude='*.tmp' --exclude='*.journal' "$work/${2:-hub-living-room}/data" "$work/$1/data" >/dev/null 2>&1
 }
-wait_converged() {
-  local t0=$(date +%s%N)
+wait_converged() {  # [primary backup backup]
+  local t0=$(date +%s%N) p=${1:-hub-living-room} b1=${2:-hub-kitchen} b2=${3:-hub-bedroom}
   for _ in $(seq 600); do
-    if same hub-kitchen && same hub-bedroom; then
+    if same "$b1" "$p" && same "$b2" "$p"; then
       echo "   both backups match the primary after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
       return 0
     fi
@@ -222,14 +227,43 @@ echo
 echo "== status and events, as the read-only account sees them (no file names, no content, no keys)"
 tail -n 8 "$work/json.log" | cut -c1-220 | sed 's/^/   /'
 echo
+echo "== failover: hub-kitchen may take over. It makes a standby key for each hub it would serve"
+echo "   (hubsync keygen), installed there with hubsync keyimport: provisioning, never over the LAN"
+for peer in hub-bedroom hub-living-room; do
+  "$H" keygen -c "$work/hub-kitchen.json" --backup "$peer" --out "$work/kitchen-for-$peer.key" 2>&1 | sed 's/^/   /'
+  "$H" keyimport -c "$work/$peer.json" "$work/kitchen-for-$peer.key" 2>&1 | sed 's/^/   /'
+done
+echo "== the living room's hub fails (kill -9); hub-kitchen is promoted"
+kill -9 "$primary_pid"
+wait "$primary_pid" 2>/dev/null || true
+echo "   \$ hubsync promote -c hub-kitchen.json"
+"$H" promote -c "$work/hub-kitchen.json" 2>&1 | sed 's/^/   /'
+k="$work/hub-kitchen/data"
+echo '{"name":"away","actions":[{"device":"lamp-2","on":false}]}' > "$k/scenes/away.json"
+for _ in $(seq 600); do same hub-bedroom hub-kitchen && break; sleep 0.05; done
+same hub-bedroom hub-kitchen && echo "   a scene added on hub-kitchen (term 2) reached hub-bedroom"
+echo "== the old primary comes back with its old config, holding a change made while it was cut off"
+echo '{"id":"lamp-1","on":true,"note":"changed while cut off"}' > "$d/devices/lamp-1.json"
+"$H" primary -c "$work/hub-living-room.json" 2>>"$work/hub-living-room.log" & pids+=($!)
+wait_converged hub-kitchen hub-living-room hub-bedroom
+grep -hE "fenced: |kept aside|now backup" "$work/hub-living-room.log" | sed 's/^[^ ]* /   /'
+kept=$(ls -d "$d"/.hubsync/kept/* 2>/dev/null | head -n 1)
+grep -q "changed while cut off" "$kept/devices/lamp-1.json" && \
+  echo "   its change is kept in data_dir/.hubsync/kept/$(basename "$kept")/, never pushed"
+grep -q "changed while cut off" "$k/devices/lamp-1.json" || echo "   hub-kitchen and hub-bedroom never took it"
+echo "== hubsync status after the failover (from hub-kitchen's config, read-only account)"
+"$H" status -c "$work/hub-kitchen.json" --set broker.username=hub-viewer \
+  --set broker.password_file="$pass_dir/hub-viewer.pass" | sed 's/^/   /' || true
+echo
+
 if [ "${1:-}" = "--keep" ]; then
   cat <<EOT
 == the home keeps running for you to try (Ctrl-C stops it and removes $work):
    watch status+events: mosquitto_sub -h 127.0.0.1 -p $port --cafile $pass_dir/ca.crt -u hub-viewer -P $(cat "$pass_dir/hub-viewer.pass") -v -t 'hubsync/#'
    set a policy:      mosquitto_pub -h 127.0.0.1 -p $port --cafile $pass_dir/ca.crt -u hub-software -P $(cat "$pass_dir/hub-software.pass") -r \\
                         -t hubsync/v1/demo-home/policy/scenes -m '{"paths":["scenes/**"],"delay_ms":3000}'
-   status:            $H status -c $work/hub-living-room.json --set broker.username=hub-viewer --set broker.password_file=$pass_dir/hub-viewer.pass --watch
-   change data:       echo '{"on":true}' > $d/devices/lamp-1.json
+   status:            $H status -c $work/hub-kitchen.json --set broker.username=hub-viewer --set broker.password_file=$pass_dir/hub-viewer.pass --watch
+   change data:       echo '{"on":true}' > $k/devices/lamp-1.json   (hub-kitchen is the primary now)
 EOT
   sleep infinity & pids+=($!)
   wait "$!" || true
