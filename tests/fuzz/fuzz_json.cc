@@ -1,5 +1,5 @@
 // libFuzzer target: every JSON reader (status, pairing, events,
-// policies, the config with an override), as the broker or a hand-edited
+// policies, promotion requests, the config with an override), as the broker or a hand-edited
 // file could feed them. The first byte picks the reader.
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +13,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::string in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 8) {
+  switch (data[0] % 9) {
     case 0: {
       auto s = hubsync::DecodeStatus(in);
       if (s.ok()) {
@@ -33,6 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 6: hubsync::ParseConfig(in, {}); break;
+    case 8: hubsync::DecodePromoteRequest(in); break;
     case 7: {
       size_t eq = in.find('=');
       if (eq == std::string::npos) break;

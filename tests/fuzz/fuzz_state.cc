@@ -1,6 +1,7 @@
 // libFuzzer target: the records hubsync reads back from state_dir, which may
 // be damaged or planted after a crash or a restore (keys, counters, the
-// manifest cache, the pairing window) and the key files keyimport reads.
+// manifest cache, the pairing window, the highest term seen) and the key
+// files keyimport reads.
 // The first byte picks the record.
 #include <cstddef>
 #include <cstdint>
@@ -10,12 +11,13 @@
 #include "hubsync/keystore.h"
 #include "hubsync/scanner.h"
 #include "hubsync/state_store.h"
+#include "hubsync/term.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::string in(reinterpret_cast<const char*>(data) + 1, size - 1);
   hubsync::MemoryStateStore store;
-  switch (data[0] % 6) {
+  switch (data[0] % 7) {
     case 0: {
       store.Put("keys/hub-b.key", in);
       auto keys = hubsync::KeyStore(&store).Load("hub-b");
@@ -48,6 +50,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 4:
       store.Put("pairing-window", in);
       hubsync::PairingWindowOpen(store, 1000, "boot");
+      break;
+    case 6:
+      store.Put("term", in);
+      hubsync::LoadClaim(store);
       break;
     case 5: {
       std::string maker;

@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
                             R"("policy":{"on_change":true,"delay_ms":0,"period_s":3600},)"
                             R"("bridge":{"link":"unix:/run/x","listen":true},"log_level":"info"})");
   Put("json", "override-config", std::string(1, '\7') + "broker.uri=tcp://127.0.0.1:9");
+  Put("json", "promote", std::string(1, '\x08') + R"({"v":1,"force":true})");
 
   // Bridge frames: one message of several frames from a real sender.
   BridgeLimits bl;
@@ -217,6 +218,7 @@ int main(int argc, char** argv) {
     Put("state", "cache", std::string(1, '\3') + cache);
   }
   Put("state", "window", std::string(1, '\4') + "boot 61000\n");
+  Put("state", "term", std::string(1, '\6') + "hubsync-term v1\n2 hub-kitchen\n");
   Put("state", "keyfile", std::string(1, '\5') + "hubsync-key v1\nhome home\nbackup hub-b\n3 " +
                               std::string(64, 'c') + "\n");
 
