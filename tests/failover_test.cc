@@ -119,6 +119,38 @@ TEST_F(FailoverTest, APromotedBackupServesTheOtherAndTheReturningPrimaryIsFenced
             "made while cut off") << "kept once, at the fencing";
 }
 
+// Fencing alone, deterministic: the backup already follows term 2 (as
+// after a failover the old primary missed); the old primary's request is
+// refused with a sealed answer naming that term, and it stops at once:
+// nothing of its tree reaches the backup, its status says fenced, and it
+// stays fenced after a restart. (No key from hub-x: it stays idle.)
+TEST_F(FailoverTest, ABackupOnAHigherTermRefusesTheOldPrimaryWhichStopsServing) {
+  MakeHome(1);
+  Gateway& b = backups_["hub-b1"];
+  WriteFile(primary_.data + "/devices/lamp.json", "from the old primary");
+  testing::MkdirP(b.state);
+  WriteFile(b.state + "/term", "hubsync-term v1\n2 hub-x\n");
+  chmod((b.state + "/term").c_str(), 0600);
+  Recorder events(Recorder::Options(broker_->uri()), {"hubsync/v1/home-1/events"});
+  StartAll();
+  ASSERT_TRUE(Logs(primary_, "fenced: term 2 of hub-x beats our term 1 of hub-p; this hub serves no more"))
+      << primary_.proc->Log() << b.proc->Log();
+  ASSERT_TRUE(Logs(primary_, "no key made by hub-x for us: idle"));
+  EXPECT_TRUE(Logs(b, "from term 1 of hub-p, below term 2 of hub-x")) << b.proc->Log();
+  ASSERT_TRUE(events.WaitForPayloadWith({"\"type\":\"fenced\"", "\"primary\":\"hub-x\""}, 10000));
+  WriteFile(primary_.data + "/devices/later.json", "after the fencing");
+  std::string out;
+  ASSERT_TRUE(WaitFor([&] { Tool({"status", "-c", primary_.config, "--json"}, &out);
+                            return out.find("\"state\":\"fenced\"") != std::string::npos; }, 10000)) << out;
+  EXPECT_FALSE(WaitFor([&] { return access((b.data + "/devices/lamp.json").c_str(), F_OK) == 0 ||
+                                    access((b.data + "/devices/later.json").c_str(), F_OK) == 0; }, 1500))
+      << "nothing of the old primary's tree reached the backup";
+  primary_.proc->Stop();
+  primary_.proc->Wait();
+  Start(primary_, "primary");
+  ASSERT_TRUE(Logs(primary_, "not serving: this hub knows term 2 of hub-x; it stays idle")) << primary_.proc->Log();
+}
+
 // Two backups promoted while cut off from each other (the broker is down;
 // each may take over and holds a key the other made): both take term 2.
 // When they hear of each other the tie goes to the smaller id; the other
