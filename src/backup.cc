@@ -334,9 +334,11 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   h.count = static_cast<uint32_t>(manifest_.size());
   size_t max_plain = link_.message_bytes() - kEnvelopeOverhead - 1024;
   std::vector<std::string> chunks = EncodeManifestChunks(h, manifest_, max_plain);
+  SecureChannel* channel = Following();  // the one that opened the request
+  if (!channel) return;
   for (size_t i = 0; i < chunks.size(); ++i) {
     bool last = i + 1 == chunks.size();
-    auto sealed = Following()->Seal(MsgKind::kManifestRes, req->transfer, static_cast<uint32_t>(i),
+    auto sealed = channel->Seal(MsgKind::kManifestRes, req->transfer, static_cast<uint32_t>(i),
                                     last, chunks[i]);
     if (!sealed.ok()) {
       SetState("error", sealed.status().ToString());
@@ -602,7 +604,8 @@ void BackupEngine::OnDelta(const Message& m) {
   }
   // Every message this delta consists of must stay refused after a restart
   // before the delta takes effect.
-  s = Following()->SyncCounters();
+  SecureChannel* channel = Following();  // the one that opened this delta
+  s = channel ? channel->SyncCounters() : Status::NotFound("no key with the primary");
   if (!s.ok()) return FailTransfer("cannot persist counters: " + s.message(), false);
   int64_t commit_start = env_.clock->NowMs();
   s = applier_->Commit();
@@ -734,8 +737,8 @@ void BackupEngine::OnPromoteRequest(const Message& m) {
   }
 }
 
-Result<Claim> BackupEngine::Promote(bool force) {
-  if (promoted_) return claim_;
+Result<Engine::Promotion> BackupEngine::Promote(bool force) {
+  if (promoted_) return Promotion{claim_, ""};
   // An apply in flight is dropped (its primary is gone), and whatever a
   // crash or that drop left is finished or discarded: the tree is exactly
   // old or new before this hub serves it.
@@ -768,7 +771,7 @@ Result<Claim> BackupEngine::Promote(bool force) {
              {{"result", "ok"}, {"forced", behind.empty() ? "no" : "yes"}}});
   claim_ = next;
   promoted_ = true;
-  return next;
+  return Promotion{next, behind.empty() ? "" : behind + ": the changes it lacked are lost"};
 }
 
 Message BackupEngine::FinalStatus() {

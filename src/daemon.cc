@@ -196,12 +196,12 @@ int RunDaemon(Role start_role, const Config& config) {
     }
     state->Remove(kPromoteRequest);
     bool force = request->find("force") != std::string::npos;
-    auto claim = engine->Promote(force);
-    if (claim.ok()) hand_over();  // answered once we serve
-    std::string result = !claim.ok()    ? "refused " + claim.status().message() + "\n"
-                         : exit_code   ? "refused this hub could not start as primary\n"
-                                       : "ok " + std::to_string(claim->term) + "\n";
-    if (!claim.ok()) log(LogLevel::kWarn, "promotion refused: " + claim.status().message());
+    auto done = engine->Promote(force);
+    if (done.ok()) hand_over();  // answered once we serve
+    std::string result = !done.ok()   ? "refused " + done.status().message() + "\n"
+                         : exit_code  ? "refused this hub could not start as primary\n"
+                                      : "ok " + std::to_string(done->claim.term) + " " + done->lost + "\n";
+    if (!done.ok()) log(LogLevel::kWarn, "promotion refused: " + done.status().message());
     if (Status w = state->Put(kPromoteResult, result); !w.ok()) {
       log(LogLevel::kError, "cannot answer hubsync promote: " + w.ToString());
     }

@@ -399,9 +399,14 @@ int Promote(const Config& c, const Args& a) {
     if (result.ok()) {
       state->Remove("promote.result");
       std::string text = result->substr(0, result->find('\n'));
-      if (text.rfind("ok ", 0) == 0) {
+      if (text.rfind("ok ", 0) == 0) {  // "ok <term> <what a forced promotion lost>"
+        std::string rest = text.substr(3);
+        size_t space = rest.find(' ');
+        std::string term = rest.substr(0, space);
+        std::string lost = space == std::string::npos ? "" : rest.substr(space + 1);
         std::fprintf(stderr, "hubsync promote: %s is the primary of home %s in term %s\n",
-                     c.gateway_id.c_str(), c.home.c_str(), text.substr(3).c_str());
+                     c.gateway_id.c_str(), c.home.c_str(), term.c_str());
+        if (!lost.empty()) std::fprintf(stderr, "hubsync promote: forced: %s\n", lost.c_str());
         return 0;
       }
       std::fprintf(stderr, "hubsync promote: refused: %s\n",

@@ -212,6 +212,8 @@ TEST_F(FailoverTest, APromotionBehindThePrimaryIsRefusedAndForceSaysWhatIsLost) 
   EXPECT_NE(out.find("--force"), std::string::npos) << out;
   EXPECT_EQ(b1().proc->Log().find("now primary"), std::string::npos) << "still a backup";
   ASSERT_EQ(Promote(b1(), &out, /*force=*/true), 0) << out << b1().proc->Log();
+  EXPECT_NE(out.find("forced: this hub is behind hub-p"), std::string::npos) << out;
+  EXPECT_NE(out.find("the changes it lacked are lost"), std::string::npos) << out;
   ASSERT_TRUE(Logs(b1(), "forced although this hub is behind hub-p")) << b1().proc->Log();
   ASSERT_TRUE(Logs(b1(), "now primary (was backup)"));
   WriteFile(b1().data + "/scenes/forced.json", "yes");

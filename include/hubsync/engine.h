@@ -193,7 +193,11 @@ class Engine {
   // `hubsync promote` (SPEC 11): on a backup, makes this hub the primary of
   // a new term; the result says why not (Rejected: behind the
   // last primary and not forced). Only a backup can be promoted.
-  virtual Result<Claim> Promote(bool force) {
+  struct Promotion {
+    Claim claim;       // the new term, ours
+    std::string lost;  // forced while behind: what was given up ("" if nothing)
+  };
+  virtual Result<Promotion> Promote(bool force) {
     (void)force;
     return Status::InvalidArgument("this hub is not a backup");
   }
@@ -341,7 +345,7 @@ class BackupEngine : public Engine {
   // behind the root its primary last announced (unless `force`), then
   // stores the claim (highest term seen + 1, this hub) and hands over to
   // the primary role.
-  Result<Claim> Promote(bool force) override;
+  Result<Promotion> Promote(bool force) override;
   std::optional<Role> Handover() const override {
     return promoted_ ? std::optional<Role>(Role::kPrimary) : std::nullopt;
   }
