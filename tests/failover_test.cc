@@ -39,6 +39,15 @@ class FailoverTest : public HomeTest {
     ASSERT_EQ(Tool({"keyimport", "-c", peer.config, key}, &out), 0) << out;
     EXPECT_NE(out.find("with " + maker.id), std::string::npos) << out;
   }
+  // The home in sync, then the primary killed (-9).
+  void InSyncThenThePrimaryDies(bool both_standby = false) {
+    MakeFailoverHome(both_standby);
+    HubData(primary_.data);
+    StartAll();
+    ASSERT_TRUE(AllConverged());
+    primary_.proc->Kill(SIGKILL);
+    primary_.proc->Wait();
+  }
   Gateway& b1() { return backups_["hub-b1"]; }
   Gateway& b2() { return backups_["hub-b2"]; }
   bool SameTree(const Gateway& a, const Gateway& b, int timeout_ms = kConvergeMs) {
@@ -55,14 +64,7 @@ class FailoverTest : public HomeTest {
 };
 
 TEST_F(FailoverTest, APromotedBackupServesTheOtherAndTheReturningPrimaryIsFencedAndKeptAside) {
-  MakeFailoverHome();
-  HubData(primary_.data);
-  StartAll();
-  ASSERT_TRUE(AllConverged());
-
-  // The primary fails.
-  primary_.proc->Kill(SIGKILL);
-  primary_.proc->Wait();
+  InSyncThenThePrimaryDies();
   std::string out;
   ASSERT_EQ(Promote(b1(), &out), 0) << out << b1().proc->Log();
   EXPECT_NE(out.find("hub-b1 is the primary of home home-1 in term 2"), std::string::npos) << out;
@@ -157,12 +159,7 @@ TEST_F(FailoverTest, ABackupOnAHigherTermRefusesTheOldPrimaryWhichStopsServing) 
 // stops serving, keeps its tree (with what it changed meanwhile) aside and
 // follows. Status names the winner.
 TEST_F(FailoverTest, TwoPromotionsAtOnceEndWithOnePrimaryTheSmallerIdOnATie) {
-  MakeFailoverHome(/*both_standby=*/true);
-  HubData(primary_.data);
-  StartAll();
-  ASSERT_TRUE(AllConverged());
-  primary_.proc->Kill(SIGKILL);
-  primary_.proc->Wait();
+  InSyncThenThePrimaryDies(/*both_standby=*/true);
   broker_->Kill9();
   std::string out;
   ASSERT_EQ(Promote(b1(), &out), 0) << out << b1().proc->Log();
@@ -273,12 +270,7 @@ class LockedFailoverTest : public FailoverTest {
 };
 
 TEST_F(LockedFailoverTest, TheHubSoftwarePromotesABackupOverTheBrokerAndTheOldPrimaryFollows) {
-  MakeFailoverHome();
-  HubData(primary_.data);
-  StartAll();
-  ASSERT_TRUE(AllConverged());
-  primary_.proc->Kill(SIGKILL);
-  primary_.proc->Wait();
+  InSyncThenThePrimaryDies();
   AskToPromote("hub-viewer", "hub-b1", false);  // refused by the ACL: never arrives
   // A retained request left on the broker does not promote a hub that
   // (re)starts later.
