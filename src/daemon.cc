@@ -39,9 +39,11 @@ namespace {
 
 const char* RoleName(Role r) { return r == Role::kPrimary ? "primary" : "backup"; }
 
-// The state_dir records `hubsync promote` leaves for the running daemon
-// (then SIGUSR2) and the daemon's answer.
-constexpr char kPromoteRequest[] = "promote";
+// `hubsync promote` queues SIGUSR2 with one of these values (sigqueue), so
+// the request needs no file the daemon's user might not be able to read;
+// the daemon answers in the state_dir record kPromoteResult.
+constexpr int kPromoteSignalValue = 1;
+constexpr int kPromoteForcedSignalValue = 2;
 constexpr char kPromoteResult[] = "promote.result";
 
 }  // namespace
@@ -186,17 +188,14 @@ int RunDaemon(Role start_role, const Config& config) {
   log(LogLevel::kInfo, std::string("started as ") + RoleName(role) + " of home " + config.home +
                            " on " + config.broker.uri);
 
-  // `hubsync promote` left a request and sent SIGUSR2; without one, SIGUSR2
-  // is `hubsync pair` asking to rotate the key.
-  auto on_usr2 = [&] {
-    auto request = state->Get(kPromoteRequest);
-    if (!request.ok()) {
+  // SIGUSR2 queued with a promote value is `hubsync promote`; any other
+  // SIGUSR2 is `hubsync pair` asking to rotate the key.
+  auto on_usr2 = [&](int value) {
+    if (value != kPromoteSignalValue && value != kPromoteForcedSignalValue) {
       engine->RotateKey();
       return;
     }
-    state->Remove(kPromoteRequest);
-    bool force = request->find("force") != std::string::npos;
-    auto done = engine->Promote(force);
+    auto done = engine->Promote(value == kPromoteForcedSignalValue);
     if (done.ok()) hand_over();  // answered once we serve
     std::string result = !done.ok()   ? "refused " + done.status().message() + "\n"
                          : exit_code  ? "refused this hub could not start as primary\n"
@@ -215,15 +214,17 @@ int RunDaemon(Role start_role, const Config& config) {
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGUSR2);
     while (true) {
-      int sig = 0;
-      sigwait(&set, &sig);
+      siginfo_t info{};
+      int sig = sigwaitinfo(&set, &info);
+      if (sig < 0) continue;  // EINTR
       if (sig == SIGUSR1) {
         log(LogLevel::kInfo, "SIGUSR1: checking every backup now");
         loop.Post([&engine] { engine->CheckAll(); });
         continue;
       }
       if (sig == SIGUSR2) {
-        loop.Post(on_usr2);
+        int value = info.si_code == SI_QUEUE ? info.si_value.sival_int : 0;
+        loop.Post([&on_usr2, value] { on_usr2(value); });
         continue;
       }
       log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));

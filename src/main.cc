@@ -370,8 +370,8 @@ int Recover(const Config& c) {
 }
 
 // `hubsync promote` (SPEC 11): the running backup daemon, which holds
-// state_dir, is asked (a request record, then SIGUSR2) and answers in
-// another record once it serves as primary, or why not.
+// state_dir, is asked (SIGUSR2 queued with a value) and answers in a
+// record once it serves as primary, or why not.
 int Promote(const Config& c, const Args& a) {
   int64_t timeout_s = a.options.count("timeout") ? std::atoll(a.options.at("timeout").c_str()) : 60;
   if (timeout_s <= 0) return Usage("--timeout: a number of seconds");
@@ -383,12 +383,14 @@ int Promote(const Config& c, const Args& a) {
   }
   auto state = NewPosixStateStore(c.state_dir);
   Status s = state->Remove("promote.result");
-  if (s.ok()) s = state->Put("promote", a.flags.count("force") ? "force\n" : "\n");
   if (!s.ok()) {
     std::fprintf(stderr, "hubsync promote: %s\n", s.ToString().c_str());
     return 1;
   }
-  if (kill(pid, SIGUSR2) != 0) {
+  // The request is the signal's value (daemon.cc): 2 forced, 1 not.
+  union sigval value;
+  value.sival_int = a.flags.count("force") ? 2 : 1;
+  if (sigqueue(pid, SIGUSR2, value) != 0) {
     std::fprintf(stderr, "hubsync promote: cannot signal the daemon (pid %d): %s\n", pid,
                  std::strerror(errno));
     return 1;
@@ -415,7 +417,6 @@ int Promote(const Config& c, const Args& a) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  state->Remove("promote");
   std::fprintf(stderr, "hubsync promote: the daemon (pid %d) did not answer within %lld s\n", pid,
                static_cast<long long>(timeout_s));
   return 1;
