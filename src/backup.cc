@@ -407,8 +407,12 @@ SecureChannel* BackupEngine::ChannelFor(const std::string& primary) {
   if (!primary.empty() && primary != env_.config.gateway_id) {
     auto it = standby_.find(primary);
     if (it != standby_.end()) return it->second.get();
+    if (no_standby_.count(primary)) return EnsureChannel() ? channel_.get() : nullptr;
     std::string record = KeyStore::MadeBy(env_.config.gateway_id, primary);
     auto keys = keys_.Load(record);
+    if (!keys.ok() && keys.status().code() == Status::Code::kNotFound && no_standby_.size() < 64) {
+      no_standby_.insert(primary);  // not looked for again until a message fails to open
+    }
     if (!keys.ok() && keys.status().code() != Status::Code::kNotFound) {
       int64_t now = env_.clock->NowMs();
       if (now >= next_key_log_ms_) {
@@ -455,6 +459,7 @@ std::optional<Opened> BackupEngine::OpenFromPrimary(const Message& m, const std:
     } else {
       channel_.reset();
       standby_.erase(hdr->primary);
+      no_standby_.erase(hdr->primary);
       if ((ch = ChannelFor(hdr->primary))) opened = ch->Open(m.payload);
     }
   }

@@ -88,9 +88,15 @@ class EjabberdCluster {
   bool up() const { return up_; }
   int port(size_t node = 0) const { return nodes_[node].port; }
   // Creates an account (auth_method internal), as `ejabberdctl register`.
+  // A node whose port is open may still be starting the rest of ejabberd
+  // (CI saw a registration refused then): tried again for 30 s, an account
+  // an earlier try made counting as made.
   bool Register(const std::string& user, const std::string& host, const std::string& password) {
-    return Rpc("ok = rpc:call('" + nodes_[0].name + "', ejabberd_auth, try_register, [<<\"" +
-               user + "\">>, <<\"" + host + "\">>, <<\"" + password + "\">>])");
+    return WaitFor([&] {
+      return Rpc("ok = case rpc:call('" + nodes_[0].name + "', ejabberd_auth, try_register, [<<\"" +
+                 user + "\">>, <<\"" + host + "\">>, <<\"" + password +
+                 "\">>]) of ok -> ok; {error, exists} -> ok; Other -> Other end");
+    }, 30000);
   }
   std::string uri(size_t node = 0) const {
     return "tcp://127.0.0.1:" + std::to_string(nodes_[node].port);

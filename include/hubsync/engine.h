@@ -405,6 +405,8 @@ class BackupEngine : public Engine {
   std::optional<Digest> announced_root_;
   // Keys other hubs made for us (keys/<us>.from-<hub>), by that hub.
   std::map<std::string, std::unique_ptr<SecureChannel>> standby_;
+  // Primaries found to have made no key for us (bounded; see ChannelFor).
+  std::set<std::string> no_standby_;
   Outbox outbox_;
   BrokerLink link_, oob_link_;
   Manifest manifest_;
