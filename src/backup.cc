@@ -19,6 +19,11 @@ BackupEngine::BackupEngine(EngineEnv env)
       link_("the broker", env_.config, env_.clock, env_.log),
       oob_link_("the OOB broker", env_.config, env_.clock, env_.log) {
   scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.state);
+  // A standby (SPEC 11): it agrees keys with the hubs it would serve.
+  if (!env_.config.backups.empty() && env_.oob) {
+    desk_ = std::make_unique<PairingDesk>(env_.state, env_.config.home, env_.config.gateway_id,
+                                          true);
+  }
   applier_ = std::make_unique<Applier>(env_.fs, &filter_);
 }
 
@@ -45,132 +50,6 @@ Status BackupEngine::Start() {
     Log(LogLevel::kInfo, "no key: pairing with the primary over the out-of-band topic");
   }
   return Status::Ok();
-}
-
-Status BackupEngine::StartPairing() {
-  auto req = PairingRequest::Create(env_.config.home, env_.config.gateway_id);
-  if (!req.ok()) return req.status();
-  pairing_ = std::make_unique<PairingRequest>(std::move(req).value());
-  next_hello_ms_ = 0;
-  return Status::Ok();
-}
-
-void BackupEngine::RotateKey() {
-  if (!env_.oob) {
-    Log(LogLevel::kWarn, "asked to rotate the key, but oob.uri is not configured");
-    return;
-  }
-  Status s = StartPairing();
-  if (!s.ok()) {
-    Log(LogLevel::kError, "cannot start pairing: " + s.ToString());
-    return;
-  }
-  Log(LogLevel::kInfo, "rotating the key: pairing with the primary over the out-of-band topic");
-}
-
-void BackupEngine::OnOobConnection(const LinkEvent& e) {
-  oob_link_.Report(e);
-  oob_up_ = e.up();
-  if (!oob_up_) return;
-  env_.oob->Subscribe(topics_.Welcome(env_.config.gateway_id), 1);
-  next_hello_ms_ = 0;
-}
-
-void BackupEngine::SendHello() {
-  Message m;
-  m.topic = topics_.Hello(env_.config.gateway_id);
-  m.payload = EncodePairHello(pairing_->hello());
-  if (env_.oob->Publish(m).ok()) Log(LogLevel::kDebug, "pairing hello sent");
-}
-
-void BackupEngine::OnOobMessage(const Message& m) {
-  if (!pairing_ || m.topic != topics_.Welcome(env_.config.gateway_id)) return;
-  auto w = DecodePairWelcome(m.payload);
-  if (!w.ok()) {
-    Log(LogLevel::kWarn, "refused a pairing welcome: " + w.status().message());
-    Emit(RejectedEvent(env_.config.gateway_id, "welcome", w.status().message(),
-                       m.payload.size()));
-    return;
-  }
-  // The next epoch exactly: a welcome for an epoch in use would seal under
-  // its counters anew, and a far one would stay "newest" for ever.
-  uint32_t next_epoch = 1;
-  if (auto known = keys_.Load(env_.config.gateway_id); known.ok()) {
-    next_epoch = known->back().epoch + 1;
-  }
-  if (w->epoch != next_epoch) {
-    std::string why = "welcome for key epoch " + std::to_string(w->epoch) + ", expected " +
-                      std::to_string(next_epoch);
-    Log(LogLevel::kWarn, "refused a pairing welcome: " + why);
-    Emit(RejectedEvent(env_.config.gateway_id, "welcome", why, m.payload.size()));
-    return;
-  }
-  auto key = pairing_->Finish(*w);
-  if (!key.ok()) {
-    Log(LogLevel::kWarn, "ignored a welcome: " + key.status().message());
-    return;
-  }
-  for (const Candidate& c : candidates_) {
-    if (c.key.key == key->key) return;  // the same welcome again
-  }
-  // Anyone on this hub's OOB listener may answer a hello, so the derived
-  // key is only a candidate: it is confirmed over the LAN (sealed under it,
-  // the primary installs it only if it derived the same) and adopted only
-  // when a message the primary sealed under it arrives on our own request
-  // or delta topic, which only the primary's account may write.
-  auto ch = SecureChannel::CreateFrom({*key}, env_.state, env_.config.home,
-                                      env_.config.gateway_id, false);
-  if (!ch.ok()) {
-    Log(LogLevel::kError, "cannot use the derived key: " + ch.status().ToString());
-    return;
-  }
-  if (candidates_.size() >= kMaxCandidates) candidates_.erase(candidates_.begin());
-  (*ch)->set_max_plain(static_cast<size_t>(env_.config.max_message_bytes));
-  (*ch)->set_compress(env_.config.compress);
-  (*ch)->set_primary(w->primary);
-  (*ch)->set_term(claim_.term);
-  candidates_.push_back({*key, std::move(ch).value()});
-  Ack confirm;
-  confirm.kind = Ack::Kind::kConfirm;
-  SendAck(confirm, 0, candidates_.back().channel.get());
-  Log(LogLevel::kInfo, "derived key epoch " + std::to_string(key->epoch) + " with " + w->primary +
-                           "; confirmation sent, waiting for the primary's proof");
-  Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", key->epoch}},
-             {{"primary", w->primary}, {"result", "derived"}}});
-}
-
-std::optional<Opened> BackupEngine::OpenWithCandidate(const Message& m) {
-  auto hdr = DecodeEnvelopeHeader(m.payload);
-  if (!hdr.ok()) return std::nullopt;
-  for (Candidate& c : candidates_) {
-    if (c.key.epoch != hdr->epoch) continue;
-    auto opened = c.channel->Open(m.payload);
-    if (!opened.ok()) continue;
-    // The primary sealed this under the candidate: it holds the same key.
-    Status s = keys_.Put(env_.config.gateway_id, c.key);
-    if (!s.ok()) {
-      Log(LogLevel::kError, "cannot store the new key: " + s.ToString());
-      return std::nullopt;
-    }
-    uint32_t epoch = c.key.epoch;
-    // Pairing replaces a key the same primary made for us by keygen.
-    std::string made = KeyStore::MadeBy(env_.config.gateway_id, c.channel->primary());
-    if (keys_.Load(made).ok()) {
-      Status removed = keys_.Remove(made);
-      if (!removed.ok()) Log(LogLevel::kWarn, "cannot remove the key " + made + ": " + removed.ToString());
-    }
-    standby_.erase(c.channel->primary());
-    candidates_.clear();
-    pairing_.reset();
-    channel_.reset();
-    EnsureChannel();
-    Log(LogLevel::kInfo, "paired: key epoch " + std::to_string(epoch) +
-                             " adopted, the primary proved it holds it");
-    Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", epoch}}, {{"result", "adopted"}}});
-    PublishStatus();
-    return std::move(opened).value();
-  }
-  return std::nullopt;
 }
 
 Status BackupEngine::Rescan() {
@@ -231,6 +110,7 @@ bool BackupEngine::EnsureChannel() {
 
 void BackupEngine::OnConnection(const LinkEvent& e) {
   subscribed_ = false;
+  confirmations_heard_ = false;
   link_.Report(e);
   if (e.up()) Subscribe();
 }
@@ -265,6 +145,11 @@ void BackupEngine::OnMessage(const Message& m) {
   if (m.topic == topics_.ManifestReq(me)) return OnManifestRequest(m);
   if (m.topic == topics_.Delta(me)) return OnDelta(m);
   if (m.topic == topics_.Promote(me)) return OnPromoteRequest(m);
+  if (desk_) {
+    for (const std::string& b : env_.config.backups) {
+      if (m.topic == topics_.Ack(b)) return OnStandbyConfirm(b, m);
+    }
+  }
   if (m.topic == topics_.StatusAsk() && asks_.OnAsk(env_.clock->NowMs())) {
     last_status_.clear();  // publish even if unchanged
     PublishStatus();
@@ -274,7 +159,7 @@ void BackupEngine::OnMessage(const Message& m) {
 void BackupEngine::OnManifestRequest(const Message& m) {
   // Only what the primary sealed is acted on: a forged request (any account
   // can read our root in the retained status) must not move our state.
-  if (!EnsureChannel() && standby_.empty() && candidates_.empty() && !HasStandbyKey()) return;
+  if (!EnsureChannel() && standby_.empty() && !round_ && !HasStandbyKey()) return;
   auto opened = OpenFromPrimary(m, "manifest/req");
   if (!opened) return;
   if (opened->header.kind != MsgKind::kRequest) {
@@ -449,19 +334,29 @@ std::optional<Opened> BackupEngine::OpenFromPrimary(const Message& m, const std:
   SecureChannel* ch = ChannelFor(hdr->primary);
   Result<Opened> opened = Status::Rejected("unknown key epoch");
   if (ch) opened = ch->Open(m.payload);
+  if (!opened.ok() && round_) {
+    // Perhaps a key being paired, proven by the hub that made it.
+    auto adopted = round_->TryProof(m.payload, env_.clock->NowMs());
+    if (!adopted.ok()) {
+      Log(LogLevel::kError, "cannot store the new key: " + adopted.status().ToString());
+      return std::nullopt;
+    }
+    if (*adopted) {
+      OnAdopted(**adopted);
+      if ((*adopted)->standby) return std::nullopt;  // a key proof: nothing to act on
+      opened = std::move((*adopted)->opened);
+      ch = channel_.get();
+    }
+  }
   bool by_pairing_key = ch && ch == channel_.get();
   if (!opened.ok() && (opened.status().message() == "unknown key epoch" ||
                        (by_pairing_key && keys_.Load(KeyStore::MadeBy(env_.config.gateway_id,
                                                                        hdr->primary)).ok()))) {
-    // A key being paired, or one imported since the channel was built.
-    if (auto adopted = OpenWithCandidate(m)) {
-      opened = std::move(*adopted);
-    } else {
-      channel_.reset();
-      standby_.erase(hdr->primary);
-      no_standby_.erase(hdr->primary);
-      if ((ch = ChannelFor(hdr->primary))) opened = ch->Open(m.payload);
-    }
+    // A key imported since the channel was built.
+    channel_.reset();
+    standby_.erase(hdr->primary);
+    no_standby_.erase(hdr->primary);
+    if ((ch = ChannelFor(hdr->primary))) opened = ch->Open(m.payload);
   }
   if (!opened.ok() && opened.status().code() == Status::Code::kIoError) {
     // Authentic, but our own state_dir could not record its counter (disk
@@ -529,7 +424,7 @@ bool BackupEngine::FollowTerm(const Message& m, const std::string& source, const
 }
 
 void BackupEngine::OnDelta(const Message& m) {
-  if (!EnsureChannel() && standby_.empty() && candidates_.empty() && !HasStandbyKey()) return;
+  if (!EnsureChannel() && standby_.empty() && !round_ && !HasStandbyKey()) return;
   auto opened = OpenFromPrimary(m, "delta");
   if (!opened) return;
   if (opened->header.kind != MsgKind::kDelta) return Refuse(m, "delta", "not a delta");
@@ -709,10 +604,11 @@ void BackupEngine::PublishStatus() {
 int64_t BackupEngine::Tick(int64_t now) {
   if (resubscribe_at_ms_ >= 0 && now >= resubscribe_at_ms_) Subscribe();
   outbox_.Flush();
-  if (pairing_ && oob_up_ && now >= next_hello_ms_) {
+  if (round_ && round_->saying_hello() && oob_up_ && now >= next_hello_ms_) {
     SendHello();  // again until a welcome comes (the bridge may be down)
     next_hello_ms_ = now + 1000;
   }
+  if (round_ && round_->Done(now)) FinishRound();
   if (now >= next_status_ms_ || asks_.Due(now)) {
     last_status_.clear();  // refresh (lag grows while behind), or a deferred status/ask
     PublishStatus();
@@ -723,7 +619,11 @@ int64_t BackupEngine::Tick(int64_t now) {
   int64_t next = std::min(next_status_ms_, asks_.next());
   if (resubscribe_at_ms_ >= 0) next = std::min(next, resubscribe_at_ms_);
   if (outbox_.size() > 0) next = std::min(next, now + 5);
-  if (pairing_) next = std::min(next, oob_up_ ? next_hello_ms_ : now + 500);
+  if (round_) {
+    next = std::min(next, !round_->saying_hello() ? now + 250
+                          : oob_up_              ? next_hello_ms_
+                                                 : now + 500);
+  }
   return next;
 }
 

@@ -723,6 +723,7 @@ std::string EncodePairWelcome(const PairWelcome& w) {
   d.AddMember("pub", Value(w.pub.c_str(), a), a);
   d.AddMember("nonce", Value(w.nonce.c_str(), a), a);
   d.AddMember("epoch", w.epoch, a);
+  if (w.standby) d.AddMember("standby", true, a);
   return Write(d);
 }
 
@@ -732,8 +733,12 @@ Result<PairWelcome> DecodePairWelcome(const std::string& json) {
   if (!p.ok()) return p.status();
   PairWelcome w{Str(d, "backup"), Str(d, "primary"), Str(d, "pub"), Str(d, "nonce"),
                 static_cast<uint32_t>(UInt(d, "epoch"))};
+  if (auto it = d.FindMember("standby"); it != d.MemberEnd()) {
+    if (!it->value.IsBool()) return Status::Corruption("bad pairing welcome");
+    w.standby = it->value.GetBool();
+  }
   if (!IsValidId(w.backup) || !IsValidId(w.primary) || w.pub.size() != 64 ||
-      w.nonce.size() != 32 || w.epoch == 0) {
+      w.nonce.size() != 32 || w.epoch == 0 || (w.standby && w.primary == w.backup)) {
     return Status::Corruption("bad pairing welcome");
   }
   return w;

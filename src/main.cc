@@ -445,14 +445,47 @@ int Unpair(const Config& c, const Args& a) {
   return 0;
 }
 
+// Whether `hubsync pair` on this config pairs as a backup: it holds a key
+// as one, or follows another hub's term, or serves nobody. (A standby lists
+// `backups` too, but holds a key with its primary.)
+bool PairsAsBackup(const Config& c, StateStore* state) {
+  if (c.backups.empty()) return true;
+  std::string prefix = c.gateway_id + ".from-";
+  for (const std::string& name : state->List("keys")) {
+    if (name == c.gateway_id || name.compare(0, prefix.size(), prefix) == 0) return true;
+  }
+  auto claim = LoadClaim(*state);
+  return claim.ok() && !claim->empty() && claim->primary != c.gateway_id;
+}
+
+// "hub-p:2 hub-b1:1" (PairingRound::Summary) as a sentence.
+std::string DescribeAdopted(const std::string& summary) {
+  std::string out;
+  size_t at = 0;
+  while (at < summary.size()) {
+    size_t end = summary.find(' ', at);
+    if (end == std::string::npos) end = summary.size();
+    std::string item = summary.substr(at, end - at);
+    size_t colon = item.rfind(':');
+    if (colon != std::string::npos) {
+      out += (out.empty() ? "" : ", ") + std::string("key epoch ") + item.substr(colon + 1) +
+             " with " + item.substr(0, colon);
+    }
+    at = end + 1;
+  }
+  return out.empty() ? "no key" : out;
+}
+
 // On a primary: open the pairing window. On a backup: run the out-of-band
-// exchange now (a first key, or a new epoch), then confirm it over the LAN.
+// exchange now (a first key, or a new epoch) with every hub that answers
+// over the bridges (its primary, and each standby that would serve it), and
+// confirm each over the LAN.
 int Pair(const Config& c, const Args& a) {
-  if (a.options.count("window") || !c.backups.empty()) {
+  auto state = NewPosixStateStore(c.state_dir);
+  if (a.options.count("window") || !PairsAsBackup(c, state.get())) {
     int64_t seconds = a.options.count("window") ? std::atoll(a.options.at("window").c_str()) : 120;
     if (seconds <= 0 || seconds > 86400) return Usage("--window: 1 to 86400 seconds");
-    Status s = OpenPairingWindow(NewPosixStateStore(c.state_dir).get(), seconds,
-                                 RealClock()->NowMs(), RealClock()->BootId());
+    Status s = OpenPairingWindow(state.get(), seconds, RealClock()->NowMs(), RealClock()->BootId());
     if (!s.ok()) {
       std::fprintf(stderr, "hubsync pair: %s\n", s.ToString().c_str());
       return 1;
@@ -466,28 +499,27 @@ int Pair(const Config& c, const Args& a) {
     return 2;
   }
   int64_t timeout_s = a.options.count("timeout") ? std::atoll(a.options.at("timeout").c_str()) : 60;
-  auto state = NewPosixStateStore(c.state_dir);
-  KeyStore keys(state.get());
-  auto newest = [&]() -> uint32_t {
-    auto known = keys.Load(c.gateway_id);
-    return known.ok() ? known->back().epoch : 0;
-  };
-  const uint32_t before = newest();
+  if (timeout_s <= 0) return Usage("--timeout: a number of seconds");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   // Only the process holding state_dir seals with its keys: a running
-  // backup daemon is asked (SIGUSR2) to pair, and we wait for its new key.
+  // backup daemon is asked (SIGUSR2) to pair, and we wait for its round's
+  // result.
   if (int pid = StateDirLock::Holder(c.state_dir); pid != 0) {
-    if (pid < 0 || kill(pid, SIGUSR2) != 0) {
+    Status cleared = state->Remove(kPairResult);
+    if (pid < 0 || !cleared.ok() || kill(pid, SIGUSR2) != 0) {
       std::fprintf(stderr, "hubsync pair: state_dir %s is in use by another process; stop it "
                            "and run hubsync pair again\n", c.state_dir.c_str());
       return 1;
     }
     std::fprintf(stderr, "hubsync pair: asked the running backup daemon (pid %d) to pair\n", pid);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
     while (std::chrono::steady_clock::now() < deadline) {
-      if (newest() > before) {
-        std::fprintf(stderr, "hubsync pair: key epoch %u agreed; the daemon sent the "
-                             "confirmation\n", newest());
-        return 0;
+      if (auto result = state->Get(kPairResult); result.ok()) {
+        state->Remove(kPairResult);
+        std::string text = result->substr(0, result->find('\n'));
+        std::string summary = text.rfind("ok ", 0) == 0 ? text.substr(3) : "";
+        std::fprintf(stderr, "hubsync pair: %s agreed and confirmed by the daemon\n",
+                     DescribeAdopted(summary).c_str());
+        return summary.empty() ? 1 : 0;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -501,15 +533,21 @@ int Pair(const Config& c, const Args& a) {
     std::fprintf(stderr, "hubsync pair: %s\n", lock.status().message().c_str());
     return 1;
   }
-  auto req = PairingRequest::Create(c.home, c.gateway_id);
-  if (!req.ok()) return 1;
+  auto round = PairingRound::Create(state.get(), c.home, c.gateway_id);
+  if (!round.ok()) {
+    std::fprintf(stderr, "hubsync pair: %s\n", round.status().ToString().c_str());
+    return 1;
+  }
+  round->set_limits(static_cast<size_t>(c.max_message_bytes), c.compress);
+  auto claim = LoadClaim(*state);
+  uint64_t term = claim.ok() ? claim->term : 0;
   Topics topics(c);
   auto oob = NewMqttTransport(OobMqttOptions(c, "hubsync-pair-" + std::to_string(getpid())));
   auto lan = NewMqttTransport(LanMqttOptions(c, "hubsync-pair-lan-" + std::to_string(getpid())));
   std::mutex mu;
   std::condition_variable cv;
-  std::vector<std::string> welcomes, from_primary;  // guarded by mu
-  bool up = false, lan_up = false;                  // guarded by mu
+  std::vector<std::string> welcomes, proofs;  // guarded by mu
+  bool up = false, lan_up = false;            // guarded by mu
   oob->SetHandlers(
       [&](Message m) {
         std::lock_guard<std::mutex> l(mu);
@@ -526,7 +564,7 @@ int Pair(const Config& c, const Args& a) {
   lan->SetHandlers(
       [&](Message m) {
         std::lock_guard<std::mutex> l(mu);
-        from_primary.push_back(std::move(m.payload));
+        proofs.push_back(std::move(m.payload));
         cv.notify_all();
       },
       [&](const LinkEvent& e) {
@@ -540,65 +578,50 @@ int Pair(const Config& c, const Args& a) {
         cv.notify_all();
       });
   if (!oob->Connect().ok() || !lan->Connect().ok()) return 1;
-  // Anyone on the OOB listener may answer a hello: each derived key is a
-  // candidate, confirmed over the LAN, and adopted only once a message the
-  // primary sealed under it arrives on our request or delta topic (which
-  // only the primary's account may write).
-  struct Candidate {
-    KeyEntry key;
-    std::unique_ptr<SecureChannel> channel;
-  };
-  std::vector<Candidate> candidates;
-  std::optional<KeyEntry> adopted;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  // Each welcome's key is a candidate, confirmed over the LAN, and adopted
+  // once its maker proves it on our request or delta topic (PairingRound).
+  auto now_ms = [] { return RealClock()->NowMs(); };
   auto next_hello = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> l(mu);
-  while (std::chrono::steady_clock::now() < deadline && !adopted) {
-    if (up && std::chrono::steady_clock::now() >= next_hello) {
+  while (std::chrono::steady_clock::now() < deadline && !round->Done(now_ms())) {
+    if (up && round->saying_hello() && std::chrono::steady_clock::now() >= next_hello) {
       Message hello;
       hello.topic = topics.Hello(c.gateway_id);
-      hello.payload = EncodePairHello(req->hello());
+      hello.payload = EncodePairHello(round->hello());
       oob->Publish(hello);
       next_hello = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     }
-    cv.wait_until(l, std::min(next_hello, deadline),
-                  [&] { return !welcomes.empty() || !from_primary.empty(); });
+    auto wake = round->saying_hello() ? next_hello
+                                      : std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+    cv.wait_until(l, std::min(wake, deadline), [&] { return !welcomes.empty() || !proofs.empty(); });
     std::vector<std::string> ws, ps;
     ws.swap(welcomes);
-    ps.swap(from_primary);
+    ps.swap(proofs);
     bool lan_ready = lan_up;
     l.unlock();
     for (const std::string& text : ws) {
       auto w = DecodePairWelcome(text);
-      if (!w.ok()) continue;
-      if (w->epoch != before + 1) {  // an epoch in use, or one that would stay newest
-        std::fprintf(stderr, "hubsync pair: refused a welcome for key epoch %u (expected %u)\n",
-                     w->epoch, before + 1);
+      if (!w.ok() || w->backup != c.gateway_id || !lan_ready) continue;
+      auto confirmation = round->OnWelcome(*w, term, now_ms());
+      if (!confirmation.ok()) {
+        std::fprintf(stderr, "hubsync pair: refused a welcome: %s\n",
+                     confirmation.status().message().c_str());
         continue;
       }
-      auto key = req->Finish(*w);
-      if (!key.ok()) continue;
-      bool known = false;
-      for (const Candidate& k : candidates) known |= k.key.key == key->key;
-      if (known || candidates.size() >= 4 || !lan_ready) continue;
-      auto ch = SecureChannel::CreateFrom({*key}, state.get(), c.home, c.gateway_id, false);
-      if (!ch.ok()) continue;
-      (*ch)->set_primary(w->primary);
-      Ack confirm;
-      confirm.kind = Ack::Kind::kConfirm;
-      auto sealed = (*ch)->Seal(MsgKind::kAck, 0, 0, true, EncodeAck(confirm));
-      if (!sealed.ok()) continue;
+      if (!*confirmation) continue;
       Message m;
       m.topic = topics.Ack(c.gateway_id);
-      m.payload = *sealed;
+      m.payload = (*confirmation)->sealed;
       lan->Publish(m);
-      candidates.push_back({*key, std::move(ch).value()});
-      std::fprintf(stderr, "hubsync pair: derived key epoch %u with %s; confirmation sent\n",
-                   key->epoch, w->primary.c_str());
+      std::fprintf(stderr, "hubsync pair: derived key epoch %u with %s%s; confirmation sent\n",
+                   (*confirmation)->epoch, (*confirmation)->maker.c_str(),
+                   (*confirmation)->standby ? " (a standby)" : "");
     }
     for (const std::string& msg : ps) {
-      for (Candidate& k : candidates) {
-        if (!adopted && k.channel->Open(msg).ok()) adopted = k.key;
+      auto adopted = round->TryProof(msg, now_ms());
+      if (!adopted.ok()) {
+        std::fprintf(stderr, "hubsync pair: %s\n", adopted.status().ToString().c_str());
+        return 1;
       }
     }
     l.lock();
@@ -606,19 +629,14 @@ int Pair(const Config& c, const Args& a) {
   l.unlock();
   oob->Disconnect(nullptr);
   lan->Disconnect(nullptr);
-  if (!adopted) {
-    std::fprintf(stderr, "hubsync pair: no key %s within %lld s (is the bridge up and the primary "
-                         "listening?)\n",
-                 candidates.empty() ? "agreed" : "confirmed by the primary",
+  if (round->adopted().empty()) {
+    std::fprintf(stderr, "hubsync pair: no key agreed and confirmed within %lld s (is the bridge "
+                         "up and the primary listening?)\n",
                  static_cast<long long>(timeout_s));
     return 1;
   }
-  Status s = keys.Put(c.gateway_id, *adopted);
-  if (!s.ok()) {
-    std::fprintf(stderr, "hubsync pair: %s\n", s.ToString().c_str());
-    return 1;
-  }
-  std::fprintf(stderr, "hubsync pair: key epoch %u agreed and confirmed\n", adopted->epoch);
+  std::fprintf(stderr, "hubsync pair: %s agreed and confirmed\n",
+               DescribeAdopted(round->Summary()).c_str());
   return 0;
 }
 

@@ -19,7 +19,8 @@ PrimaryEngine::PrimaryEngine(EngineEnv env)
       outbox_(env_.transport),
       link_("the broker", env_.config, env_.clock, env_.log),
       oob_link_("the OOB broker", env_.config, env_.clock, env_.log),
-      policies_(env_.config.policy, env_.clock->NowMs()) {
+      policies_(env_.config.policy, env_.clock->NowMs()),
+      desk_(env_.state, env_.config.home, env_.config.gateway_id, false) {
   scanner_ = std::make_unique<Scanner>(env_.fs, &filter_, env_.state);
   for (const auto& b : env_.config.backups) AddPeer(b);
 }

@@ -126,6 +126,14 @@ void SubscribeStatusAsk(Transport* t, const Topics& topics, const LogFn& log);
 Status SubscribeAll(Transport* t, const std::vector<std::string>& filters);
 constexpr int64_t kResubscribeMs = 1000;
 
+// The state_dir record where a backup daemon leaves the result of a pairing
+// round ("ok <maker>:<epoch> ...") for `hubsync pair`, which asked for it.
+constexpr char kPairResult[] = "pair.result";
+
+// A pairing hello from the OOB topic, checked against the topic it came on
+// (src/primary_pairing.cc; a standby answers hellos too).
+Result<PairHello> DecodeHelloOn(const Topics& topics, const Message& m);
+
 // What both engines keep about their link to the broker.
 //
 // Report logs every failure and loss with its reason: a new cause at once,
@@ -217,8 +225,6 @@ class PrimaryEngine : public Engine {
   static constexpr int64_t kMaxBackoffMs = 10000;
   // A request nothing has answered is repeated after 1 s, then 2, 4, ...
   static constexpr int64_t kRequestRepeatMs = 1000;
-  static constexpr size_t kMaxPendingPairings = 16;  // backups with offers outstanding
-  static constexpr size_t kMaxOffersPerBackup = 4;
   // Discovery is republished on Home Assistant's birth at most this often.
   static constexpr int64_t kDiscoveryGapMs = 5000;
 
@@ -312,14 +318,7 @@ class PrimaryEngine : public Engine {
     std::set<std::string> changed;
     bool everywhere = false;
   } scan_fault_;
-  struct PendingKey {
-    KeyEntry entry;
-    int64_t expires_ms;
-    std::string hello_pub, hello_nonce;  // the hello this offer answers
-    std::string welcome;                 // the offer as sent
-  };
-  // Offers not yet confirmed, per backup (several: a stray hello adds one).
-  std::map<std::string, std::vector<PendingKey>> pending_keys_;
+  PairingDesk desk_;  // offers made to backups that said hello
 };
 
 // ---------------------------------------------------------------------------
@@ -379,11 +378,19 @@ class BackupEngine : public Engine {
   // The channel with the primary we follow.
   SecureChannel* Following();
   bool HasStandbyKey() const;
-  // Opens a message under a candidate key; on success adopts that key.
-  std::optional<Opened> OpenWithCandidate(const Message& m);
   bool EnsureChannel();
+  // Pairing as the backup (src/backup_pairing.cc): a round of hellos, the
+  // welcomes it gets, the keys adopted, and its end (pair.result).
   Status StartPairing();
   void SendHello();
+  void OnWelcome(const Message& m);
+  void OnAdopted(const PairingRound::Adoption& a);
+  void FinishRound();
+  // Pairing as a standby: hellos from the hubs we would serve, and their
+  // confirmations on their ack topics (heard once an offer is made).
+  void OnStandbyHello(const Message& m);
+  void OnStandbyConfirm(const std::string& backup, const Message& m);
+  bool HearConfirmations();
   Status Rescan();
   // After manifest_ changed: its root and the status's counts.
   void Recount();
@@ -439,14 +446,9 @@ class BackupEngine : public Engine {
   StatusAsks asks_;
   std::string last_status_;
   uint64_t rejected_ = 0;
-  std::unique_ptr<PairingRequest> pairing_;  // while pairing (no key yet, or a rotation)
-  // Keys derived from welcomes, not yet proven to be the primary's.
-  static constexpr size_t kMaxCandidates = 4;
-  struct Candidate {
-    KeyEntry key;
-    std::unique_ptr<SecureChannel> channel;  // over this key alone
-  };
-  std::vector<Candidate> candidates_;
+  std::unique_ptr<PairingRound> round_;  // while pairing (no key yet, or a rotation)
+  std::unique_ptr<PairingDesk> desk_;    // a standby's offers (config lists backups)
+  bool confirmations_heard_ = false;     // subscribed to those backups' ack topics
   bool oob_up_ = false;
   int64_t next_hello_ms_ = 0;
 };

@@ -80,10 +80,13 @@ Result<PairHello> DecodePairHello(const std::string& json);
 
 struct PairWelcome {
   std::string backup;
-  std::string primary;
+  std::string primary;  // the hub answering: the primary, or a standby
   std::string pub;
   std::string nonce;
   uint32_t epoch = 0;
+  // Answered by a standby (SPEC 11): a hub that would serve `backup` if
+  // promoted; the key is then `backup`'s record made by `primary`.
+  bool standby = false;
 };
 std::string EncodePairWelcome(const PairWelcome& w);
 Result<PairWelcome> DecodePairWelcome(const std::string& json);
