@@ -123,7 +123,17 @@ for b in hub-kitchen hub-bedroom; do
   "$H" bridge -c "$work/bridge-p-$b.json" 2>"$work/bridge-p-$b.log" & pids+=($!)
   "$H" bridge -c "$work/bridge-$b.json" 2>"$work/bridge-$b.log" & pids+=($!)
 done
-echo "== BLE bridges up for hub-kitchen and hub-bedroom; no key exists anywhere yet"
+# hub-kitchen, the standby, has its own BLE link with hub-bedroom: their
+# standby key is agreed like any key (SPEC 11).
+link="unix:$work/ble-kitchen-hub-bedroom.sock"
+mkdir -p "$work/bridge-k-hub-bedroom/data" "$work/bridge-hub-bedroom-k/data"
+bridge_config hub-kitchen "${oob_port[hub-kitchen]}" bridge-k-hub-bedroom \
+  "{\"link\":\"$link\",\"listen\":true,\"backup\":\"hub-bedroom\"}" > "$work/bridge-k-hub-bedroom.json"
+bridge_config hub-bedroom "${oob_port[hub-bedroom]}" bridge-hub-bedroom-k \
+  "{\"link\":\"$link\",\"listen\":false}" > "$work/bridge-hub-bedroom-k.json"
+"$H" bridge -c "$work/bridge-k-hub-bedroom.json" 2>"$work/bridge-k-hub-bedroom.log" & pids+=($!)
+"$H" bridge -c "$work/bridge-hub-bedroom-k.json" 2>"$work/bridge-hub-bedroom-k.log" & pids+=($!)
+echo "== BLE bridges up: living room-kitchen, living room-bedroom, kitchen-bedroom; no key exists anywhere yet"
 
 # What an account on the broker sees: the primary's read rights (answers,
 # acks, status) with sizes only; a read-only account for status and events in full.
@@ -227,12 +237,16 @@ echo
 echo "== status and events, as the read-only account sees them (no file names, no content, no keys)"
 tail -n 8 "$work/json.log" | cut -c1-220 | sed 's/^/   /'
 echo
-echo "== failover: hub-kitchen may take over. It makes a standby key for each hub it would serve"
-echo "   (hubsync keygen), installed there with hubsync keyimport: provisioning, never over the LAN"
-for peer in hub-bedroom hub-living-room; do
-  "$H" keygen -c "$work/hub-kitchen.json" --backup "$peer" --out "$work/kitchen-for-$peer.key" 2>&1 | sed 's/^/   /'
-  "$H" keyimport -c "$work/$peer.json" "$work/kitchen-for-$peer.key" 2>&1 | sed 's/^/   /'
-done
+echo "== failover: hub-kitchen may take over, so it holds a standby key with each hub it would serve."
+echo "   hub-bedroom agrees one over its bridge with hub-kitchen: hubsync pair answers from both hubs"
+echo "   \$ hubsync pair -c hub-bedroom.json"
+"$H" pair -c "$work/hub-bedroom.json" 2>&1 | sed 's/^/   /'
+cmp -s "$work/hub-kitchen/state/keys/hub-bedroom.key" "$work/hub-bedroom/state/keys/hub-bedroom.from-hub-kitchen.key" \
+  && echo "   hub-kitchen and hub-bedroom derived the same standby key; it never crossed the LAN"
+echo "   the living room's hub (the primary, which says no hello) gets one by provisioning:"
+echo "   hubsync keygen on hub-kitchen, hubsync keyimport on the living room's hub"
+"$H" keygen -c "$work/hub-kitchen.json" --backup hub-living-room --out "$work/kitchen-for-living-room.key" 2>&1 | sed 's/^/   /'
+"$H" keyimport -c "$work/hub-living-room.json" "$work/kitchen-for-living-room.key" 2>&1 | sed 's/^/   /'
 echo "== the living room's hub fails (kill -9); hub-kitchen is promoted"
 kill -9 "$primary_pid"
 wait "$primary_pid" 2>/dev/null || true

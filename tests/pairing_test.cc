@@ -43,14 +43,18 @@ class PairingTest : public ::testing::Test {
   }
   int Tool(const std::vector<std::string>& args) { return Run(args, "tool.log")->Wait(); }
   // Bridges for backup `b` between the two OOB brokers.
-  void Bridges(const std::string& b) {
-    std::string link = "unix:" + tmp_.Sub("ble-" + b + ".sock");
-    std::string pb = Config("bridge-p-" + b, primary_oob_->uri(),
+  void Bridges(const std::string& b) { Bridges(b, "p", *primary_oob_, *backup_oob_); }
+  // Bridges carrying backup `b`'s pairing between the hub `from` (whose OOB
+  // broker is `near`) and b's hub (`far`).
+  void Bridges(const std::string& b, const std::string& from, Broker& near, Broker& far) {
+    std::string name = from + "-" + b;
+    std::string link = "unix:" + tmp_.Sub("ble-" + name + ".sock");
+    std::string pb = Config("bridge-" + name, near.uri(),
                             R"(,"bridge":{"link":")" + link + R"(","listen":true,"backup":")" + b + "\"}");
-    std::string bb = Config("bridge-" + b, backup_oob_->uri(),
+    std::string bb = Config("bridge-" + b + "-" + from, far.uri(),
                             R"(,"bridge":{"link":")" + link + R"(","listen":false,"backup":")" + b + "\"}");
-    procs_.push_back(Run({"bridge", "-c", pb}, "bridge-p-" + b + ".log"));
-    procs_.push_back(Run({"bridge", "-c", bb}, "bridge-" + b + ".log"));
+    procs_.push_back(Run({"bridge", "-c", pb}, "bridge-" + name + ".log"));
+    procs_.push_back(Run({"bridge", "-c", bb}, "bridge-" + b + "-" + from + ".log"));
   }
   std::string Data(const std::string& id) { return tmp_.Sub(id + "/data"); }
   bool Same(const std::string& b, int ms = 30000) {
@@ -139,6 +143,52 @@ TEST_F(PairingTest, AnUnlistedBackupIsRefusedUntilAWindowOpens) {
   // The pairing button: the backup's next hello is accepted.
   ASSERT_EQ(Tool({"pair", "-c", pc, "--window", "60"}), 0);
   ASSERT_TRUE(Same("hub-new")) << Logs("hub-new");
+}
+
+// SPEC 11: a standby (a backup that lists the hubs it would serve) agrees
+// its keys with them through the bridges like a primary does, and serves
+// them with those keys once promoted.
+TEST_F(PairingTest, AStandbyAgreesKeysThroughTheBridgesAndServesWithThemWhenPromoted) {
+  Broker standby_oob(tmp_.Sub("oob-s"));
+  ASSERT_TRUE(standby_oob.up());
+  std::string pc = Config("hub-p", primary_oob_->uri(), R"(,"backups":["hub-b1","hub-b2"])");
+  std::string sc = Config("hub-b1", standby_oob.uri(), R"(,"backups":["hub-b2"])");
+  std::string bc = Config("hub-b2", backup_oob_->uri(), "");
+  WriteFile(Data("hub-p") + "/devices/lamp.json", "{}");
+  Bridges("hub-b1", "p", *primary_oob_, standby_oob);
+  Bridges("hub-b2", "p", *primary_oob_, *backup_oob_);
+  Bridges("hub-b2", "s", standby_oob, *backup_oob_);
+  procs_.push_back(Run({"primary", "-c", pc}, "primary.log"));
+  procs_.push_back(Run({"backup", "-c", sc}, "hub-b1.log"));
+  ASSERT_TRUE(Same("hub-b1")) << Logs("hub-b1");
+  procs_.push_back(Run({"backup", "-c", bc}, "hub-b2.log"));
+  ASSERT_TRUE(Same("hub-b2")) << Logs("hub-b2");
+  // `hubsync pair` on hub-b2: one round, answered by its primary and by the
+  // standby, each key proven by the hub that made it.
+  std::string pair_log = tmp_.Sub("pair.log");
+  ASSERT_EQ(Run({"pair", "-c", bc, "--timeout", "30"}, "pair.log")->Wait(), 0)
+      << testing::ReadFile(pair_log) << Logs("hub-b2") << "--- hub-b1\n"
+      << testing::ReadFile(tmp_.Sub("hub-b1.log"));
+  EXPECT_NE(testing::ReadFile(pair_log).find("with hub-b1"), std::string::npos)
+      << testing::ReadFile(pair_log);
+  auto made = testing::KeysIn(tmp_.Sub("hub-b1/state"), "hub-b2");
+  auto held = testing::KeysIn(tmp_.Sub("hub-b2/state"), "hub-b2.from-hub-b1");
+  ASSERT_TRUE(made.ok() && held.ok()) << Logs("hub-b2");
+  EXPECT_EQ(made->back().key, held->back().key);
+  // The primary's key moved on too (the round rotated it), and differs.
+  auto with_p = testing::KeysIn(tmp_.Sub("hub-b2/state"), "hub-b2");
+  ASSERT_TRUE(with_p.ok());
+  EXPECT_EQ(with_p->back().epoch, 2u);
+  EXPECT_NE(with_p->back().key, held->back().key);
+  // No key file was copied: the primary fails, the standby takes over and
+  // reaches hub-b2 with the key they agreed.
+  procs_[6]->Kill(SIGKILL);  // the primary
+  std::string promote_log = tmp_.Sub("promote.log");
+  ASSERT_EQ(Run({"promote", "-c", sc, "--timeout", "30"}, "promote.log")->Wait(), 0)
+      << testing::ReadFile(promote_log) << testing::ReadFile(tmp_.Sub("hub-b1.log"));
+  WriteFile(Data("hub-b1") + "/scenes/evening.json", "{\"lights\":\"dim\"}");
+  ASSERT_TRUE(WaitFor([&] { return Snapshot(Data("hub-b1")) == Snapshot(Data("hub-b2")); }, 30000))
+      << Logs("hub-b2") << "--- hub-b1\n" << testing::ReadFile(tmp_.Sub("hub-b1.log"));
 }
 
 }  // namespace

@@ -175,6 +175,9 @@ int main(int argc, char** argv) {
   Put("json", "welcome", std::string(1, '\3') +
                              EncodePairWelcome({"hub-b1", "hub-p", std::string(64, 'a'),
                                                 std::string(32, 'b'), 2}));
+  Put("json", "welcome-standby",
+      std::string(1, '\3') + EncodePairWelcome({"hub-b2", "hub-b1", std::string(64, 'a'),
+                                                 std::string(32, 'b'), 1, true}));
   Put("json", "event", std::string(1, '\4') +
                            EncodeEvent(Event{"sync", "hub-p", {{"bytes", 5}}, {{"backup", "b"}}}));
   Put("json", "policy", std::string(1, '\5') +
