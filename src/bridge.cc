@@ -10,6 +10,7 @@
 
 #include "hubsync/bridge_protocol.h"
 #include "hubsync/clock.h"
+#include "hubsync/crypto.h"
 #include "hubsync/daemon.h"
 #include "hubsync/engine.h"
 #include "hubsync/link.h"
@@ -214,10 +215,14 @@ int RunBridge(const Config& config) {
     sigwait(&set, &sig);
     stop = true;
   });
-  // One bridge per link: two bridges of one hub must not share a client id.
+  // One bridge per link: two bridges of one hub (a backup's to its primary
+  // and to a standby, which carry the same backup's topics) must not share
+  // a client id, or each would take the other's session. The link names it.
+  Digest link = Sha256Of(config.bridge.link);
   MqttOptions mo = OobMqttOptions(config, "hubsync-bridge-" + config.home + "-" +
                                               config.gateway_id +
-                                              (config.bridge.backup.empty() ? "" : "-" + config.bridge.backup));
+                                              (config.bridge.backup.empty() ? "" : "-" + config.bridge.backup) +
+                                              "-" + ToHex(link.data(), 4));
   std::unique_ptr<Transport> local = NewMqttTransport(mo);
   int rc = RunBridgeOn(config, *local, stop, log);
   if (!stop) kill(getpid(), SIGTERM);  // release the signal thread on a fatal error

@@ -40,7 +40,7 @@ constexpr char kUsage[] =
     "  hubsync primary   -c CONFIG [--set key.path=value]...   run the primary daemon\n"
     "  hubsync backup    -c CONFIG [--set ...]                 run a backup daemon\n"
     "  hubsync bridge    -c CONFIG                             run the BLE bridge (OOB topic)\n"
-    "  hubsync pair      -c CONFIG [--window S] [--timeout S]  backup: pair or rotate its key now\n"
+    "  hubsync pair      -c CONFIG [--window S] [--timeout S]  backup: pair or rotate its keys now (primary, standbys)\n"
     "                                                          primary: open a pairing window (120 s)\n"
     "  hubsync unpair    -c CONFIG ID                          (primary) revoke a backup's key\n"
     "  hubsync status    -c CONFIG [--json] [--watch] [--timeout MS]\n"

@@ -95,7 +95,9 @@ Result<PairingDesk::Welcome> PairingDesk::OnHello(const PairHello& h, int64_t no
   }
   std::vector<Offer>& offers = offers_[b];
   for (const Offer& o : offers) {
-    if (o.hello_pub == h.pub && o.hello_nonce == h.nonce) return Welcome{o.welcome, o.entry.epoch, true};
+    if (o.hello_pub == h.pub && o.hello_nonce == h.nonce) {
+      return Welcome{o.confirmed ? "" : o.welcome, o.entry.epoch, true};
+    }
   }
   uint32_t epoch = 1;
   if (auto known = keys_.Load(b); known.ok()) epoch = known->back().epoch + 1;
@@ -107,7 +109,7 @@ Result<PairingDesk::Welcome> PairingDesk::OnHello(const PairHello& h, int64_t no
   offer->welcome.standby = standby_;
   std::string payload = EncodePairWelcome(offer->welcome);
   if (offers.size() >= kMaxOffersPerBackup) offers.erase(offers.begin());
-  offers.push_back({offer->entry, now_ms + kOfferMs, h.pub, h.nonce, payload});
+  offers.push_back({offer->entry, now_ms + kOfferMs, h.pub, h.nonce, payload, false});
   return Welcome{payload, epoch, false};
 }
 
@@ -115,7 +117,7 @@ bool PairingDesk::Pending(const std::string& backup, int64_t now_ms) const {
   auto it = offers_.find(backup);
   return it != offers_.end() &&
          std::any_of(it->second.begin(), it->second.end(),
-                     [&](const Offer& o) { return now_ms <= o.expires_ms; });
+                     [&](const Offer& o) { return !o.confirmed && now_ms <= o.expires_ms; });
 }
 
 Result<uint32_t> PairingDesk::OnConfirm(const std::string& b, std::string_view msg,
@@ -126,11 +128,11 @@ Result<uint32_t> PairingDesk::OnConfirm(const std::string& b, std::string_view m
   // A confirmation for another hub that answered the same hello (the
   // primary and a standby both do) is not ours to judge.
   if (!hdr.ok() || hdr->primary != self_) return Status::NotFound("not ours");
-  const Offer* confirmed = nullptr;
+  Offer* confirmed = nullptr;
   Result<EnvelopeHeader> opened = Status::Rejected("no offer for that epoch");
   bool any_for_epoch = false;
-  for (const Offer& o : it->second) {
-    if (o.entry.epoch != hdr->epoch || now_ms > o.expires_ms) continue;
+  for (Offer& o : it->second) {
+    if (o.confirmed || o.entry.epoch != hdr->epoch || now_ms > o.expires_ms) continue;
     any_for_epoch = true;
     opened = OpenConfirm(o.entry, home_, b, msg);
     if (opened.ok()) {
@@ -146,8 +148,13 @@ Result<uint32_t> PairingDesk::OnConfirm(const std::string& b, std::string_view m
   HUBSYNC_RETURN_IF_ERROR(rx->Accept(opened->counter));
   HUBSYNC_RETURN_IF_ERROR(rx->Sync());
   HUBSYNC_RETURN_IF_ERROR(keys_.Put(b, confirmed->entry));
+  // The other offers for it are void (a stray hello's); this one is kept,
+  // until it expires, only to recognise its hello.
   uint32_t epoch = confirmed->entry.epoch;
-  offers_.erase(it);
+  Offer done = *confirmed;
+  done.confirmed = true;
+  done.welcome.clear();
+  it->second.assign(1, std::move(done));
   return epoch;
 }
 
@@ -159,6 +166,8 @@ Result<PairingRound> PairingRound::Create(StateStore* state, const std::string& 
   if (!req.ok()) return req.status();
   return PairingRound(state, home, self, std::move(req).value());
 }
+
+bool PairingRound::saying_hello() const { return adopted_.empty() || need_primary_; }
 
 bool PairingRound::AdoptedFrom(const std::string& maker) const {
   return std::any_of(adopted_.begin(), adopted_.end(),
@@ -225,6 +234,7 @@ Result<std::optional<PairingRound::Adoption>> PairingRound::TryProof(std::string
     Adoption a{c->maker, c->standby, c->record, c->key, std::move(opened).value()};
     adopted_.emplace_back(c->maker, c->key.epoch);
     last_adoption_ms_ = now_ms;
+    if (!c->standby) need_primary_ = false;
     std::string maker = c->maker;
     candidates_.erase(std::remove_if(candidates_.begin(), candidates_.end(),
                                      [&](const Candidate& k) { return k.maker == maker; }),
@@ -235,7 +245,7 @@ Result<std::optional<PairingRound::Adoption>> PairingRound::TryProof(std::string
 }
 
 bool PairingRound::Done(int64_t now_ms) const {
-  if (adopted_.empty()) return false;
+  if (saying_hello()) return false;
   bool waiting = std::any_of(candidates_.begin(), candidates_.end(),
                              [&](const Candidate& c) { return now_ms <= c.expires_ms; });
   return !waiting && now_ms >= last_adoption_ms_ + kLingerMs;

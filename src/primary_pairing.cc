@@ -63,7 +63,7 @@ void PrimaryEngine::OnOobMessage(const Message& m) {
   Message w;
   w.topic = topics_.Welcome(b);
   w.payload = welcome->payload;
-  env_.oob->Publish(w);
+  if (!w.payload.empty()) env_.oob->Publish(w);
   if (welcome->repeated) return;
   Log(LogLevel::kInfo, "pairing with " + b + ": welcome sent for key epoch " +
                            std::to_string(welcome->epoch) + ", waiting for its confirmation");

@@ -90,6 +90,39 @@ TEST_F(BridgeTest, CarriesHelloAndWelcomeBothWaysWithoutLoops) {
   EXPECT_EQ(Count(at_primary, kWelcome), 1);
 }
 
+// A backup's hub with a link to its primary and one to a standby (SPEC 11)
+// runs two bridges for the same backup under the same account: both stay
+// connected, and its hello reaches both hubs.
+TEST_F(BridgeTest, TwoLinksOfOneHubForOneBackupStaySideBySide) {
+  Broker standby_oob(tmp_.Sub("oob-standby"));
+  ASSERT_TRUE(standby_oob.up());
+  std::string link2 = "unix:" + tmp_.Sub("ble-standby.sock");
+  std::string standby_cfg = Config("hub-s", standby_oob.uri(), true, "hub-b");
+  auto standby_bridge = std::make_unique<Process>(
+      std::vector<std::string>{HUBSYNC_BINARY, "bridge", "-c", standby_cfg, "--set",
+                               "bridge.link=" + link2},
+      tmp_.Sub("bridge-s.log"));
+  standby_bridge->Start();
+  auto second = std::make_unique<Process>(
+      std::vector<std::string>{HUBSYNC_BINARY, "bridge", "-c", backup_cfg_, "--set",
+                               "bridge.link=" + link2},
+      tmp_.Sub("bridge-b2.log"));
+  second->Start();
+  Recorder at_primary(Recorder::Options(primary_oob_->uri()), {"hubsync/#"});
+  Recorder at_standby(Recorder::Options(standby_oob.uri()), {"hubsync/#"});
+  Recorder at_backup(Recorder::Options(backup_oob_->uri()), {"hubsync/#"});
+  Recorder backup_pub(Recorder::Options(backup_oob_->uri()), {});
+  Recorder standby_pub(Recorder::Options(standby_oob.uri()), {});
+  std::string logs = tmp_.Sub("bridge-b2.log");
+  ASSERT_TRUE(Carried(backup_pub, at_primary, kHello, "one")) << Logs();
+  ASSERT_TRUE(Carried(backup_pub, at_standby, kHello, "two")) << testing::ReadFile(logs);
+  ASSERT_TRUE(Carried(standby_pub, at_backup, kWelcome, "from the standby"))
+      << testing::ReadFile(logs);
+  // Neither bridge took the other's session.
+  std::string all = Logs() + testing::ReadFile(logs);
+  EXPECT_EQ(all.find("lost the OOB broker"), std::string::npos) << all;
+}
+
 TEST_F(BridgeTest, OnlyThisBackupsTopicsCross) {
   Recorder at_primary(Recorder::Options(primary_oob_->uri()), {"hubsync/#"});
   Recorder backup_pub(Recorder::Options(backup_oob_->uri()), {});

@@ -64,6 +64,14 @@ TEST_F(PairingRoundTest, OneHelloGivesAKeyWithThePrimaryAndOneWithTheStandbyEach
   ASSERT_EQ(*primary_.OnConfirm("hub-b2", cp, 1), 1u);
   ASSERT_EQ(*standby_.OnConfirm("hub-b2", cs, 1), 1u);
   EXPECT_FALSE(primary_.Pending("hub-b2", 1));
+  // The backup may go on saying the same hello (for its primary's sake): a
+  // desk whose key is confirmed sends nothing more for it, and makes no
+  // offer for another epoch.
+  auto after = standby_.OnHello(round_->hello(), 2);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->repeated);
+  EXPECT_TRUE(after->payload.empty());
+  EXPECT_EQ(standby_.OnConfirm("hub-b2", cs, 2).status().code(), Status::Code::kNotFound);
 
   auto p = Sender(&p_state_, "hub-p");
   auto s = Sender(&s_state_, "hub-b1");
@@ -86,7 +94,8 @@ TEST_F(PairingRoundTest, OneHelloGivesAKeyWithThePrimaryAndOneWithTheStandbyEach
   ASSERT_TRUE(a.ok() && *a);
   EXPECT_TRUE((*a)->standby);
   EXPECT_EQ((*a)->record, "hub-b2.from-hub-b1");
-  EXPECT_FALSE(round_->saying_hello());
+  // No key from our primary yet: the hello goes on until it has one.
+  EXPECT_TRUE(round_->saying_hello());
   EXPECT_FALSE(round_->Done(2 + PairingRound::kLingerMs));  // the primary's key waits
   // The standby's welcome again (the bridge repeats): nothing more to do.
   auto again = round_->OnWelcome(ws, 1, 3);
@@ -99,6 +108,7 @@ TEST_F(PairingRoundTest, OneHelloGivesAKeyWithThePrimaryAndOneWithTheStandbyEach
   ASSERT_TRUE(a.ok() && *a);
   EXPECT_FALSE((*a)->standby);
   EXPECT_EQ((*a)->record, "hub-b2");
+  EXPECT_FALSE(round_->saying_hello());
   EXPECT_FALSE(round_->Done(4 + PairingRound::kLingerMs - 1));
   EXPECT_TRUE(round_->Done(4 + PairingRound::kLingerMs));
   EXPECT_EQ(round_->Summary(), "hub-b1:1 hub-p:1");
@@ -107,6 +117,22 @@ TEST_F(PairingRoundTest, OneHelloGivesAKeyWithThePrimaryAndOneWithTheStandbyEach
   EXPECT_EQ(Newest(&b_state_, "hub-b2.from-hub-b1"), Newest(&s_state_, "hub-b2"));
   EXPECT_NE(Newest(&b_state_, "hub-b2"), Newest(&b_state_, "hub-b2.from-hub-b1"));
   EXPECT_FALSE(KeyStore(&b_state_).Load("hub-b2.from-hub-p").ok());
+}
+
+TEST_F(PairingRoundTest, ARotationMayEndWithAStandbysKeyAloneWhenNoPrimaryAnswers) {
+  ASSERT_TRUE(KeyStore(&b_state_).Put("hub-b2", KeyEntry{1, Key{}}).ok());
+  auto r = PairingRound::Create(&b_state_, kHome, "hub-b2");  // a rotation: we hold a key
+  ASSERT_TRUE(r.ok());
+  round_ = std::make_unique<PairingRound>(std::move(r).value());
+  std::string cs = Confirm(Answer(standby_));
+  ASSERT_TRUE(standby_.OnConfirm("hub-b2", cs, 1).ok());
+  auto proof = SealKeyProof(Sender(&s_state_, "hub-b1").get());
+  ASSERT_TRUE(proof.ok());
+  auto a = round_->TryProof(*proof, 2);
+  ASSERT_TRUE(a.ok() && *a);
+  EXPECT_FALSE(round_->saying_hello());
+  EXPECT_TRUE(round_->Done(2 + PairingRound::kLingerMs));
+  EXPECT_EQ(round_->Summary(), "hub-b1:1");
 }
 
 TEST_F(PairingRoundTest, AWelcomeIsForTheNextEpochOfItsMakersRecord) {

@@ -71,16 +71,17 @@ class PairingDesk {
         standby_(standby) {}
 
   struct Welcome {
-    std::string payload;  // for oob/<backup>/welcome
+    std::string payload;  // for oob/<backup>/welcome; empty: nothing to send
     uint32_t epoch = 0;
     bool repeated = false;  // the same hello again: the same welcome
   };
   // The welcome for a hello, always for the epoch after the newest stored
   // for its backup. The same hello again gets the same welcome (the backup
-  // repeats it until one arrives); another hello for the same backup adds
-  // an offer beside the others (anyone on the OOB listener can send one,
-  // and it must not break a pairing in progress). Rejected when too many
-  // pairings are in progress.
+  // repeats it until one arrives), or none once its key is confirmed (the
+  // backup may go on saying it for its primary's sake); another hello for
+  // the same backup adds an offer beside the others (anyone on the OOB
+  // listener can send one, and it must not break a pairing in progress).
+  // Rejected when too many pairings are in progress.
   Result<Welcome> OnHello(const PairHello& h, int64_t now_ms);
   // An ack on `backup`'s ack topic. NotFound: not a confirmation for us
   // (no offer pending for its epoch, or it names another hub): handle it as
@@ -96,6 +97,7 @@ class PairingDesk {
     int64_t expires_ms;
     std::string hello_pub, hello_nonce;  // the hello this offer answers
     std::string welcome;                 // the offer as sent
+    bool confirmed = false;              // its key is stored: kept to know the hello
   };
   void Expire(int64_t now_ms);
 
@@ -111,7 +113,8 @@ class PairingDesk {
 // key, confirmed over the LAN and adopted (stored) when its maker proves it
 // holds it. The round ends kLingerMs after its first adoption once no
 // candidate waits (other hubs' welcomes come over other bridges), or when
-// its candidates expire. Thread rule: one thread.
+// its candidates expire; a round begun without a key from its primary goes
+// on (saying hello) until it has one. Thread rule: one thread.
 class PairingRound {
  public:
   static constexpr size_t kMaxCandidates = 4;
@@ -122,8 +125,9 @@ class PairingRound {
                                      const std::string& self);
   const PairHello& hello() const { return request_.hello(); }
   // Whether the hello is still worth repeating: until a first key is adopted
-  // (every hub that heard it answers at once).
-  bool saying_hello() const { return adopted_.empty(); }
+  // (every hub that heard it answers at once), and, in a round begun with no
+  // key from our primary, until one is.
+  bool saying_hello() const;
   // Limits for the candidates' channels (the engine's config).
   void set_limits(size_t max_plain, bool compress) {
     max_plain_ = max_plain;
@@ -171,13 +175,14 @@ class PairingRound {
   };
   PairingRound(StateStore* state, std::string home, std::string self, PairingRequest request)
       : state_(state), keys_(state), home_(std::move(home)), self_(std::move(self)),
-        request_(std::move(request)) {}
+        request_(std::move(request)), need_primary_(!keys_.Load(self_).ok()) {}
   bool AdoptedFrom(const std::string& maker) const;
 
   StateStore* state_;
   KeyStore keys_;
   std::string home_, self_;
   PairingRequest request_;
+  bool need_primary_;  // began with no key from our primary, and has none yet
   size_t max_plain_ = 1 << 20;
   bool compress_ = false;
   std::vector<Candidate> candidates_;

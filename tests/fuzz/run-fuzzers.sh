@@ -6,15 +6,22 @@
 # and coverage per target.
 #   tests/fuzz/run-fuzzers.sh [SECONDS]      run every target
 #   tests/fuzz/run-fuzzers.sh --seeds        rewrite the seed corpora
+#   tests/fuzz/run-fuzzers.sh --build-only   build them and stop
+#   tests/fuzz/run-fuzzers.sh --no-build [SECONDS]   run what is built (the
+#                                            sources may be changing: CI's mutations)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v clang++ >/dev/null && [ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ] || {
   apt-get install -y -qq clang libclang-rt-14-dev >/dev/null
 }
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUBSYNC_FUZZ=ON \
-  -DHUBSYNC_BUILD_TESTS=OFF -DHUBSYNC_BUILD_BENCHMARKS=OFF >/dev/null
-cmake --build build-fuzz -j "$(nproc)" 2>&1 | grep -E "warning|error" && { echo "fuzz build not clean" >&2; exit 1; } || true
-cmake --build build-fuzz -j "$(nproc)" >/dev/null
+if [ "${1:-}" != --no-build ]; then
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUBSYNC_FUZZ=ON \
+    -DHUBSYNC_BUILD_TESTS=OFF -DHUBSYNC_BUILD_BENCHMARKS=OFF >/dev/null
+  cmake --build build-fuzz -j "$(nproc)" 2>&1 | grep -E "warning|error" && { echo "fuzz build not clean" >&2; exit 1; } || true
+  cmake --build build-fuzz -j "$(nproc)" >/dev/null
+fi
+[ "${1:-}" = --build-only ] && exit 0
+[ "${1:-}" = --no-build ] && shift
 corpus=tests/fuzz/corpus
 if [ "${1:-}" = "--seeds" ]; then
   build-fuzz/fuzz_make_seeds "$corpus"

@@ -39,7 +39,7 @@ print(" ".join(sorted({os.path.basename(t["command"][0]) for t in tests if t.get
   fi
   if ! cmake --build "$build" -j "$(nproc)" --target $targets >/dev/null 2>&1; then
     result="caught (does not build)"; caught=$((caught + 1))
-  elif (cd "$build" && ctest -R "$tests" --timeout 120 >/dev/null 2>&1); then
+  elif (cd "$build" && ctest -R "$tests" -j 2 --timeout 120 >/dev/null 2>&1); then
     result="SURVIVED"; survived=$((survived + 1))
   else
     result="caught"; caught=$((caught + 1))
