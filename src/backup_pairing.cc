@@ -138,22 +138,8 @@ void BackupEngine::OnStandbyHello(const Message& m) {
   }
   // Its confirmation comes on its ack topic: heard before it is invited.
   if (!HearConfirmations()) return;
-  auto welcome = desk_->OnHello(*hello, env_.clock->NowMs());
-  if (!welcome.ok()) {
-    Log(LogLevel::kWarn, "refused standby pairing with " + b + ": " + welcome.status().message());
-    Emit(Event{"pairing", env_.config.gateway_id, {},
-               {{"backup", b}, {"result", "refused"}, {"reason", welcome.status().message()}}});
-    return;
-  }
-  Message w;
-  w.topic = topics_.Welcome(b);
-  w.payload = welcome->payload;
-  if (!w.payload.empty()) env_.oob->Publish(w);
-  if (welcome->repeated) return;
-  Log(LogLevel::kInfo, "standby pairing with " + b + ": welcome sent for key epoch " +
-                           std::to_string(welcome->epoch) + ", waiting for its confirmation");
-  Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", welcome->epoch}},
-             {{"backup", b}, {"result", "offered"}, {"standby", "yes"}}});
+  AnswerWithDesk(*desk_, *hello, env_.oob, topics_, env_.config.gateway_id, true,
+                 env_.clock->NowMs(), env_.log, [this](Event e) { Emit(std::move(e)); });
 }
 
 bool BackupEngine::HearConfirmations() {

@@ -37,6 +37,32 @@ Result<PairHello> DecodeHelloOn(const Topics& topics, const Message& m) {
   return hello;
 }
 
+void AnswerWithDesk(PairingDesk& desk, const PairHello& hello, Transport* oob,
+                    const Topics& topics, const std::string& self, bool standby, int64_t now_ms,
+                    const LogFn& log, const std::function<void(Event)>& emit) {
+  const std::string& b = hello.backup;
+  std::string what = standby ? "standby pairing with " : "pairing with ";
+  auto welcome = desk.OnHello(hello, now_ms);
+  if (!welcome.ok()) {
+    if (log) log(LogLevel::kWarn, "refused " + what + b + ": " + welcome.status().message());
+    emit(Event{"pairing", self, {}, {{"backup", b}, {"result", "refused"},
+                                     {"reason", welcome.status().message()}}});
+    return;
+  }
+  Message w;
+  w.topic = topics.Welcome(b);
+  w.payload = welcome->payload;
+  if (!w.payload.empty()) oob->Publish(w);
+  if (welcome->repeated) return;
+  if (log) {
+    log(LogLevel::kInfo, what + b + ": welcome sent for key epoch " +
+                             std::to_string(welcome->epoch) + ", waiting for its confirmation");
+  }
+  Event offered{"pairing", self, {{"epoch", welcome->epoch}}, {{"backup", b}, {"result", "offered"}}};
+  if (standby) offered.fields["standby"] = "yes";
+  emit(std::move(offered));
+}
+
 void PrimaryEngine::OnOobMessage(const Message& m) {
   auto hello = DecodeHelloOn(topics_, m);
   if (!hello.ok()) {
@@ -53,22 +79,8 @@ void PrimaryEngine::OnOobMessage(const Message& m) {
                                                        {"reason", why}}});
     return;
   }
-  auto welcome = desk_.OnHello(*hello, env_.clock->NowMs());
-  if (!welcome.ok()) {
-    Log(LogLevel::kWarn, "refused pairing with " + b + ": " + welcome.status().message());
-    Emit(Event{"pairing", env_.config.gateway_id, {}, {{"backup", b}, {"result", "refused"},
-                                                       {"reason", welcome.status().message()}}});
-    return;
-  }
-  Message w;
-  w.topic = topics_.Welcome(b);
-  w.payload = welcome->payload;
-  if (!w.payload.empty()) env_.oob->Publish(w);
-  if (welcome->repeated) return;
-  Log(LogLevel::kInfo, "pairing with " + b + ": welcome sent for key epoch " +
-                           std::to_string(welcome->epoch) + ", waiting for its confirmation");
-  Emit(Event{"pairing", env_.config.gateway_id, {{"epoch", welcome->epoch}},
-             {{"backup", b}, {"result", "offered"}}});
+  AnswerWithDesk(desk_, *hello, env_.oob, topics_, env_.config.gateway_id, false,
+                 env_.clock->NowMs(), env_.log, [this](Event e) { Emit(std::move(e)); });
 }
 
 bool PrimaryEngine::TryConfirm(const std::string& b, const Message& m) {

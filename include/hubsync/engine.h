@@ -133,6 +133,12 @@ constexpr char kPairResult[] = "pair.result";
 // A pairing hello from the OOB topic, checked against the topic it came on
 // (src/primary_pairing.cc; a standby answers hellos too).
 Result<PairHello> DecodeHelloOn(const Topics& topics, const Message& m);
+// Answers an admitted hello with `desk`'s welcome on `oob` (nothing for a
+// hello whose key is confirmed), logging and emitting a pairing event when
+// an offer is made or refused; `standby` says which role `self` answers in.
+void AnswerWithDesk(PairingDesk& desk, const PairHello& hello, Transport* oob,
+                    const Topics& topics, const std::string& self, bool standby, int64_t now_ms,
+                    const LogFn& log, const std::function<void(Event)>& emit);
 
 // What both engines keep about their link to the broker.
 //
