@@ -122,13 +122,9 @@ void BackupEngine::FinishRound() {
 }
 
 void BackupEngine::OnStandbyHello(const Message& m) {
-  auto hello = DecodeHelloOn(topics_, m);
-  if (!hello.ok()) {
-    Log(LogLevel::kWarn, "refused a pairing hello: " + hello.status().message());
-    Emit(RejectedEvent(env_.config.gateway_id, "hello", hello.status().message(),
-                       m.payload.size()));
-    return;
-  }
+  auto hello = CheckedHello(topics_, m, env_.config.gateway_id, env_.log,
+                            [this](Event e) { Emit(std::move(e)); });
+  if (!hello) return;
   const std::string& b = hello->backup;
   if (b == env_.config.gateway_id) return;  // our own, back from the broker
   const auto& served = env_.config.backups;

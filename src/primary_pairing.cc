@@ -28,13 +28,17 @@ void PrimaryEngine::OnOobConnection(const LinkEvent& e) {
   if (e.up()) env_.oob->Subscribe(topics_.prefix + "oob/+/hello", 1);
 }
 
-Result<PairHello> DecodeHelloOn(const Topics& topics, const Message& m) {
+std::optional<PairHello> CheckedHello(const Topics& topics, const Message& m,
+                                      const std::string& self, const LogFn& log,
+                                      const std::function<void(Event)>& emit) {
   auto hello = DecodePairHello(m.payload);
-  if (!hello.ok()) return hello.status();
-  if (m.topic != topics.Hello(hello->backup)) {
-    return Status::Rejected("hello names another backup than its topic");
+  if (hello.ok() && m.topic != topics.Hello(hello->backup)) {
+    hello = Status::Rejected("hello names another backup than its topic");
   }
-  return hello;
+  if (hello.ok()) return std::move(hello).value();
+  if (log) log(LogLevel::kWarn, "refused a pairing hello: " + hello.status().message());
+  emit(RejectedEvent(self, "hello", hello.status().message(), m.payload.size()));
+  return std::nullopt;
 }
 
 void AnswerWithDesk(PairingDesk& desk, const PairHello& hello, Transport* oob,
@@ -64,13 +68,9 @@ void AnswerWithDesk(PairingDesk& desk, const PairHello& hello, Transport* oob,
 }
 
 void PrimaryEngine::OnOobMessage(const Message& m) {
-  auto hello = DecodeHelloOn(topics_, m);
-  if (!hello.ok()) {
-    Log(LogLevel::kWarn, "refused a pairing hello: " + hello.status().message());
-    Emit(RejectedEvent(env_.config.gateway_id, "hello", hello.status().message(),
-                       m.payload.size()));
-    return;
-  }
+  auto hello = CheckedHello(topics_, m, env_.config.gateway_id, env_.log,
+                            [this](Event e) { Emit(std::move(e)); });
+  if (!hello) return;
   const std::string& b = hello->backup;
   std::string why;
   if (!MayPair(b, &why)) {

@@ -131,8 +131,11 @@ constexpr int64_t kResubscribeMs = 1000;
 constexpr char kPairResult[] = "pair.result";
 
 // A pairing hello from the OOB topic, checked against the topic it came on
-// (src/primary_pairing.cc; a standby answers hellos too).
-Result<PairHello> DecodeHelloOn(const Topics& topics, const Message& m);
+// (src/primary_pairing.cc; a standby answers hellos too); a bad one is
+// logged and emitted as a rejected event, and yields nothing.
+std::optional<PairHello> CheckedHello(const Topics& topics, const Message& m,
+                                      const std::string& self, const LogFn& log,
+                                      const std::function<void(Event)>& emit);
 // Answers an admitted hello with `desk`'s welcome on `oob` (nothing for a
 // hello whose key is confirmed), logging and emitting a pairing event when
 // an offer is made or refused; `standby` says which role `self` answers in.
