@@ -44,6 +44,16 @@ Status BackupEngine::Start() {
   HUBSYNC_RETURN_IF_ERROR(scanner_->LoadCache());
   HUBSYNC_RETURN_IF_ERROR(Rescan());
   behind_since_ms_ = env_.clock->NowMs();
+  // What our primary last announced, from before a restart (a promotion
+  // checks it); a damaged record is named and forgotten, never guessed.
+  if (auto saved = env_.state->Get(kAnnouncedRecord); saved.ok()) {
+    Digest d;
+    if (saved->size() == 2 * d.size() && FromHex(*saved, d.data(), d.size())) {
+      announced_root_ = d;
+    } else {
+      Log(LogLevel::kWarn, std::string("ignored a damaged ") + kAnnouncedRecord + " record");
+    }
+  }
   if (!EnsureChannel() && !HasStandbyKey() && env_.oob) {
     // No key yet: pair by itself over the out-of-band topic.
     HUBSYNC_RETURN_IF_ERROR(StartPairing());
@@ -72,6 +82,15 @@ void BackupEngine::Recount() {
   root_ = manifest_.root();
   files_ = static_cast<int64_t>(manifest_.files());
   bytes_ = manifest_.bytes();
+}
+
+void BackupEngine::NoteAnnounced(const Digest& root) {
+  if (announced_root_ == root) return;
+  announced_root_ = root;
+  // In place, not synced (no fsync per sync): it survives the daemon's
+  // restart; a power loss may lose the newest.
+  Status s = env_.state->Overwrite(kAnnouncedRecord, ToHex(root));
+  if (!s.ok()) Log(LogLevel::kWarn, "cannot record the primary's announced root: " + s.ToString());
 }
 
 bool BackupEngine::HasStandbyKey() const {
@@ -168,7 +187,7 @@ void BackupEngine::OnManifestRequest(const Message& m) {
   auto req = DecodeManifestRequest(opened->plain, opened->header.transfer);
   if (!req.ok()) return Refuse(m, "manifest/req", req.status().message());
   if (Digest announced; FromHex(req->root, announced.data(), announced.size())) {
-    announced_root_ = announced;
+    NoteAnnounced(announced);
   }
   // Answer only on our own response topic: never act as a reflector.
   if (m.response_topic != topics_.ManifestRes(env_.config.gateway_id)) {
@@ -469,7 +488,7 @@ void BackupEngine::OnDelta(const Message& m) {
     if (r.kind == RecKind::kBegin) {
       if (h.chunk != 0) return FailTransfer("begin record inside a delta", false);
       primary_root_ = r.root;
-      announced_root_ = r.root;
+      NoteAnnounced(r.root);
       progress_total_ = r.total;
       progress_files_total_ = r.count;
       progress_files_done_ = 0;

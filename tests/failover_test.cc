@@ -203,6 +203,15 @@ TEST_F(FailoverTest, APromotionBehindThePrimaryIsRefusedAndForceSaysWhatIsLost) 
                       kConvergeMs)) << b1().proc->Log();
   primary_.proc->Kill(SIGKILL);
   primary_.proc->Wait();
+  // What the backup knows survives its daemon's restart (after the primary
+  // died, nothing announces the root again).
+  b1().proc->Stop();
+  Start(b1(), "backup");
+  ASSERT_TRUE(WaitFor([&] {
+    std::string log = b1().proc->Log();
+    size_t first = log.find("started as backup");
+    return first != std::string::npos && log.find("started as backup", first + 1) != std::string::npos;
+  }, kConvergeMs)) << b1().proc->Log();
   std::string out;
   EXPECT_EQ(Promote(b1(), &out), 1) << out;
   EXPECT_NE(out.find("refused: this hub is behind hub-p"), std::string::npos) << out;

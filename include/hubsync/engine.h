@@ -417,8 +417,11 @@ class BackupEngine : public Engine {
   std::unique_ptr<SecureChannel> channel_;
   Claim claim_;  // the highest (term, primary) seen: the primary we follow
   bool promoted_ = false;  // Promote succeeded: the primary engine takes over
-  // The root the primary last said it holds (a request's, a delta's target).
+  // The root the primary last said it holds (a request's, a delta's
+  // target), kept in the record kAnnouncedRecord across restarts.
   std::optional<Digest> announced_root_;
+  static constexpr char kAnnouncedRecord[] = "announced";
+  void NoteAnnounced(const Digest& root);
   // Keys other hubs made for us (keys/<us>.from-<hub>), by that hub.
   std::map<std::string, std::unique_ptr<SecureChannel>> standby_;
   // Primaries found to have made no key for us (bounded; see ChannelFor).
