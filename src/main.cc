@@ -445,17 +445,18 @@ int Unpair(const Config& c, const Args& a) {
   return 0;
 }
 
-// Whether `hubsync pair` on this config pairs as a backup: it holds a key
-// as one, or follows another hub's term, or serves nobody. (A standby lists
-// `backups` too, but holds a key with its primary.)
+// Whether `hubsync pair` on this config pairs as a backup: it serves nobody,
+// or, not promoted, holds a key as a backup or follows another hub's term.
+// (A standby lists `backups` too, but holds a key with its primary.)
 bool PairsAsBackup(const Config& c, StateStore* state) {
   if (c.backups.empty()) return true;
+  auto claim = LoadClaim(*state);
+  if (claim.ok() && claim->primary == c.gateway_id) return false;  // promoted: a primary now
   std::string prefix = c.gateway_id + ".from-";
   for (const std::string& name : state->List("keys")) {
     if (name == c.gateway_id || name.compare(0, prefix.size(), prefix) == 0) return true;
   }
-  auto claim = LoadClaim(*state);
-  return claim.ok() && !claim->empty() && claim->primary != c.gateway_id;
+  return claim.ok() && !claim->empty();
 }
 
 // "hub-p:2 hub-b1:1" (PairingRound::Summary) as a sentence.

@@ -186,6 +186,12 @@ TEST_F(PairingTest, AStandbyAgreesKeysThroughTheBridgesAndServesWithThemWhenProm
   std::string promote_log = tmp_.Sub("promote.log");
   ASSERT_EQ(Run({"promote", "-c", sc, "--timeout", "30"}, "promote.log")->Wait(), 0)
       << testing::ReadFile(promote_log) << testing::ReadFile(tmp_.Sub("hub-b1.log"));
+  // Promoted, it is a primary: `hubsync pair` there opens the window.
+  std::string window_log = tmp_.Sub("window.log");
+  ASSERT_EQ(Run({"pair", "-c", sc, "--timeout", "5"}, "window.log")->Wait(), 0)
+      << testing::ReadFile(window_log);
+  EXPECT_NE(testing::ReadFile(window_log).find("pairing window open"), std::string::npos)
+      << testing::ReadFile(window_log);
   WriteFile(Data("hub-b1") + "/scenes/evening.json", "{\"lights\":\"dim\"}");
   ASSERT_TRUE(WaitFor([&] { return Snapshot(Data("hub-b1")) == Snapshot(Data("hub-b2")); }, 30000))
       << Logs("hub-b2") << "--- hub-b1\n" << testing::ReadFile(tmp_.Sub("hub-b1.log"));
