@@ -178,13 +178,24 @@ Result<std::optional<PairingRound::Confirmation>> PairingRound::OnWelcome(const 
                                                                           uint64_t term,
                                                                           int64_t now_ms) {
   if (AdoptedFrom(w.primary)) return std::optional<Confirmation>();
-  // Keys the primary agrees are ours (the pairing record); a standby's are
-  // the record it makes (SPEC 11), whose counters are its own.
-  std::string record = w.standby ? KeyStore::MadeBy(self_, w.primary) : self_;
-  // The next epoch exactly: a welcome for an epoch in use would seal under
-  // its counters anew, and a far one would stay "newest" for ever.
-  uint32_t next_epoch = 1;
-  if (auto known = keys_.Load(record); known.ok()) next_epoch = known->back().epoch + 1;
+  // The next epoch exactly of the record the key goes to: a welcome for an
+  // epoch in use would seal under its counters anew, and a far one would
+  // stay "newest" for ever. A standby's key goes to the record it makes
+  // (SPEC 11), whose counters are its own. A primary's goes there too when
+  // we already hold a key that hub made (it was our standby and has been
+  // promoted, or provisioned one by keygen: its epochs continue that
+  // record), else to the pairing record.
+  auto next_of = [&](const std::string& record) -> uint32_t {
+    auto known = keys_.Load(record);
+    return known.ok() ? known->back().epoch + 1 : 1;
+  };
+  std::string made = KeyStore::MadeBy(self_, w.primary);
+  std::string record = w.standby || keys_.Load(made).ok() ? made : self_;
+  uint32_t next_epoch = next_of(record);
+  if (!w.standby && record == made && w.epoch != next_epoch && w.epoch == next_of(self_)) {
+    record = self_;  // it offers the pairing record's next epoch: that record
+    next_epoch = w.epoch;
+  }
   if (w.epoch != next_epoch) {
     return Status::Rejected("welcome from " + w.primary + " for key epoch " +
                             std::to_string(w.epoch) + ", expected " + std::to_string(next_epoch));
@@ -226,7 +237,7 @@ Result<std::optional<PairingRound::Adoption>> PairingRound::TryProof(std::string
     // yet; the primary proves it by serving.
     if (!opened.ok() || IsKeyProof(*opened) != c->standby) continue;
     HUBSYNC_RETURN_IF_ERROR(keys_.Put(c->record, c->key));
-    if (!c->standby) {
+    if (c->record == self_) {
       // Pairing replaces a key the same primary made for us by keygen.
       std::string made = KeyStore::MadeBy(self_, c->maker);
       if (keys_.Load(made).ok()) HUBSYNC_RETURN_IF_ERROR(keys_.Remove(made));

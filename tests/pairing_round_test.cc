@@ -135,6 +135,36 @@ TEST_F(PairingRoundTest, ARotationMayEndWithAStandbysKeyAloneWhenNoPrimaryAnswer
   EXPECT_EQ(round_->Summary(), "hub-b1:1");
 }
 
+// After a failover the promoted standby is our primary: pairing with it
+// continues the key it made for us as a standby, never the pairing record
+// (which held the old primary's key).
+TEST_F(PairingRoundTest, ARotationWithAPromotedStandbyContinuesItsKey) {
+  ASSERT_TRUE(KeyStore(&b_state_).Put("hub-b2", KeyEntry{3, Key{}}).ok());  // with the old primary
+  Key standby_key{};
+  standby_key[0] = 7;
+  ASSERT_TRUE(KeyStore(&b_state_).Put("hub-b2.from-hub-b1", KeyEntry{1, standby_key}).ok());
+  MemoryStateStore s_state;
+  ASSERT_TRUE(KeyStore(&s_state).Put("hub-b2", KeyEntry{1, standby_key}).ok());
+  PairingDesk promoted(&s_state, kHome, "hub-b1", false);  // a primary now
+  auto r = PairingRound::Create(&b_state_, kHome, "hub-b2");
+  ASSERT_TRUE(r.ok());
+  round_ = std::make_unique<PairingRound>(std::move(r).value());
+  PairWelcome w = Answer(promoted);
+  EXPECT_FALSE(w.standby);
+  EXPECT_EQ(w.epoch, 2u);
+  std::string c = Confirm(w);
+  ASSERT_TRUE(promoted.OnConfirm("hub-b2", c, 1).ok());
+  auto req = Sender(&s_state, "hub-b1")->Seal(MsgKind::kRequest, 9, 0, true, "x");
+  ASSERT_TRUE(req.ok());
+  auto a = round_->TryProof(*req, 2);
+  ASSERT_TRUE(a.ok() && *a);
+  EXPECT_EQ((*a)->record, "hub-b2.from-hub-b1");
+  EXPECT_EQ(Newest(&b_state_, "hub-b2.from-hub-b1"), Newest(&s_state, "hub-b2"));
+  auto pairing = KeyStore(&b_state_).Load("hub-b2");
+  ASSERT_TRUE(pairing.ok());
+  EXPECT_EQ(pairing->back().epoch, 3u) << "the old primary's record is left alone";
+}
+
 TEST_F(PairingRoundTest, AWelcomeIsForTheNextEpochOfItsMakersRecord) {
   ASSERT_TRUE(KeyStore(&b_state_).Put("hub-b2.from-hub-b1", KeyEntry{3, Key{}}).ok());
   ASSERT_TRUE(KeyStore(&s_state_).Put("hub-b2", KeyEntry{3, Key{}}).ok());
@@ -144,10 +174,11 @@ TEST_F(PairingRoundTest, AWelcomeIsForTheNextEpochOfItsMakersRecord) {
   old.epoch = 3;  // an epoch in use would seal under its counters anew
   auto refused = round_->OnWelcome(old, 1, 0);
   EXPECT_EQ(refused.status().code(), Status::Code::kRejected);
-  // The same key offered as the primary's is for the pairing record's
-  // epoch 1, not 4.
+  // A primary we hold no key with offers the pairing record's epoch 1,
+  // not 4.
   PairWelcome as_primary = ws;
   as_primary.standby = false;
+  as_primary.primary = "hub-p";
   EXPECT_EQ(round_->OnWelcome(as_primary, 1, 0).status().code(), Status::Code::kRejected);
   EXPECT_TRUE(round_->OnWelcome(ws, 1, 0).ok());
 }

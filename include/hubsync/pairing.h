@@ -140,7 +140,10 @@ class PairingRound {
     uint32_t epoch = 0;
     std::string sealed;  // for our ack topic
   };
-  // A welcome (decoded from our welcome topic). Ok(nullopt): nothing to do
+  // A welcome (decoded from our welcome topic), for the next epoch of the
+  // record its key goes to: <self>.from-<maker> for a standby, and for a
+  // primary we already hold such a key with (a promoted standby); else the
+  // pairing record <self>. Ok(nullopt): nothing to do
   // (the same welcome again, or its maker already proved a key in this
   // round). Rejected: refused (not the next epoch of that maker's record,
   // wrong nonce); other errors: ours (the key could not be used).
@@ -155,8 +158,9 @@ class PairingRound {
   };
   // A message on our request or delta topic: if a candidate's maker sealed
   // it as its proof (a primary: a request or delta; a standby: a key proof),
-  // the key is stored under its record (a primary's replaces the key it made
-  // for us by keygen, if any) and returned. Ok(nullopt): no
+  // the key is stored under its record (one stored in the pairing record
+  // replaces the key the same hub made for us by keygen, if any) and
+  // returned. Ok(nullopt): no
   // candidate opens it. An error: the key could not be stored.
   Result<std::optional<Adoption>> TryProof(std::string_view msg, int64_t now_ms);
   // Adopted at least one key and waits for nothing more.
